@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/amanat/dbops/reconcile"
+)
+
+type planCommand struct {
+	*env
+	format           string
+	detailedExitCode bool
+}
+
+func newPlanCommand(e *env) *cobra.Command {
+	c := &planCommand{env: e}
+	cmd := &cobra.Command{
+		Use:   "plan PATH...",
+		Short: "Show how the live servers differ from the spec; writes nothing",
+		Long: `Plan observes each stack's PostgreSQL and Redis with read-only queries and
+prints every change apply would make: each Redis parameter that differs
+(live → desired), each pending migration, and the migration version now and after.
+The Postgres session is opened with default_transaction_read_only=on.
+
+Exit status: 0 on success, 1 on error. With --detailed-exitcode: 0 no changes,
+1 error, 2 changes pending.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
+	}
+	cmd.Flags().StringVar(&c.format, "format", "text", "output format: text or json (schemas/plan.schema.json)")
+	cmd.Flags().BoolVar(&c.detailedExitCode, "detailed-exitcode", false, "exit 2 when changes are pending, 0 when none")
+	return cmd
+}
+
+func (c *planCommand) run(cmd *cobra.Command, args []string) error {
+	if c.format != "text" && c.format != "json" {
+		return exitError{code: 1, msg: fmt.Sprintf("--format %q: use text or json", c.format)}
+	}
+	style := c.style()
+	res, err := c.load(args, false)
+	if err != nil {
+		return err
+	}
+	c.guard(res.Stacks)
+	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.options())
+	if c.format == "json" {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(plan); err != nil {
+			return err
+		}
+	} else {
+		plan.WriteText(c.stdout, style)
+	}
+	switch {
+	case plan.HasErrors():
+		return exitError{code: 1}
+	case c.detailedExitCode && plan.HasChanges():
+		return exitError{code: 2}
+	}
+	return nil
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/spec"
+)
+
+// env is what every command reads and writes.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	root           string
+	connectTimeout time.Duration
+}
+
+func newRootCommand(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "dbops",
+		Short: "Keep a PostgreSQL + Redis stack in the state its git repository declares",
+		Long: `dbops reads Stack documents (YAML) that declare a PostgreSQL migration level and
+Redis settings, shows how the live servers differ (plan) and makes them match (apply).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.PersistentFlags().StringVar(&e.root, "root", ".", "repository root bounding migration dirs, for spec files outside a git work tree")
+	root.PersistentFlags().DurationVar(&e.connectTimeout, "connect-timeout", 5*time.Second, "timeout for connecting to each server")
+	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newVersionCommand(e))
+	return root
+}
+
+// load reads and validates the spec. Offline validation keeps unset ${VAR}s
+// as warnings; plan and apply need them.
+func (e *env) load(paths []string, offline bool) (*spec.Result, error) {
+	res, err := spec.Load(paths, spec.Options{Root: e.root, KeepUnsetVars: offline})
+	if res != nil {
+		for _, w := range res.Warnings {
+			fmt.Fprintln(e.stderr, "warning:", w.Error())
+		}
+	}
+	var list spec.ErrorList
+	if errors.As(err, &list) {
+		for _, fe := range list {
+			fmt.Fprintln(e.stderr, fe.Error())
+		}
+		return nil, exitError{code: 1, msg: fmt.Sprintf("%d error(s) in the spec; nothing was changed", len(list))}
+	}
+	if err != nil {
+		return nil, exitError{code: 1, msg: err.Error()}
+	}
+	return res, nil
+}
+
+func (e *env) options() reconcile.Options {
+	return reconcile.Options{ConnectTimeout: e.connectTimeout}
+}
+
+// style colours output only for a terminal, and never under NO_COLOR.
+func (e *env) style() reconcile.Style {
+	return reconcile.Style{Color: isTerminal(e.stdout) && os.Getenv("NO_COLOR") == ""}
+}
+
+func isTerminal(v any) bool {
+	f, ok := v.(interface{ Fd() uintptr })
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// secretWriter masks the stacks' passwords in everything written, a second
+// line of defence behind the redaction done where messages are made.
+type secretWriter struct {
+	w       io.Writer
+	secrets []string
+}
+
+func (s secretWriter) Write(p []byte) (int, error) {
+	text := spec.Scrub(string(p), s.secrets...)
+	if _, err := io.WriteString(s.w, text); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// guard wraps stdout and stderr so that no password of stacks is printed.
+func (e *env) guard(stacks []spec.Stack) {
+	var secrets []string
+	for _, st := range stacks {
+		if pg := st.Spec.Postgres; pg != nil {
+			secrets = append(secrets, spec.Password(pg.URL))
+		}
+		if r := st.Spec.Redis; r != nil {
+			secrets = append(secrets, spec.Password(r.URL))
+		}
+	}
+	secrets = longEnough(secrets)
+	if len(secrets) == 0 {
+		return
+	}
+	e.stdout = secretWriter{e.stdout, secrets}
+	e.stderr = secretWriter{e.stderr, secrets}
+}
+
+// longEnough drops passwords too short to mask without garbling output.
+func longEnough(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if len(strings.TrimSpace(s)) >= 3 {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,158 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/amanat/dbops/reconcile/postgres"
+	"github.com/amanat/dbops/reconcile/redis"
+	"github.com/amanat/dbops/spec"
+)
+
+// Outcomes of an applied Change.
+const (
+	StatusDone    = "done"
+	StatusFailed  = "failed"
+	StatusSkipped = "skipped"
+)
+
+// Result is what Apply did to each stack.
+type Result struct {
+	Stacks []StackResult `json:"stacks"`
+}
+
+// StackResult is what Apply did to one stack.
+type StackResult struct {
+	Stack   string         `json:"stack"`
+	Changes []ChangeResult `json:"changes"`
+	Errors  []string       `json:"errors,omitempty"`
+	// Postgres is the migration version after applying, when known.
+	PostgresVersion *int64 `json:"postgresVersion,omitempty"`
+}
+
+// ChangeResult is one Change and its outcome.
+type ChangeResult struct {
+	Change
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// Failed reports whether any change or stack failed.
+func (r *Result) Failed() bool {
+	for _, s := range r.Stacks {
+		if len(s.Errors) > 0 {
+			return true
+		}
+		for _, c := range s.Changes {
+			if c.Status != StatusDone {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Apply carries out plan on the stacks it was made from. Stacks whose plan
+// has errors are skipped. Redis parameters of a stack are set in one
+// CONFIG SET; migrations run through goose up (or down) to the planned version.
+func Apply(ctx context.Context, stacks []spec.Stack, plan *Plan, o Options) *Result {
+	byName := map[string]*spec.Stack{}
+	for i := range stacks {
+		byName[stacks[i].Metadata.Name] = &stacks[i]
+	}
+	res := &Result{Stacks: make([]StackResult, len(plan.Stacks))}
+	o.forEach(len(plan.Stacks), func(i int) {
+		sp := &plan.Stacks[i]
+		st, ok := byName[sp.Stack]
+		switch {
+		case !ok:
+			res.Stacks[i] = StackResult{Stack: sp.Stack, Errors: []string{"stack is in the plan but not in the spec"}}
+		case len(sp.Errors) > 0:
+			res.Stacks[i] = StackResult{Stack: sp.Stack, Errors: sp.Errors, Changes: outcome(sp.Changes, StatusSkipped, "")}
+		default:
+			res.Stacks[i] = applyStack(ctx, st, sp, o)
+		}
+	})
+	return res
+}
+
+func outcome(changes []Change, status, msg string) []ChangeResult {
+	out := make([]ChangeResult, len(changes))
+	for i, c := range changes {
+		out[i] = ChangeResult{Change: c, Status: status, Error: msg}
+	}
+	return out
+}
+
+func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) StackResult {
+	sr := StackResult{Stack: sp.Stack}
+	var cfg, migs []Change
+	for _, c := range sp.Changes {
+		if c.Kind == ResourceRedisConfig {
+			cfg = append(cfg, c)
+		} else {
+			migs = append(migs, c)
+		}
+	}
+	if len(cfg) == 0 && len(migs) == 0 {
+		return sr
+	}
+	c := openConns(st, o, false)
+	defer c.close()
+	if len(c.err) > 0 {
+		sr.Errors = c.err
+		sr.Changes = outcome(sp.Changes, StatusSkipped, "")
+		return sr
+	}
+	if len(cfg) > 0 {
+		r := st.Spec.Redis
+		changes := make([]redis.Change, len(cfg))
+		for i, ch := range cfg {
+			changes[i] = redis.Change{Param: ch.Name, Before: ch.Before, After: ch.After}
+		}
+		err := redis.Apply(ctx, c.redis, changes, sp.Redis != nil && sp.Redis.Persisted)
+		if err != nil {
+			err = serverError("redis", redis.Server(r.URL), err, spec.Password(r.URL))
+			sr.Changes = append(sr.Changes, outcome(cfg, StatusFailed, err.Error())...)
+		} else {
+			sr.Changes = append(sr.Changes, outcome(cfg, StatusDone, "")...)
+		}
+	}
+	if len(migs) > 0 {
+		sr.Changes = append(sr.Changes, applyMigrations(ctx, st, sp, c, migs)...)
+		pg := st.Spec.Postgres
+		if live, err := postgres.Observe(ctx, c.pg, pg.Migrations.Table); err == nil {
+			v := live.Version()
+			sr.PostgresVersion = &v
+		}
+	}
+	return sr
+}
+
+func applyMigrations(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conns, migs []Change) []ChangeResult {
+	pg := st.Spec.Postgres
+	server := postgres.Server(pg.URL)
+	done, err := postgres.Migrate(ctx, c.pg, pg.Migrations, sp.Postgres.VersionBefore, sp.Postgres.VersionAfter)
+	ran := map[int64]bool{}
+	for _, s := range done {
+		ran[s.Version] = true
+	}
+	var merr *postgres.MigrationError
+	errors.As(err, &merr)
+	out := make([]ChangeResult, len(migs))
+	for i, ch := range migs {
+		out[i] = ChangeResult{Change: ch, Status: StatusSkipped}
+		switch {
+		case ran[ch.Version]:
+			out[i].Status = StatusDone
+		case merr != nil && merr.Version == ch.Version:
+			out[i].Status = StatusFailed
+			out[i].Error = serverError("postgres", server, err, spec.Password(pg.URL)).Error()
+		case err != nil && merr == nil:
+			out[i].Status = StatusFailed
+			out[i].Error = serverError("postgres", server, fmt.Errorf("migrating: %w", err), spec.Password(pg.URL)).Error()
+		}
+	}
+	return out
+}

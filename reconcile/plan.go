@@ -1,0 +1,294 @@
+// Package reconcile observes the live servers of each stack, diffs them
+// against the spec into a Plan, and applies a Plan.
+package reconcile
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/amanat/dbops/reconcile/postgres"
+	"github.com/amanat/dbops/reconcile/redis"
+	"github.com/amanat/dbops/spec"
+)
+
+// FormatVersion identifies the JSON form of a Plan (schemas/plan.schema.json).
+const FormatVersion = "dbops.plan/v1"
+
+// Resource kinds of a Change.
+const (
+	ResourceRedisConfig = "redis.config"
+	ResourceMigration   = "postgres.migration"
+)
+
+// Actions of a Change.
+const (
+	ActionUpdate = "update"
+	ActionUp     = "up"
+	ActionDown   = "down"
+)
+
+// Plan is every change needed to bring the live stacks to their spec.
+type Plan struct {
+	FormatVersion string      `json:"formatVersion"`
+	CreatedAt     time.Time   `json:"createdAt"`
+	Stacks        []StackPlan `json:"stacks"`
+}
+
+// StackPlan is the plan of one stack. A stack with Errors is not applied.
+type StackPlan struct {
+	Stack    string          `json:"stack"`
+	File     string          `json:"file"`
+	Postgres *PostgresStatus `json:"postgres,omitempty"`
+	Redis    *RedisStatus    `json:"redis,omitempty"`
+	Changes  []Change        `json:"changes"`
+	Warnings []string        `json:"warnings,omitempty"`
+	Errors   []string        `json:"errors,omitempty"`
+}
+
+// PostgresStatus is the migration level now and after the plan.
+type PostgresStatus struct {
+	Server        string `json:"server"`
+	VersionBefore int64  `json:"versionBefore"`
+	VersionAfter  int64  `json:"versionAfter"`
+	Target        string `json:"target"`
+}
+
+// RedisStatus describes the observed Redis server.
+type RedisStatus struct {
+	Server     string `json:"server"`
+	Version    string `json:"version"`
+	ConfigFile string `json:"configFile"`
+	// Persisted is false when the server has no config file: applied
+	// settings are then lost on restart.
+	Persisted bool `json:"persisted"`
+}
+
+// Change is one difference between the spec and a live server.
+type Change struct {
+	Stack    string `json:"stack"`
+	Resource string `json:"resource"` // e.g. redis.config.maxmemory, postgres.migration.12
+	Kind     string `json:"kind"`     // ResourceRedisConfig or ResourceMigration
+	Name     string `json:"name"`     // the parameter, or the migration file
+	Action   string `json:"action"`
+	Before   string `json:"before"`
+	After    string `json:"after"`
+	Version  int64  `json:"version,omitempty"` // of a migration
+}
+
+// HasChanges reports whether applying the plan would change anything.
+func (p *Plan) HasChanges() bool {
+	for _, s := range p.Stacks {
+		if len(s.Changes) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// HasErrors reports whether any stack could not be planned.
+func (p *Plan) HasErrors() bool {
+	for _, s := range p.Stacks {
+		if len(s.Errors) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Options tune how servers are reached.
+type Options struct {
+	// ConnectTimeout bounds each connection attempt; 5 s when zero.
+	ConnectTimeout time.Duration
+	// Concurrency bounds how many stacks are worked on at once; 8 when zero.
+	Concurrency int
+}
+
+func (o Options) timeout() time.Duration {
+	if o.ConnectTimeout <= 0 {
+		return 5 * time.Second
+	}
+	return o.ConnectTimeout
+}
+
+// forEach runs fn for each stack, at most o.Concurrency at once.
+func (o Options) forEach(n int, fn func(i int)) {
+	limit := o.Concurrency
+	if limit <= 0 {
+		limit = 8
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// PlanStacks observes every stack's servers with read-only access and diffs
+// them against the spec. A stack whose servers fail records the error in its
+// StackPlan; the other stacks are still planned.
+func PlanStacks(ctx context.Context, stacks []spec.Stack, o Options) *Plan {
+	p := &Plan{FormatVersion: FormatVersion, CreatedAt: time.Now().UTC(), Stacks: make([]StackPlan, len(stacks))}
+	o.forEach(len(stacks), func(i int) {
+		conns := openConns(&stacks[i], o, true)
+		defer conns.close()
+		p.Stacks[i] = planStack(ctx, &stacks[i], conns, o)
+	})
+	return p
+}
+
+// conns are one stack's server handles.
+type conns struct {
+	pg    *sql.DB
+	redis *goredis.Client
+	err   []string
+}
+
+func openConns(st *spec.Stack, o Options, readOnly bool) *conns {
+	c := &conns{}
+	if pg := st.Spec.Postgres; pg != nil {
+		db, err := postgres.Open(pg.URL, o.timeout(), readOnly)
+		if err != nil {
+			c.err = append(c.err, err.Error())
+		}
+		c.pg = db
+	}
+	if r := st.Spec.Redis; r != nil {
+		cl, err := redis.Open(r.URL, o.timeout())
+		if err != nil {
+			c.err = append(c.err, err.Error())
+		}
+		c.redis = cl
+	}
+	return c
+}
+
+func (c *conns) close() {
+	if c.pg != nil {
+		c.pg.Close()
+	}
+	if c.redis != nil {
+		c.redis.Close()
+	}
+}
+
+func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPlan {
+	sp := StackPlan{Stack: st.Metadata.Name, File: st.File, Changes: []Change{}, Errors: c.err}
+	if len(c.err) > 0 {
+		return sp
+	}
+	if pg := st.Spec.Postgres; pg != nil {
+		status, changes, err := planPostgres(ctx, st, c.pg, o)
+		sp.Postgres = status
+		sp.Changes = append(sp.Changes, changes...)
+		if err != nil {
+			sp.Errors = append(sp.Errors, err.Error())
+		}
+	}
+	if r := st.Spec.Redis; r != nil {
+		status, changes, warn, err := planRedis(ctx, st, c.redis, o)
+		sp.Redis = status
+		sp.Changes = append(sp.Changes, changes...)
+		if warn != "" {
+			sp.Warnings = append(sp.Warnings, warn)
+		}
+		if err != nil {
+			sp.Errors = append(sp.Errors, err.Error())
+		}
+	}
+	return sp
+}
+
+// serverError wraps a connection or query failure with the server's name and
+// what to check, without credentials.
+func serverError(kind, server string, err error, secret string) error {
+	return fmt.Errorf("%s %s: %s", kind, server, spec.Redact(spec.Scrub(err.Error(), secret)))
+}
+
+func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*PostgresStatus, []Change, error) {
+	pg := st.Spec.Postgres
+	server := postgres.Server(pg.URL)
+	status := &PostgresStatus{Server: server}
+	pctx, cancel := context.WithTimeout(ctx, o.timeout())
+	err := db.PingContext(pctx)
+	cancel()
+	if err != nil {
+		return status, nil, serverError("postgres", server, fmt.Errorf("cannot connect: %w", err), spec.Password(pg.URL))
+	}
+	m := pg.Migrations
+	if m == nil {
+		return status, nil, nil
+	}
+	status.Target = m.Target.String()
+	live, err := postgres.Observe(ctx, db, m.Table)
+	if err != nil {
+		return status, nil, serverError("postgres", server, err, spec.Password(pg.URL))
+	}
+	status.VersionBefore, status.VersionAfter = live.Version(), live.Version()
+	available, err := spec.MigrationVersions(m.Path)
+	if err != nil {
+		return status, nil, fmt.Errorf("spec.postgres.migrations.dir: %w", err)
+	}
+	mp, err := postgres.Diff(m, available, live)
+	if err != nil {
+		return status, nil, fmt.Errorf("spec.postgres.migrations: %w", err)
+	}
+	status.VersionAfter = mp.To
+	var changes []Change
+	for _, s := range mp.Steps {
+		c := Change{Stack: st.Metadata.Name, Kind: ResourceMigration, Name: s.File, Version: s.Version,
+			Resource: ResourceMigration + "." + strconv.FormatInt(s.Version, 10),
+			Action:   ActionUp, Before: "pending", After: "applied"}
+		if s.Down {
+			c.Action, c.Before, c.After = ActionDown, "applied", "rolled back"
+		}
+		changes = append(changes, c)
+	}
+	return status, changes, nil
+}
+
+func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options) (*RedisStatus, []Change, string, error) {
+	r := st.Spec.Redis
+	server := redis.Server(r.URL)
+	status := &RedisStatus{Server: server}
+	names := make([]string, 0, len(r.Config))
+	for n := range r.Config {
+		names = append(names, n)
+	}
+	octx, cancel := context.WithTimeout(ctx, o.timeout())
+	live, err := redis.Observe(octx, c, names)
+	cancel()
+	if err != nil {
+		return status, nil, "", serverError("redis", server, err, spec.Password(r.URL))
+	}
+	status.Version, status.ConfigFile, status.Persisted = live.Version, live.ConfigFile, live.ConfigFile != ""
+	diff, err := redis.Diff(r.Config, live)
+	if err != nil {
+		return status, nil, "", fmt.Errorf("spec.redis.config: redis %s: %w", server, err)
+	}
+	var changes []Change
+	for _, d := range diff {
+		changes = append(changes, Change{Stack: st.Metadata.Name, Kind: ResourceRedisConfig, Name: d.Param,
+			Resource: ResourceRedisConfig + "." + d.Param, Action: ActionUpdate, Before: d.Before, After: d.After})
+	}
+	warn := ""
+	if len(changes) > 0 && !status.Persisted {
+		warn = fmt.Sprintf("redis %s runs without a config file: CONFIG REWRITE is impossible, so these settings will be lost when it restarts (dbops run puts them back)", server)
+	}
+	if major, err := strconv.Atoi(strings.SplitN(live.Version, ".", 2)[0]); len(changes) > 0 && err == nil && major < 7 {
+		return status, changes, warn, fmt.Errorf("redis %s is version %s: dbops needs Redis 7 or later (CONFIG SET of several parameters at once)", server, live.Version)
+	}
+	return status, changes, warn, nil
+}

@@ -1,0 +1,189 @@
+// Package postgres observes and applies the goose migration level of a
+// PostgreSQL database.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/amanat/dbops/spec"
+)
+
+// LockID is the advisory lock goose holds while migrating. It is goose's own
+// default, set explicitly so that dbops and a goose CLI run against the same
+// database wait for each other instead of migrating at once.
+const LockID int64 = 4097083626
+
+// Open returns a handle on the database at rawURL. A readOnly handle sets
+// default_transaction_read_only, so the server itself refuses any write.
+// Nothing is dialled until Ping or a query.
+func Open(rawURL string, connectTimeout time.Duration, readOnly bool) (*sql.DB, error) {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: bad URL: %s", spec.Redact(rawURL), scrub(err, cfg))
+	}
+	if connectTimeout > 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	if readOnly {
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	}
+	cfg.RuntimeParams["application_name"] = "dbops"
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(4)
+	return db, nil
+}
+
+// Server names the server of rawURL for messages: host:port/db, no credentials.
+func Server(rawURL string) string {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return spec.Redact(rawURL)
+	}
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))) + "/" + cfg.Database
+}
+
+// scrub keeps a pgx parse error from echoing the password.
+func scrub(err error, cfg *pgx.ConnConfig) string {
+	msg := err.Error()
+	if cfg != nil && cfg.Password != "" {
+		msg = spec.Scrub(msg, cfg.Password)
+	}
+	return spec.Redact(msg)
+}
+
+// State is the migration level observed in a database.
+type State struct {
+	// Applied lists the applied versions, ascending, without goose's row 0.
+	Applied []int64 `json:"applied"`
+}
+
+// Version is the highest applied version, 0 when none.
+func (s State) Version() int64 {
+	if len(s.Applied) == 0 {
+		return 0
+	}
+	return s.Applied[len(s.Applied)-1]
+}
+
+// Observe reads goose's version table with read-only queries. A missing
+// table means version 0; unlike goose's Provider, it never creates it.
+func Observe(ctx context.Context, db *sql.DB, table string) (State, error) {
+	var exists bool
+	if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+		return State{}, err
+	}
+	if !exists {
+		return State{}, nil
+	}
+	ident := pgx.Identifier(strings.SplitN(table, ".", 2))
+	rows, err := db.QueryContext(ctx, "SELECT version_id, is_applied FROM "+ident.Sanitize()+" ORDER BY id")
+	if err != nil {
+		return State{}, fmt.Errorf("read %s: %w", table, err)
+	}
+	defer rows.Close()
+	applied := map[int64]bool{}
+	for rows.Next() {
+		var v int64
+		var ok bool
+		if err := rows.Scan(&v, &ok); err != nil {
+			return State{}, err
+		}
+		applied[v] = ok // a later row for the same version wins, as in goose
+	}
+	if err := rows.Err(); err != nil {
+		return State{}, err
+	}
+	var st State
+	for v, ok := range applied {
+		if ok && v != 0 {
+			st.Applied = append(st.Applied, v)
+		}
+	}
+	slices.Sort(st.Applied)
+	return st, nil
+}
+
+// Step is one migration to run.
+type Step struct {
+	Version int64  `json:"version"`
+	File    string `json:"file"`
+	Down    bool   `json:"down,omitempty"`
+}
+
+// Plan takes a database from one version to another.
+type Plan struct {
+	From  int64  `json:"from"`
+	To    int64  `json:"to"`
+	Steps []Step `json:"steps,omitempty"`
+}
+
+// Sentinel errors of Diff.
+var (
+	ErrDownNotAllowed = errors.New("target is below the live version")
+	ErrMissingFiles   = errors.New("applied migrations are missing from the migrations folder")
+	ErrOutOfOrder     = errors.New("pending migration below the live version")
+)
+
+// Diff plans the steps from the observed state to m's target, given the
+// migrations available in m.Path (version → file name).
+func Diff(m *spec.Migrations, available map[int64]string, st State) (Plan, error) {
+	from := st.Version()
+	var missing []string
+	appliedSet := map[int64]bool{}
+	for _, v := range st.Applied {
+		appliedSet[v] = true
+		if _, ok := available[v]; !ok {
+			missing = append(missing, strconv.FormatInt(v, 10))
+		}
+	}
+	if len(missing) > 0 {
+		return Plan{}, fmt.Errorf("%w: version %s applied in the database but not in %s; restore the files or point migrations.dir at the right folder",
+			ErrMissingFiles, strings.Join(missing, ", "), m.Dir)
+	}
+	to := m.Target.Version
+	if !m.Target.Pinned {
+		to = 0
+		for v := range available {
+			to = max(to, v)
+		}
+	}
+	p := Plan{From: from, To: to}
+	versions := make([]int64, 0, len(available))
+	for v := range available {
+		versions = append(versions, v)
+	}
+	slices.Sort(versions)
+	if to < from {
+		if !m.AllowDown {
+			return Plan{}, fmt.Errorf("%w: target %d is below the live version %d; set migrations.allowDown: true to migrate down (the plan then lists each down migration)",
+				ErrDownNotAllowed, to, from)
+		}
+		for i := len(st.Applied) - 1; i >= 0 && st.Applied[i] > to; i-- {
+			v := st.Applied[i]
+			p.Steps = append(p.Steps, Step{Version: v, File: available[v], Down: true})
+		}
+		return p, nil
+	}
+	for _, v := range versions {
+		if v > to || appliedSet[v] {
+			continue
+		}
+		if v < from {
+			return Plan{}, fmt.Errorf("%w: %s (version %d) is not applied but the database is already at version %d; renumber it above %d",
+				ErrOutOfOrder, available[v], v, from, from)
+		}
+		p.Steps = append(p.Steps, Step{Version: v, File: available[v]})
+	}
+	return p, nil
+}

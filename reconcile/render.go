@@ -1,0 +1,151 @@
+package reconcile
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Style adds colour to text output; the zero value adds none.
+type Style struct{ Color bool }
+
+func (s Style) paint(code, text string) string {
+	if !s.Color {
+		return text
+	}
+	return "\x1b[" + code + "m" + text + "\x1b[0m"
+}
+
+func (s Style) green(t string) string  { return s.paint("32", t) }
+func (s Style) yellow(t string) string { return s.paint("33", t) }
+func (s Style) red(t string) string    { return s.paint("31", t) }
+func (s Style) bold(t string) string   { return s.paint("1", t) }
+
+var symbols = map[string]string{ActionUpdate: "~", ActionUp: "+", ActionDown: "-"}
+
+func (s Style) action(a string) string {
+	switch a {
+	case ActionUp:
+		return s.green(symbols[a])
+	case ActionDown:
+		return s.red(symbols[a])
+	}
+	return s.yellow(symbols[a])
+}
+
+// WriteText prints the plan for a person: per stack, each change as
+// before → after, then a one-line summary.
+func (p *Plan) WriteText(w io.Writer, s Style) {
+	var changes, migs, params, failed int
+	for _, sp := range p.Stacks {
+		fmt.Fprintf(w, "%s %s (%s)\n", s.bold("stack"), s.bold(sp.Stack), sp.File)
+		if pg := sp.Postgres; pg != nil {
+			line := fmt.Sprintf("  postgres %s", pg.Server)
+			if pg.Target != "" {
+				line += fmt.Sprintf(": migration version %d", pg.VersionBefore)
+				if pg.VersionAfter != pg.VersionBefore {
+					line += fmt.Sprintf(" → %d", pg.VersionAfter)
+				}
+				line += fmt.Sprintf(" (target %s)", pg.Target)
+			}
+			fmt.Fprintln(w, line)
+		}
+		for _, c := range sp.Changes {
+			if c.Kind == ResourceMigration {
+				fmt.Fprintf(w, "    %s %-4s %s\n", s.action(c.Action), c.Action, c.Name)
+				migs++
+			}
+		}
+		if r := sp.Redis; r != nil {
+			where := "no config file"
+			if r.ConfigFile != "" {
+				where = "config file " + r.ConfigFile
+			}
+			if r.Version != "" {
+				fmt.Fprintf(w, "  redis %s (Redis %s, %s)\n", r.Server, r.Version, where)
+			} else {
+				fmt.Fprintf(w, "  redis %s\n", r.Server)
+			}
+		}
+		width := 0
+		for _, c := range sp.Changes {
+			if c.Kind == ResourceRedisConfig {
+				width = max(width, len(c.Name))
+			}
+		}
+		for _, c := range sp.Changes {
+			if c.Kind == ResourceRedisConfig {
+				fmt.Fprintf(w, "    %s %-*s  %s → %s\n", s.action(c.Action), width, c.Name, quote(c.Before), quote(c.After))
+				params++
+			}
+		}
+		changes += len(sp.Changes)
+		if len(sp.Changes) == 0 && len(sp.Errors) == 0 {
+			fmt.Fprintf(w, "    %s\n", s.green("in sync: no changes"))
+		}
+		for _, warn := range sp.Warnings {
+			fmt.Fprintf(w, "  %s %s\n", s.yellow("warning:"), warn)
+		}
+		for _, e := range sp.Errors {
+			fmt.Fprintf(w, "  %s %s\n", s.red("error:"), e)
+		}
+		if len(sp.Errors) > 0 {
+			failed++
+		}
+		fmt.Fprintln(w)
+	}
+	summary := fmt.Sprintf("Plan: %d change(s) in %d stack(s): %d migration(s), %d Redis setting(s).",
+		changes, len(p.Stacks), migs, params)
+	if changes == 0 {
+		summary = fmt.Sprintf("No changes: %d stack(s) in sync.", len(p.Stacks)-failed)
+	}
+	if failed > 0 {
+		summary += s.red(fmt.Sprintf(" %d stack(s) could not be planned.", failed))
+	}
+	fmt.Fprintln(w, summary)
+}
+
+// quote shows empty values visibly.
+func quote(v string) string {
+	if v == "" || strings.TrimSpace(v) != v {
+		return fmt.Sprintf("%q", v)
+	}
+	return v
+}
+
+// WriteText prints each change's outcome and a summary.
+func (r *Result) WriteText(w io.Writer, s Style) {
+	var done, failed, skipped int
+	for _, sr := range r.Stacks {
+		if len(sr.Changes) == 0 && len(sr.Errors) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%s %s\n", s.bold("stack"), s.bold(sr.Stack))
+		for _, c := range sr.Changes {
+			label := c.Name
+			if c.Kind == ResourceRedisConfig {
+				label = fmt.Sprintf("%s = %s", c.Name, quote(c.After))
+			} else {
+				label = c.Action + " " + c.Name
+			}
+			switch c.Status {
+			case StatusDone:
+				done++
+				fmt.Fprintf(w, "    %s %s\n", s.green("done   "), label)
+			case StatusFailed:
+				failed++
+				fmt.Fprintf(w, "    %s %s: %s\n", s.red("failed "), label, c.Error)
+			default:
+				skipped++
+				fmt.Fprintf(w, "    %s %s\n", s.yellow("skipped"), label)
+			}
+		}
+		if sr.PostgresVersion != nil {
+			fmt.Fprintf(w, "  postgres now at migration version %d\n", *sr.PostgresVersion)
+		}
+		for _, e := range sr.Errors {
+			fmt.Fprintf(w, "  %s %s\n", s.red("error:"), e)
+		}
+	}
+	fmt.Fprintf(w, "Apply: %d done, %d failed, %d skipped.\n", done, failed, skipped)
+}

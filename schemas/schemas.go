@@ -1,0 +1,14 @@
+// Package schemas holds the JSON Schemas of the stack spec and the JSON plan.
+package schemas
+
+import _ "embed"
+
+// Stack is the JSON Schema of one Stack document.
+//
+//go:embed stack.schema.json
+var Stack []byte
+
+// Plan is the JSON Schema of `dbops plan --format json`.
+//
+//go:embed plan.schema.json
+var Plan []byte

@@ -1,0 +1,216 @@
+package spec
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Options control how Load resolves a spec.
+type Options struct {
+	// Root bounds migration dirs for files outside a git work tree;
+	// the current directory when empty.
+	Root string
+	// Getenv looks up ${VAR}; os.LookupEnv when nil.
+	Getenv func(string) (string, bool)
+	// KeepUnsetVars leaves ${VAR} unexpanded when VAR is unset and reports it
+	// as a warning instead of an error (for offline validation).
+	KeepUnsetVars bool
+}
+
+// Result is a loaded, validated set of stacks.
+type Result struct {
+	Stacks   []Stack
+	Files    []string     // every YAML file read, in load order
+	Warnings []FieldError // problems that do not stop a plan
+}
+
+// Load reads every stack under paths (YAML files, or folders searched for
+// *.yaml and *.yml), expands ${VAR} in URLs, resolves relative paths and
+// validates the result. All problems are returned together as an ErrorList.
+func Load(paths []string, opts Options) (*Result, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.LookupEnv
+	}
+	if opts.Root == "" {
+		opts.Root = "."
+	}
+	files, err := findFiles(paths)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Files: files}
+	var errs ErrorList
+	seen := map[string]string{}
+	for _, file := range files {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, FieldError{File: file, Msg: err.Error()})
+			continue
+		}
+		for _, doc := range splitDocuments(data) {
+			st, ferrs, warns := loadDocument(file, doc, opts)
+			errs = append(errs, ferrs...)
+			res.Warnings = append(res.Warnings, warns...)
+			if st == nil {
+				continue
+			}
+			if prev, ok := seen[st.Metadata.Name]; ok {
+				errs = append(errs, FieldError{File: file, Stack: st.Metadata.Name, Field: "metadata.name",
+					Msg: fmt.Sprintf("duplicate stack name, already defined in %s", prev)})
+				continue
+			}
+			seen[st.Metadata.Name] = file
+			res.Stacks = append(res.Stacks, *st)
+		}
+	}
+	if len(files) > 0 && len(res.Stacks) == 0 && len(errs) == 0 {
+		errs = append(errs, FieldError{File: strings.Join(paths, ", "), Msg: "no Stack documents found"})
+	}
+	if len(errs) > 0 {
+		return res, errs
+	}
+	return res, nil
+}
+
+// findFiles expands folders into the YAML files below them, sorted.
+func findFiles(paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("no spec path given: name a YAML file or a folder of them")
+	}
+	var files []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("spec path: %w", err)
+		}
+		if !info.IsDir() {
+			files = append(files, p)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir
+			}
+			if ext := filepath.Ext(path); !d.IsDir() && (ext == ".yaml" || ext == ".yml") {
+				found = append(found, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("spec path %s: %w", p, err)
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("spec path %s: no *.yaml or *.yml files in this folder", p)
+		}
+		slices.Sort(found)
+		files = append(files, found...)
+	}
+	return files, nil
+}
+
+type document struct {
+	line int // first line of the document in its file
+	data []byte
+}
+
+var docSeparator = regexp.MustCompile(`^---(\s|#|$)`)
+
+// splitDocuments cuts a YAML stream at its "---" separators, dropping empty
+// documents. Separators sit at column 0, so block scalars are never cut.
+func splitDocuments(data []byte) []document {
+	var docs []document
+	cur := document{line: 1}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Bytes()
+		if docSeparator.Match(line) {
+			docs = append(docs, cur)
+			cur = document{line: n + 1}
+			continue
+		}
+		cur.data = append(append(cur.data, line...), '\n')
+	}
+	docs = append(docs, cur)
+	return slices.DeleteFunc(docs, func(d document) bool { return isBlankYAML(d.data) })
+}
+
+func isBlankYAML(b []byte) bool {
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		t := bytes.TrimSpace(line)
+		if len(t) > 0 && t[0] != '#' && !bytes.Equal(t, []byte("...")) {
+			return false
+		}
+	}
+	return true
+}
+
+// loadDocument decodes, expands and validates one document. It returns the
+// stack only when the document has no errors.
+func loadDocument(file string, doc document, opts Options) (*Stack, ErrorList, []FieldError) {
+	fail := func(msg string) ErrorList {
+		return ErrorList{{File: file, Msg: fmt.Sprintf("document at line %d: %s", doc.line, msg)}}
+	}
+	js, err := yaml.YAMLToJSONStrict(doc.data)
+	if err != nil {
+		return nil, fail(err.Error()), nil
+	}
+	var generic any
+	if err := json.Unmarshal(js, &generic); err != nil {
+		return nil, fail(err.Error()), nil
+	}
+	name := stackName(generic)
+	errs := schemaErrors(file, name, generic)
+	if name == "" && len(errs) == 0 {
+		errs = fail("metadata.name is missing")
+	}
+
+	var st Stack
+	if err := json.Unmarshal(js, &st); err != nil {
+		// The schema already names the field with the wrong type.
+		if len(errs) == 0 {
+			errs = fail(err.Error())
+		}
+		return nil, errs, nil
+	}
+	st.File = file
+	sem, warns := check(&st, opts)
+	errs = mergeErrors(errs, sem)
+	if len(errs) > 0 {
+		return nil, errs, warns
+	}
+	return &st, nil, warns
+}
+
+func stackName(doc any) string {
+	m, _ := doc.(map[string]any)
+	md, _ := m["metadata"].(map[string]any)
+	name, _ := md["name"].(string)
+	return name
+}
+
+// mergeErrors prefers the checks' own messages over the schema's for the
+// same field, and keeps every other error.
+func mergeErrors(schema, checks ErrorList) ErrorList {
+	fields := map[string]bool{}
+	for _, e := range checks {
+		fields[e.Field] = true
+	}
+	out := slices.DeleteFunc(schema, func(e FieldError) bool { return fields[e.Field] })
+	return append(out, checks...)
+}

@@ -1,0 +1,149 @@
+// Package spec defines the desired state of a database stack as written in
+// YAML, and loads, defaults and validates it. It never talks to a server.
+package spec
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// APIVersion and Kind identify a dbops Stack document.
+const (
+	APIVersion = "dbops/v1"
+	Kind       = "Stack"
+)
+
+// DefaultMigrationTable is goose's version table, used when a stack names none.
+const DefaultMigrationTable = "goose_db_version"
+
+// Stack is one document: the desired state of one Postgres + Redis pair.
+type Stack struct {
+	APIVersion string    `json:"apiVersion"`
+	Kind       string    `json:"kind"`
+	Metadata   Metadata  `json:"metadata"`
+	Spec       StackSpec `json:"spec"`
+
+	// File is the YAML file the stack was read from, as shown in messages.
+	File string `json:"-"`
+}
+
+// Metadata names a stack.
+type Metadata struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// StackSpec is what the stack's servers should look like.
+type StackSpec struct {
+	Postgres *Postgres `json:"postgres,omitempty"`
+	Redis    *Redis    `json:"redis,omitempty"`
+}
+
+// Postgres is the desired state of one PostgreSQL database.
+type Postgres struct {
+	// URL is a postgres:// URL; ${VAR} is expanded from the environment.
+	URL        string      `json:"url"`
+	Migrations *Migrations `json:"migrations,omitempty"`
+}
+
+// Migrations is the goose migration level a database should be at.
+type Migrations struct {
+	// Dir holds goose SQL migrations, relative to the YAML file.
+	Dir string `json:"dir"`
+	// Target is "latest" or a version present in Dir.
+	Target Target `json:"target,omitempty"`
+	// AllowDown permits migrating down when Target is below the live version.
+	AllowDown bool `json:"allowDown,omitempty"`
+	// Table is goose's version table.
+	Table string `json:"table,omitempty"`
+
+	// Path is Dir resolved to an absolute path by Load.
+	Path string `json:"-"`
+}
+
+// Target is a pinned migration version; the zero value means the latest
+// version in the migrations folder.
+type Target struct {
+	Pinned  bool
+	Version int64 // when Pinned; 0 means no migration applied
+}
+
+// String returns "latest" or the version number.
+func (t Target) String() string {
+	if !t.Pinned {
+		return "latest"
+	}
+	return strconv.FormatInt(t.Version, 10)
+}
+
+// UnmarshalJSON accepts "latest", a number, or a number in a string.
+func (t *Target) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case float64:
+		if v != float64(int64(v)) || v < 0 {
+			return fmt.Errorf("%v is not a migration version", v)
+		}
+		*t = Target{Pinned: true, Version: int64(v)}
+	case string:
+		if v == "latest" || v == "" {
+			*t = Target{}
+			return nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not \"latest\" or a migration version", v)
+		}
+		*t = Target{Pinned: true, Version: n}
+	default:
+		return fmt.Errorf("must be \"latest\" or a migration version")
+	}
+	return nil
+}
+
+// MarshalJSON writes "latest" or the version number.
+func (t Target) MarshalJSON() ([]byte, error) {
+	if !t.Pinned {
+		return []byte(`"latest"`), nil
+	}
+	return []byte(strconv.FormatInt(t.Version, 10)), nil
+}
+
+// Redis is the desired state of one Redis server.
+type Redis struct {
+	// URL is a redis:// or rediss:// URL; ${VAR} is expanded from the environment.
+	URL string `json:"url"`
+	// Config lists the CONFIG parameters dbops manages; others are left alone.
+	Config map[string]RedisValue `json:"config,omitempty"`
+}
+
+// RedisValue is a CONFIG value as written in YAML. YAML may read it as a
+// string, a number or a boolean (appendonly: yes); all become Redis' text.
+type RedisValue string
+
+// UnmarshalJSON accepts a string, a number or a boolean.
+func (v *RedisValue) UnmarshalJSON(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	switch {
+	case s == "true":
+		*v = "yes"
+	case s == "false":
+		*v = "no"
+	case strings.HasPrefix(s, `"`):
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		*v = RedisValue(str)
+	case s == "null" || strings.HasPrefix(s, "{") || strings.HasPrefix(s, "["):
+		return fmt.Errorf("must be a string, a number or yes/no")
+	default:
+		*v = RedisValue(s)
+	}
+	return nil
+}
