@@ -21,6 +21,9 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 	adderr := func(field, format string, args ...any) { add((*[]FieldError)(&errs), field, format, args...) }
 
 	s := &st.Spec
+	if s.DriftPolicy == "" {
+		s.DriftPolicy = DriftCorrect
+	}
 	if s.Postgres == nil && s.Redis == nil {
 		adderr("spec", "a stack needs postgres, redis or both")
 	}
@@ -32,12 +35,13 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 			adderr("spec.postgres.url", "%s", problem)
 		case unset != "":
 			add(&warns, "spec.postgres.url", "%s", unset)
+		case u == "": // the schema reports it
 		default:
 			if msg := checkURL(u, "postgres", "postgresql"); msg != "" {
 				adderr("spec.postgres.url", "%s", msg)
 			}
 		}
-		if m := pg.Migrations; m != nil {
+		if m := pg.Migrations; m != nil && m.Dir != "" {
 			for _, e := range checkMigrations(st.File, m, opts.Root) {
 				adderr("spec.postgres.migrations."+e.Field, "%s", e.Msg)
 			}
@@ -51,6 +55,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 			adderr("spec.redis.url", "%s", problem)
 		case unset != "":
 			add(&warns, "spec.redis.url", "%s", unset)
+		case u == "":
 		default:
 			if msg := checkURL(u, "redis", "rediss", "unix"); msg != "" {
 				adderr("spec.redis.url", "%s", msg)

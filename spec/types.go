@@ -39,7 +39,22 @@ type Metadata struct {
 type StackSpec struct {
 	Postgres *Postgres `json:"postgres,omitempty"`
 	Redis    *Redis    `json:"redis,omitempty"`
+
+	// Suspend makes `dbops run` observe and report the stack, never apply.
+	Suspend bool `json:"suspend,omitempty"`
+	// DriftPolicy says what `dbops run` does with drift: correct it
+	// (default) or only report it.
+	DriftPolicy DriftPolicy `json:"driftPolicy,omitempty"`
 }
+
+// DriftPolicy is what the reconcile loop does when live state drifts.
+type DriftPolicy string
+
+// Drift policies.
+const (
+	DriftCorrect DriftPolicy = "correct"
+	DriftReport  DriftPolicy = "report"
+)
 
 // Postgres is the desired state of one PostgreSQL database.
 type Postgres struct {

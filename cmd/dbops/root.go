@@ -56,7 +56,7 @@ func (e *env) load(paths []string, offline bool) (*spec.Result, error) {
 		for _, fe := range list {
 			fmt.Fprintln(e.stderr, fe.Error())
 		}
-		return nil, exitError{code: 1, msg: fmt.Sprintf("%d error(s) in the spec; nothing was changed", len(list))}
+		return nil, exitError{code: 1, msg: fmt.Sprintf("%d error(s) in the spec; no server was contacted", len(list))}
 	}
 	if err != nil {
 		return nil, exitError{code: 1, msg: err.Error()}

@@ -1,0 +1,41 @@
+# dbops — see README.md. `make demo` and `make test` work on a fresh
+# Debian/Ubuntu machine with Go: missing server binaries are installed with
+# apt when run as root, otherwise the command says what to install.
+
+GO      ?= go
+BIN     := bin/dbops
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build demo test test-short bench vet fmt servers clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dbops
+
+servers:
+	@scripts/ensure-servers.sh
+
+# Starts throwaway PostgreSQL and Redis, runs validate, plan, apply and plan
+# again on examples/amanat-dev, then stops the servers.
+demo: build servers
+	$(GO) run ./reconcile/internal/cmd/demo -dbops $(BIN) examples/amanat-dev
+
+# The whole suite, with real throwaway servers (never skipped here).
+test: servers
+	DBOPS_REQUIRE_SERVERS=1 $(GO) test -count=1 -timeout 30m ./...
+
+# Offline tests only: no server is started.
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench: build servers
+	$(GO) run ./reconcile/internal/cmd/bench -dbops $(BIN)
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,134 @@
+package reconcile_test
+
+import (
+	"context"
+	"database/sql"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/reconcile/postgres"
+	"github.com/amanat/dbops/spec"
+)
+
+func TestMain(m *testing.M) { testsrv.Main(m) }
+
+// fixture is a temp repository holding one stack's YAML and migrations.
+type fixture struct {
+	dir string
+	env map[string]string
+}
+
+func newFixture(t *testing.T, migrations map[string]string) *fixture {
+	t.Helper()
+	f := &fixture{dir: t.TempDir(), env: map[string]string{}}
+	f.write(t, ".git/HEAD", "ref: refs/heads/main\n")
+	for name, body := range migrations {
+		f.write(t, filepath.Join("migrations", name), body)
+	}
+	return f
+}
+
+func (f *fixture) write(t *testing.T, name, body string) {
+	t.Helper()
+	p := filepath.Join(f.dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// load writes the stack YAML and loads it like the CLI does.
+func (f *fixture) load(t *testing.T, yaml string) []spec.Stack {
+	t.Helper()
+	f.write(t, "stack.yaml", yaml)
+	res, err := spec.Load([]string{filepath.Join(f.dir, "stack.yaml")}, spec.Options{
+		Getenv: func(k string) (string, bool) { v, ok := f.env[k]; return v, ok },
+	})
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	return res.Stacks
+}
+
+// up and down make a goose migration file.
+func mig(up, down string) string {
+	return "-- +goose Up\n" + up + "\n-- +goose Down\n" + down + "\n"
+}
+
+var threeMigrations = map[string]string{
+	"00001_users.sql":  mig("CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);", "DROP TABLE users;"),
+	"00002_orders.sql": mig("CREATE TABLE orders (id bigserial PRIMARY KEY, user_id bigint REFERENCES users(id), data jsonb);", "DROP TABLE orders;"),
+	"00003_index.sql":  "-- +goose NO TRANSACTION\n" + mig("CREATE INDEX CONCURRENTLY orders_user_idx ON orders (user_id);", "DROP INDEX CONCURRENTLY orders_user_idx;"),
+}
+
+func stackYAML(name, body string) string {
+	return "apiVersion: dbops/v1\nkind: Stack\nmetadata:\n  name: " + name + "\nspec:\n" + body
+}
+
+func plan(t *testing.T, stacks []spec.Stack) *reconcile.Plan {
+	t.Helper()
+	return reconcile.PlanStacks(context.Background(), stacks, reconcile.Options{})
+}
+
+func mustApply(t *testing.T, stacks []spec.Stack, p *reconcile.Plan) *reconcile.Result {
+	t.Helper()
+	res := reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})
+	if res.Failed() {
+		var b strings.Builder
+		res.WriteText(&b, reconcile.Style{})
+		t.Fatalf("apply failed:\n%s", b.String())
+	}
+	return res
+}
+
+func planText(p *reconcile.Plan) string {
+	var b strings.Builder
+	p.WriteText(&b, reconcile.Style{})
+	return b.String()
+}
+
+func dbVersion(t *testing.T, url string) int64 {
+	t.Helper()
+	db := openDB(t, url)
+	st, err := postgres.Observe(context.Background(), db, spec.DefaultMigrationTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Version()
+}
+
+func openDB(t *testing.T, url string) *sql.DB {
+	t.Helper()
+	db, err := postgres.Open(url, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func redisClient(t *testing.T, r *testsrv.Redis) *goredis.Client {
+	t.Helper()
+	c := goredis.NewClient(&goredis.Options{Addr: net.JoinHostPort(r.Host, strconv.Itoa(r.Port)), Password: r.Password})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func configGet(t *testing.T, c *goredis.Client, name string) string {
+	t.Helper()
+	v, err := c.ConfigGet(context.Background(), name).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v[name]
+}

@@ -1,0 +1,240 @@
+package spec
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeTree creates files (path → content) under a new temp dir and returns it.
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+var testEnv = env(map[string]string{
+	"PG_URL":    "postgres://amanat:pgSecret42@db:5432/amanat",
+	"REDIS_URL": "redis://:redisSecret42@cache:6379/0",
+})
+
+const migration = "-- +goose Up\nSELECT 1;\n-- +goose Down\nSELECT 1;\n"
+
+func stackDoc(name, body string) string {
+	return "apiVersion: dbops/v1\nkind: Stack\nmetadata:\n  name: " + name + "\nspec:\n" + body
+}
+
+const redisOnly = "  redis:\n    url: ${REDIS_URL}\n    config:\n      maxmemory: 256mb\n"
+
+func TestLoadValid(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		".git/HEAD":                   "ref: refs/heads/main\n",
+		"migrations/00001_a.sql":      migration,
+		"migrations/00002_b.sql":      migration,
+		"envs/dev/stack.yaml":         stackDoc("dev", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: ../../migrations\n      target: 2\n"),
+		"envs/prod/stack.yml":         stackDoc("prod", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: ../../migrations\n"),
+		"envs/prod/more.yaml":         stackDoc("cache-a", redisOnly) + "---\n# second document\n" + stackDoc("cache-b", redisOnly) + "---\n",
+		"envs/prod/notes.txt":         "not yaml, ignored",
+		"envs/prod/.hidden/skip.yaml": "not: a stack",
+	})
+	res, err := Load([]string{filepath.Join(root, "envs")}, Options{Getenv: testEnv})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	names := map[string]Stack{}
+	for _, st := range res.Stacks {
+		names[st.Metadata.Name] = st
+	}
+	if len(names) != 4 {
+		t.Fatalf("got stacks %v, want dev, prod, cache-a, cache-b", names)
+	}
+	wantDir, _ := filepath.EvalSymlinks(filepath.Join(root, "migrations"))
+	for _, n := range []string{"dev", "prod"} {
+		m := names[n].Spec.Postgres.Migrations
+		if m.Path != wantDir {
+			t.Errorf("%s: migrations path %q, want %q", n, m.Path, wantDir)
+		}
+		if m.Table != DefaultMigrationTable {
+			t.Errorf("%s: table %q, want default", n, m.Table)
+		}
+	}
+	if tg := names["dev"].Spec.Postgres.Migrations.Target; !tg.Pinned || tg.Version != 2 {
+		t.Errorf("dev target = %+v, want version 2", tg)
+	}
+	if tg := names["prod"].Spec.Postgres.Migrations.Target; tg.Pinned {
+		t.Errorf("prod target = %+v, want latest", tg)
+	}
+	if got := names["dev"].Spec.Postgres.URL; got != "postgres://amanat:pgSecret42@db:5432/amanat" {
+		t.Errorf("url not expanded: %q", got)
+	}
+}
+
+func TestLoadAppendonlyBoolOrString(t *testing.T) {
+	for _, v := range []string{"yes", "\"yes\"", "true", "YES"} {
+		root := writeTree(t, map[string]string{"s.yaml": stackDoc("a", "  redis:\n    url: redis://cache:6379\n    config:\n      appendonly: "+v+"\n      maxmemory: 1073741824\n")})
+		res, err := Load([]string{root}, Options{Root: root})
+		if err != nil {
+			t.Fatalf("appendonly: %s: %v", v, err)
+		}
+		got := res.Stacks[0].Spec.Redis.Config["appendonly"]
+		if n, _ := NormalizeRedis("appendonly", string(got)); n != "yes" {
+			t.Errorf("appendonly: %s read as %q", v, got)
+		}
+		if got := res.Stacks[0].Spec.Redis.Config["maxmemory"]; got != "1073741824" {
+			t.Errorf("numeric maxmemory read as %q", got)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string // each must appear in the error text
+	}{
+		{
+			name:  "the issue's example message",
+			files: map[string]string{"envs/prod.yaml": stackDoc("amanat-prod", "  redis:\n    url: redis://cache:6379\n    config:\n      maxmemory: 256mbb\n")},
+			want:  []string{`envs/prod.yaml: stack "amanat-prod": spec.redis.config.maxmemory: "256mbb" is not a memory size`},
+		},
+		{
+			name:  "every error is listed, unknown fields with their path",
+			files: map[string]string{"s.yaml": stackDoc("a", "  redis:\n    url: redis://cache:6379\n    confg: {}\n    config:\n      appendfsync: sometimes\n      maxmemory-policy: lru\n      save: \"3600\"\n  postgress: {}\n")},
+			want: []string{
+				`s.yaml: stack "a": spec.redis.confg: unknown field`,
+				`s.yaml: stack "a": spec.postgress: unknown field`,
+				`spec.redis.config.appendfsync: "sometimes" is not one of always, everysec, no`,
+				`spec.redis.config.maxmemory-policy: "lru" is not one of`,
+				`spec.redis.config.save: "3600" is not a list of <seconds> <changes> pairs`,
+			},
+		},
+		{
+			name:  "errors across files and documents",
+			files: map[string]string{"a.yaml": stackDoc("a", "  redis:\n    url: redis://c:1\n    config: {maxmemory: x}\n") + "---\n" + stackDoc("b", "  redis:\n    url: redis://c:1\n    config: {hz: many}\n"), "b.yaml": "apiVersion: dbops/v2\nkind: Stack\nmetadata: {name: c}\nspec: {}\n"},
+			want:  []string{`a.yaml: stack "a": spec.redis.config.maxmemory`, `a.yaml: stack "b": spec.redis.config.hz: "many" is not an integer`, `b.yaml: stack "c": apiVersion`},
+		},
+		{
+			name:  "duplicate names",
+			files: map[string]string{"a.yaml": stackDoc("same", redisOnly), "b.yaml": stackDoc("same", redisOnly)},
+			want:  []string{`b.yaml: stack "same": metadata.name: duplicate stack name, already defined in`},
+		},
+		{
+			name:  "unset variable",
+			files: map[string]string{"a.yaml": stackDoc("a", "  redis:\n    url: ${NOPE_URL}\n")},
+			want:  []string{`spec.redis.url: environment variable NOPE_URL is not set`},
+		},
+		{
+			name:  "missing required fields",
+			files: map[string]string{"a.yaml": "apiVersion: dbops/v1\nkind: Stack\nmetadata: {name: a}\nspec:\n  postgres:\n    migrations: {}\n"},
+			want:  []string{`spec.postgres.url: required field is missing`, `spec.postgres.migrations.dir: required field is missing`},
+		},
+		{
+			name:  "empty spec",
+			files: map[string]string{"a.yaml": stackDoc("a", "  {}\n")},
+			want:  []string{`stack "a": spec: a stack needs postgres, redis or both`},
+		},
+		{
+			name:  "a credential is not managed",
+			files: map[string]string{"a.yaml": stackDoc("a", "  redis:\n    url: redis://c:1\n    config: {requirepass: hunter2}\n")},
+			want:  []string{`spec.redis.config.requirepass: requirepass holds a credential`},
+		},
+		{
+			name:  "bad YAML",
+			files: map[string]string{"a.yaml": "apiVersion: dbops/v1\nkind: [\n"},
+			want:  []string{`a.yaml: document at line 1:`},
+		},
+		{
+			name:  "target not in dir",
+			files: map[string]string{".git/HEAD": "x", "m/00001_a.sql": migration, "a.yaml": stackDoc("a", "  postgres:\n    url: postgres://db/x\n    migrations: {dir: m, target: 7}\n")},
+			want:  []string{`spec.postgres.migrations.target: version 7 is not in m`},
+		},
+		{
+			name:  "dir escaping the repository",
+			files: map[string]string{".git/HEAD": "x", "envs/a.yaml": stackDoc("a", "  postgres:\n    url: postgres://db/x\n    migrations: {dir: ../..}\n")},
+			want:  []string{`spec.postgres.migrations.dir: ../.. resolves to`, `outside the repository root`},
+		},
+		{
+			name:  "dir missing",
+			files: map[string]string{".git/HEAD": "x", "a.yaml": stackDoc("a", "  postgres:\n    url: postgres://db/x\n    migrations: {dir: nowhere}\n")},
+			want:  []string{`spec.postgres.migrations.dir: nowhere does not exist`},
+		},
+		{
+			name:  "wrong scheme, password not shown",
+			files: map[string]string{"a.yaml": stackDoc("a", "  postgres:\n    url: mysql://root:pgSecret42@db/x\n")},
+			want:  []string{`spec.postgres.url: mysql://root:xxxxx@db/x: scheme must be postgres:// or postgresql://`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := writeTree(t, tt.files)
+			t.Chdir(root)
+			_, err := Load([]string{"."}, Options{Getenv: testEnv})
+			if err == nil {
+				t.Fatal("Load succeeded, want errors")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("error does not wrap ErrInvalid: %v", err)
+			}
+			msg := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error lacks %q; got:\n%s", w, msg)
+				}
+			}
+			if strings.Contains(msg, "Secret42") {
+				t.Errorf("error shows a password:\n%s", msg)
+			}
+		})
+	}
+}
+
+func TestLoadUnsetVarIsWarningOffline(t *testing.T) {
+	root := writeTree(t, map[string]string{"a.yaml": stackDoc("a", "  redis:\n    url: ${NOPE_URL}\n")})
+	res, err := Load([]string{root}, Options{Getenv: testEnv, KeepUnsetVars: true})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Error(), "NOPE_URL is not set") {
+		t.Errorf("warnings = %v, want one naming NOPE_URL", res.Warnings)
+	}
+}
+
+func TestLoadRootOutsideGit(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"shared/00001_a.sql": migration,
+		"repo/envs/a.yaml":   stackDoc("a", "  postgres:\n    url: postgres://db/x\n    migrations: {dir: ../../shared}\n"),
+	})
+	file := filepath.Join(root, "repo/envs/a.yaml")
+	if _, err := Load([]string{file}, Options{Root: filepath.Join(root, "repo")}); err == nil || !strings.Contains(err.Error(), "outside the repository root") {
+		t.Errorf("with --root repo: err = %v, want outside the repository root", err)
+	}
+	if _, err := Load([]string{file}, Options{Root: root}); err != nil {
+		t.Errorf("with --root at the top: %v", err)
+	}
+}
+
+func TestLoadSymlinkEscape(t *testing.T) {
+	outside := writeTree(t, map[string]string{"00001_a.sql": migration})
+	root := writeTree(t, map[string]string{".git/HEAD": "x", "a.yaml": stackDoc("a", "  postgres:\n    url: postgres://db/x\n    migrations: {dir: m}\n")})
+	if err := os.Symlink(outside, filepath.Join(root, "m")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load([]string{root}, Options{}); err == nil || !strings.Contains(err.Error(), "outside the repository root") {
+		t.Errorf("err = %v, want a symlinked dir outside the repository refused", err)
+	}
+}
