@@ -120,7 +120,7 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 		}
 	}
 	if len(migs) > 0 {
-		sr.Changes = append(sr.Changes, applyMigrations(ctx, st, sp, c, migs)...)
+		sr.Changes = append(sr.Changes, applyMigrations(ctx, st, c, migs, o)...)
 		pg := st.Spec.Postgres
 		if live, err := postgres.Observe(ctx, c.pg, pg.Migrations.Table); err == nil {
 			v := live.Version()
@@ -130,10 +130,14 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 	return sr
 }
 
-func applyMigrations(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conns, migs []Change) []ChangeResult {
+func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Change, o Options) []ChangeResult {
 	pg := st.Spec.Postgres
 	server := postgres.Server(pg.URL)
-	done, err := postgres.Migrate(ctx, c.pg, pg.Migrations, sp.Postgres.VersionBefore, sp.Postgres.VersionAfter)
+	steps := make([]postgres.Step, len(migs))
+	for i, ch := range migs {
+		steps[i] = postgres.Step{Version: ch.Version, File: ch.Name, Down: ch.Action == ActionDown}
+	}
+	done, err := postgres.Migrate(ctx, c.pg, pg.Migrations, steps, o.grace())
 	ran := map[int64]bool{}
 	for _, s := range done {
 		ran[s.Version] = true
@@ -149,6 +153,8 @@ func applyMigrations(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conn
 		case merr != nil && merr.Version == ch.Version:
 			out[i].Status = StatusFailed
 			out[i].Error = serverError("postgres", server, err, spec.Password(pg.URL)).Error()
+		case errors.Is(err, postgres.ErrInterrupted):
+			out[i].Error = "not started: dbops is shutting down"
 		case err != nil && merr == nil:
 			out[i].Status = StatusFailed
 			out[i].Error = serverError("postgres", server, fmt.Errorf("migrating: %w", err), spec.Password(pg.URL)).Error()

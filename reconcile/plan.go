@@ -108,6 +108,16 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Concurrency bounds how many stacks are worked on at once; 8 when zero.
 	Concurrency int
+	// Grace is how long a running migration may go on once the context is
+	// cancelled, before its statement is cancelled too; 30 s when zero.
+	Grace time.Duration
+}
+
+func (o Options) grace() time.Duration {
+	if o.Grace <= 0 {
+		return 30 * time.Second
+	}
+	return o.Grace
 }
 
 func (o Options) timeout() time.Duration {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -14,12 +15,21 @@ import (
 	"github.com/amanat/dbops/spec"
 )
 
-// Migrate runs goose from the database's version to the version to, under
-// goose's session lock. Each migration runs in its own transaction unless its
-// file says NO TRANSACTION. On failure the error names the file and carries
-// the server's message; the database stays at the last good version.
-func Migrate(ctx context.Context, db *sql.DB, m *spec.Migrations, from, to int64) ([]Step, error) {
-	if from == to {
+// ErrInterrupted means Migrate stopped between two migrations because its
+// context was cancelled; the database is at a clean version.
+var ErrInterrupted = errors.New("stopped between migrations on request")
+
+// Migrate runs the planned steps one at a time through goose, under goose's
+// session lock. Each migration runs in its own transaction unless its file
+// says NO TRANSACTION. On failure the error names the file and carries the
+// server's message; the database stays at the last good version.
+//
+// Cancelling ctx stops Migrate before the next step; the step running is
+// given grace to finish before its statement is cancelled too (which rolls
+// back its transaction), so a shutdown does not cut a migration half-way
+// unless it overruns grace.
+func Migrate(ctx context.Context, db *sql.DB, m *spec.Migrations, steps []Step, grace time.Duration) ([]Step, error) {
+	if len(steps) == 0 {
 		return nil, nil
 	}
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(LockID))
@@ -34,24 +44,47 @@ func Migrate(ctx context.Context, db *sql.DB, m *spec.Migrations, from, to int64
 	if err != nil {
 		return nil, fmt.Errorf("migrations %s: %w", m.Dir, err)
 	}
-	var results []*goose.MigrationResult
-	if to >= from {
-		results, err = p.UpTo(ctx, to)
-	} else {
-		results, err = p.DownTo(ctx, to)
-	}
+	defer p.Close()
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-runCtx.Done():
+		}
+	})
+	defer stop()
+
 	var done []Step
-	var perr *goose.PartialError
-	if errors.As(err, &perr) {
-		results = perr.Applied
+	for _, s := range steps {
+		if ctx.Err() != nil {
+			return done, ErrInterrupted
+		}
+		var results []*goose.MigrationResult
+		if s.Down {
+			results, err = p.DownTo(runCtx, s.Version-1) // s is the highest applied
+		} else {
+			results, err = p.UpTo(runCtx, s.Version)
+		}
+		for _, r := range results {
+			done = append(done, Step{Version: r.Source.Version, File: path.Base(r.Source.Path), Down: r.Direction == "down"})
+		}
+		var perr *goose.PartialError
+		if errors.As(err, &perr) {
+			for _, r := range perr.Applied {
+				done = append(done, Step{Version: r.Source.Version, File: path.Base(r.Source.Path), Down: r.Direction == "down"})
+			}
+			return done, &MigrationError{File: path.Base(perr.Failed.Source.Path), Version: perr.Failed.Source.Version, Err: perr.Err}
+		}
+		if err != nil {
+			return done, &MigrationError{File: s.File, Version: s.Version, Err: err}
+		}
 	}
-	for _, r := range results {
-		done = append(done, Step{Version: r.Source.Version, File: path.Base(r.Source.Path), Down: r.Direction == "down"})
-	}
-	if perr != nil {
-		return done, &MigrationError{File: path.Base(perr.Failed.Source.Path), Version: perr.Failed.Source.Version, Err: perr.Err}
-	}
-	return done, err
+	return done, nil
 }
 
 // MigrationError is a migration that failed.

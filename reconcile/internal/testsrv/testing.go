@@ -1,0 +1,150 @@
+package testsrv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	binsOnce sync.Once
+	binsErr  error
+
+	shared struct {
+		mu  sync.Mutex
+		pg  *Postgres
+		err error
+		n   int // databases created so far
+	}
+)
+
+// Servers skips the test under -short (go test -short runs only offline
+// tests); otherwise a missing PostgreSQL or redis-server binary is a
+// t.Fatal, never a skip.
+func Servers(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("testsrv: needs PostgreSQL and redis-server; skipped with -short")
+	}
+	binsOnce.Do(func() {
+		_, err1 := FindPostgresBin()
+		_, err2 := FindRedisServer()
+		if err1 != nil {
+			binsErr = err1
+		} else {
+			binsErr = err2
+		}
+	})
+	if binsErr != nil {
+		t.Fatalf("%v (use -short to run only offline tests)", binsErr)
+	}
+}
+
+// SharedPostgres returns the cluster shared by the whole test binary
+// (started on first use) so tests can create roles etc. Calls Servers(t).
+func SharedPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	Servers(t)
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.pg == nil && shared.err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		shared.pg, shared.err = StartPostgres(ctx, PostgresOptions{})
+		cancel()
+	}
+	if shared.err != nil {
+		t.Fatalf("shared postgres: %v", shared.err)
+	}
+	return shared.pg
+}
+
+// PostgresDB returns the URL of a fresh, empty database in the shared
+// cluster, named after the test. Calls Servers(t). The database is dropped
+// (best effort) in t.Cleanup.
+func PostgresDB(t testing.TB) string {
+	t.Helper()
+	pg := SharedPostgres(t)
+	shared.mu.Lock()
+	shared.n++
+	name := dbName(t.Name(), shared.n)
+	shared.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := pg.CreateDatabase(ctx, name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = pg.Exec(ctx, "postgres", "DROP DATABASE IF EXISTS "+quoteIdent(name)+" WITH (FORCE)")
+	})
+	return pg.URL(name)
+}
+
+// NewRedis starts a redis-server for this test and stops it in t.Cleanup.
+// Calls Servers(t).
+func NewRedis(t testing.TB, opts RedisOptions) *Redis {
+	t.Helper()
+	Servers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := StartRedis(ctx, opts)
+	if err != nil {
+		t.Fatalf("start redis: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Stop(); err != nil {
+			t.Errorf("stop redis: %v", err)
+		}
+	})
+	return r
+}
+
+// Main runs the tests (m.Run), stops the shared cluster, and exits with
+// m.Run's code. Use from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	shared.mu.Lock()
+	pg := shared.pg
+	shared.pg, shared.err = nil, fmt.Errorf("testsrv: shared postgres already stopped by Main")
+	shared.mu.Unlock()
+	if pg != nil {
+		if err := pg.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "testsrv: stop shared postgres:", err)
+			if code == 0 {
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// dbName makes a valid, lowercase identifier of at most 63 bytes from a
+// test name and a counter.
+func dbName(testName string, n int) string {
+	var b strings.Builder
+	b.WriteString("t_")
+	underscore := true
+	for _, c := range strings.ToLower(testName) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+			underscore = false
+		} else if !underscore {
+			b.WriteByte('_')
+			underscore = true
+		}
+	}
+	suffix := "_" + strconv.Itoa(n)
+	base := strings.TrimRight(b.String(), "_")
+	if len(base)+len(suffix) > 63 {
+		base = strings.TrimRight(base[:63-len(suffix)], "_")
+	}
+	return base + suffix
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
