@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -24,10 +26,12 @@ var ErrInterrupted = errors.New("stopped between migrations on request")
 // says NO TRANSACTION. On failure the error names the file and carries the
 // server's message; the database stays at the last good version.
 //
-// Cancelling ctx stops Migrate before the next step; the step running is
-// given grace to finish before its statement is cancelled too (which rolls
-// back its transaction), so a shutdown does not cut a migration half-way
-// unless it overruns grace.
+// Steps run in batches: consecutive transactional migrations in one goose
+// call, each NO TRANSACTION migration on its own. Cancelling ctx stops
+// Migrate before the next batch; the batch running is given grace to finish
+// before its statement is cancelled too, which rolls back the transaction
+// of the migration under way. Only a NO TRANSACTION migration that overruns
+// grace can be cut half-way, as it would be by any client.
 func Migrate(ctx context.Context, db *sql.DB, m *spec.Migrations, steps []Step, grace time.Duration) ([]Step, error) {
 	if len(steps) == 0 {
 		return nil, nil
@@ -60,28 +64,29 @@ func Migrate(ctx context.Context, db *sql.DB, m *spec.Migrations, steps []Step, 
 	defer stop()
 
 	var done []Step
-	for _, s := range steps {
+	for _, g := range batches(m.Path, steps) {
 		if ctx.Err() != nil {
 			return done, ErrInterrupted
 		}
+		last := g[len(g)-1]
 		var results []*goose.MigrationResult
-		if s.Down {
-			results, err = p.DownTo(runCtx, s.Version-1) // s is the highest applied
+		if last.Down {
+			results, err = p.DownTo(runCtx, last.Version-1) // everything above last is in g
 		} else {
-			results, err = p.UpTo(runCtx, s.Version)
+			results, err = p.UpTo(runCtx, last.Version)
+		}
+		var perr *goose.PartialError
+		if errors.As(err, &perr) {
+			results = perr.Applied
 		}
 		for _, r := range results {
 			done = append(done, Step{Version: r.Source.Version, File: path.Base(r.Source.Path), Down: r.Direction == "down"})
 		}
-		var perr *goose.PartialError
-		if errors.As(err, &perr) {
-			for _, r := range perr.Applied {
-				done = append(done, Step{Version: r.Source.Version, File: path.Base(r.Source.Path), Down: r.Direction == "down"})
-			}
+		if perr != nil {
 			return done, &MigrationError{File: path.Base(perr.Failed.Source.Path), Version: perr.Failed.Source.Version, Err: perr.Err}
 		}
 		if err != nil {
-			return done, &MigrationError{File: s.File, Version: s.Version, Err: err}
+			return done, &MigrationError{File: g[0].File, Version: g[0].Version, Err: err}
 		}
 	}
 	return done, nil
@@ -99,3 +104,27 @@ func (e *MigrationError) Error() string {
 }
 
 func (e *MigrationError) Unwrap() error { return e.Err }
+
+var noTxAnnotation = regexp.MustCompile(`(?m)^--\s*\+goose\s+NO\s+TRANSACTION\b`)
+
+// batches groups steps so that NO TRANSACTION migrations run alone.
+func batches(dir string, steps []Step) [][]Step {
+	var out [][]Step
+	var cur []Step
+	for _, s := range steps {
+		body, _ := os.ReadFile(filepath.Join(dir, s.File))
+		if noTxAnnotation.Match(body) {
+			if len(cur) > 0 {
+				out = append(out, cur)
+				cur = nil
+			}
+			out = append(out, []Step{s})
+			continue
+		}
+		cur = append(cur, s)
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}

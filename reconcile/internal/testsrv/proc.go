@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -187,9 +188,9 @@ func (p *proc) logTail() string {
 		lines = lines[len(lines)-20:]
 	}
 	if len(lines) == 1 && lines[0] == "" {
-		return " (log " + p.logPath + " is empty)"
+		return " (" + filepath.Base(p.logPath) + " is empty)"
 	}
-	return "\n--- last lines of " + p.logPath + " ---\n" + strings.Join(lines, "\n")
+	return "\n--- last lines of " + filepath.Base(p.logPath) + " ---\n" + strings.Join(lines, "\n")
 }
 
 // waitReady calls probe until it succeeds, the process exits, ctx ends or

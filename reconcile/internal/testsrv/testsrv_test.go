@@ -374,3 +374,18 @@ func alive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
+
+func TestRedisErrorShowsLog(t *testing.T) {
+	Servers(t)
+	for _, cf := range []bool{false, true} {
+		r, err := StartRedis(testCtx(t), RedisOptions{ConfigFile: cf, Args: []string{"--no-such-directive", "1"}})
+		if err == nil {
+			r.Stop()
+			t.Fatal("redis started with a bad directive")
+		}
+		if !strings.Contains(err.Error(), "no-such-directive") || !strings.Contains(err.Error(), "last lines of") {
+			t.Fatalf("error lacks the log tail: %v", err)
+		}
+		t.Logf("ConfigFile=%v: %v", cf, err)
+	}
+}
