@@ -145,18 +145,28 @@ func (p *proc) exited() bool {
 	}
 }
 
-// stop sends sig and waits up to grace for the process to exit, then kills it.
+// stop sends sig and waits up to grace for the process to exit, then kills
+// it. The signal is repeated every half second: redis ignores a SIGTERM that
+// arrives while it writes its first AOF file, and never retries by itself.
 func (p *proc) stop(sig os.Signal, grace time.Duration) error {
-	if p.exited() {
-		return nil
-	}
-	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("testsrv: signal %s: %w", p.cmd.Path, err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(grace):
+	deadline := time.After(grace)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if p.exited() {
+			return nil
+		}
+		if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			return fmt.Errorf("testsrv: signal %s: %w", p.cmd.Path, err)
+		}
+		select {
+		case <-p.done:
+			return nil
+		case <-tick.C:
+			continue
+		case <-deadline:
+		}
+		break
 	}
 	p.cmd.Process.Kill()
 	<-p.done
