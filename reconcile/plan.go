@@ -57,7 +57,8 @@ type PostgresStatus struct {
 	Server        string `json:"server"`
 	VersionBefore int64  `json:"versionBefore"`
 	VersionAfter  int64  `json:"versionAfter"`
-	Target        string `json:"target"`
+	Target        string `json:"target,omitempty"`
+	Error         string `json:"error,omitempty"`
 }
 
 // RedisStatus describes the observed Redis server.
@@ -67,7 +68,8 @@ type RedisStatus struct {
 	ConfigFile string `json:"configFile"`
 	// Persisted is false when the server has no config file: applied
 	// settings are then lost on restart.
-	Persisted bool `json:"persisted"`
+	Persisted bool   `json:"persisted"`
+	Error     string `json:"error,omitempty"`
 }
 
 // Change is one difference between the spec and a live server.
@@ -204,6 +206,7 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 		sp.Postgres = status
 		sp.Changes = append(sp.Changes, changes...)
 		if err != nil {
+			status.Error = err.Error()
 			sp.Errors = append(sp.Errors, err.Error())
 		}
 	}
@@ -215,6 +218,7 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 			sp.Warnings = append(sp.Warnings, warn)
 		}
 		if err != nil {
+			status.Error = err.Error()
 			sp.Errors = append(sp.Errors, err.Error())
 		}
 	}

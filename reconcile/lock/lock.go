@@ -1,0 +1,107 @@
+// Package lock keeps two dbops processes from applying to the same stack at
+// the same time.
+package lock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/amanat/dbops/spec"
+)
+
+// ErrHeld means another holder has the lock.
+var ErrHeld = errors.New("another dbops process holds the stack lock")
+
+// Class is the first key of dbops' two-key advisory locks, "dbop" in ASCII.
+// Two-key advisory locks never collide with goose's one-key migration lock.
+const Class int32 = 0x64626f70
+
+// Key is the second advisory lock key of a stack.
+func Key(stack string) int32 { return int32(crc32.ChecksumIEEE([]byte(stack))) }
+
+// Lock is held while applying to one stack. Release is safe to call twice.
+type Lock interface {
+	Release(ctx context.Context) error
+}
+
+// Postgres takes the stack's session-level advisory lock on a dedicated
+// connection; closing that connection (or the process exiting) releases it.
+// It does not wait: when another session holds the lock it returns ErrHeld.
+func Postgres(ctx context.Context, rawURL, stack string, connectTimeout time.Duration) (Lock, error) {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("stack lock: bad URL %s", spec.Redact(rawURL))
+	}
+	cfg.ConnectTimeout = connectTimeout
+	cfg.RuntimeParams["application_name"] = "dbops-lock:" + stack
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("stack lock: %s", spec.Scrub(err.Error(), cfg.Password))
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", Class, Key(stack)).Scan(&ok); err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("stack lock: %w", err)
+	}
+	if !ok {
+		conn.Close(ctx)
+		return nil, ErrHeld
+	}
+	return &pgLock{conn: conn, stack: stack}, nil
+}
+
+type pgLock struct {
+	conn  *pgx.Conn
+	stack string
+}
+
+func (l *pgLock) Release(ctx context.Context) error {
+	if l.conn == nil {
+		return nil
+	}
+	// Closing the session releases its advisory locks even if the unlock
+	// query cannot be sent.
+	_, err := l.conn.Exec(ctx, "SELECT pg_advisory_unlock($1, $2)", Class, Key(l.stack))
+	l.conn.Close(context.WithoutCancel(ctx))
+	l.conn = nil
+	return err
+}
+
+// releaseScript deletes the key only if this holder still owns it.
+var releaseScript = goredis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) else return 0 end`)
+
+// Redis takes a lock keyed dbops:lock:<stack> in the stack's Redis, for
+// stacks without Postgres. It expires after ttl, so a crashed holder never
+// blocks the stack for longer; an apply to Redis is one CONFIG SET, far
+// shorter than any sensible ttl.
+func Redis(ctx context.Context, c *goredis.Client, stack, holder string, ttl time.Duration) (Lock, error) {
+	key := "dbops:lock:" + stack
+	ok, err := c.SetNX(ctx, key, holder, ttl).Result()
+	if err != nil {
+		return nil, fmt.Errorf("stack lock: %w", err)
+	}
+	if !ok {
+		return nil, ErrHeld
+	}
+	return &redisLock{c: c, key: key, holder: holder}, nil
+}
+
+type redisLock struct {
+	c           *goredis.Client
+	key, holder string
+	done        bool
+}
+
+func (l *redisLock) Release(ctx context.Context) error {
+	if l.done {
+		return nil
+	}
+	l.done = true
+	return releaseScript.Run(context.WithoutCancel(ctx), l.c, []string{l.key}, l.holder).Err()
+}

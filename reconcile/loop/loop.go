@@ -1,0 +1,240 @@
+// Package loop runs the continuous reconcile of `dbops run`: it fetches the
+// desired state from a source, keeps the last revision that validated in
+// force, and reconciles every stack on each change and each interval
+// through the same Plan and Apply as the CLI.
+package loop
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/source"
+	"github.com/amanat/dbops/spec"
+)
+
+// Source is where revisions of the desired state come from.
+type Source interface {
+	Fetch(ctx context.Context) (source.Revision, error)
+	Changed() <-chan struct{}
+	Release(keep ...string)
+}
+
+// Options configure a Loop. Zero values get the defaults in brackets.
+type Options struct {
+	Source      Source
+	Interval    time.Duration // between cycles [1m]
+	Concurrency int           // stacks reconciled at once [4]
+	Reconcile   reconcile.Options
+	Logger      *slog.Logger // [discard]
+	Metrics     *Metrics     // [NewMetrics()]
+	// Holder names this process in Redis stack locks [hostname-pid].
+	Holder string
+	// RetryBase and RetryMax bound the backoff of a failing stack [2s, 5m].
+	RetryBase, RetryMax time.Duration
+	// LockTTL is the expiry of Redis stack locks [2m].
+	LockTTL time.Duration
+}
+
+// Loop is one `dbops run` process.
+type Loop struct {
+	o       Options
+	trigger chan struct{}
+	sem     chan struct{}
+	wg      sync.WaitGroup
+
+	mu       sync.Mutex
+	current  *revision
+	rejected *Rejection
+	lastErr  string
+	lastTry  time.Time
+	stacks   map[string]*stackState
+}
+
+type revision struct {
+	source.Revision
+	stacks   []spec.Stack
+	loadedAt time.Time
+}
+
+// New returns a loop; Run starts it.
+func New(o Options) *Loop {
+	if o.Interval <= 0 {
+		o.Interval = time.Minute
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 2 * time.Second
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 5 * time.Minute
+	}
+	if o.LockTTL <= 0 {
+		o.LockTTL = 2 * time.Minute
+	}
+	return &Loop{
+		o:       o,
+		trigger: make(chan struct{}, 1),
+		sem:     make(chan struct{}, o.Concurrency),
+		stacks:  map[string]*stackState{},
+	}
+}
+
+// Trigger asks for a fetch and a cycle now (the webhook calls it).
+func (l *Loop) Trigger() {
+	select {
+	case l.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run reconciles until ctx is cancelled, then lets the stacks under way stop
+// cleanly (see reconcile.Options.Grace), releases their locks and returns.
+func (l *Loop) Run(ctx context.Context) error {
+	tick := time.NewTicker(l.o.Interval)
+	defer tick.Stop()
+	for {
+		l.Cycle(ctx)
+		select {
+		case <-ctx.Done():
+			l.wg.Wait()
+			return nil
+		case <-tick.C:
+		case <-l.trigger:
+		case <-l.o.Source.Changed():
+		}
+	}
+}
+
+// Cycle fetches the source and starts reconciling every stack of the
+// revision in force that is not already being reconciled or backing off.
+// It does not wait for them; Wait does.
+func (l *Loop) Cycle(ctx context.Context) {
+	l.fetch(ctx)
+	l.mu.Lock()
+	cur := l.current
+	l.mu.Unlock()
+	if cur == nil || ctx.Err() != nil {
+		return
+	}
+	for i := range cur.stacks {
+		l.dispatch(ctx, &cur.stacks[i], false)
+	}
+}
+
+// Wait blocks until no stack is being reconciled.
+func (l *Loop) Wait() { l.wg.Wait() }
+
+// fetch brings in the source's head revision and loads it when it is new.
+// A revision that fails to fetch-verify, load or validate is rejected and the
+// one in force stays.
+func (l *Loop) fetch(ctx context.Context) {
+	rev, err := l.o.Source.Fetch(ctx)
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lastTry = now
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		l.o.Metrics.fetchFailures.Inc()
+		l.lastErr = err.Error()
+		if errors.Is(err, source.ErrUnverified) {
+			l.reject(rev.ID, []string{err.Error()}, now)
+		}
+		l.o.Logger.Error("fetch failed; the revision in force stays", "err", err)
+		return
+	}
+	l.lastErr = ""
+	if l.current != nil && rev.ID == l.current.ID {
+		return
+	}
+	if l.rejected != nil && rev.ID == l.rejected.ID {
+		return // already reported
+	}
+	res, err := spec.Load([]string{rev.Path}, spec.Options{Root: rev.Root})
+	if err != nil {
+		var msgs []string
+		var list spec.ErrorList
+		if errors.As(err, &list) {
+			for _, fe := range list {
+				msgs = append(msgs, fe.Error())
+			}
+		} else {
+			msgs = []string{err.Error()}
+		}
+		l.reject(rev.ID, msgs, now)
+		return
+	}
+	prev := ""
+	if l.current != nil {
+		prev = l.current.ID
+		l.o.Metrics.revision.DeleteLabelValues(prev)
+	}
+	l.current = &revision{Revision: rev, stacks: res.Stacks, loadedAt: now}
+	l.o.Metrics.revision.WithLabelValues(rev.ID).Set(1)
+	if l.rejected != nil {
+		l.o.Metrics.rejected.DeleteLabelValues(l.rejected.ID)
+		l.rejected = nil
+	}
+	for _, w := range res.Warnings {
+		l.o.Logger.Warn("spec warning", "revision", rev.ID, "warning", w.Error())
+	}
+	l.o.Logger.Info("revision in force", "revision", rev.ID, "previous", prev, "stacks", len(res.Stacks))
+	l.forgetRemovedStacks(res.Stacks)
+	l.o.Source.Release(rev.ID)
+}
+
+func (l *Loop) reject(id string, msgs []string, now time.Time) {
+	if l.rejected != nil {
+		l.o.Metrics.rejected.DeleteLabelValues(l.rejected.ID)
+	}
+	l.rejected = &Rejection{ID: id, At: now, Errors: msgs}
+	if id != "" {
+		l.o.Metrics.rejected.WithLabelValues(id).Set(1)
+	}
+	inForce := ""
+	if l.current != nil {
+		inForce = l.current.ID
+	}
+	for _, m := range msgs {
+		l.o.Logger.Error("revision rejected; nothing of it is applied", "revision", id, "in_force", inForce, "err", m)
+	}
+}
+
+// forgetRemovedStacks drops the state and metrics of stacks no longer in
+// the spec; dbops leaves their servers as they are.
+func (l *Loop) forgetRemovedStacks(stacks []spec.Stack) {
+	keep := map[string]bool{}
+	for _, st := range stacks {
+		keep[st.Metadata.Name] = true
+	}
+	for name, s := range l.stacks {
+		if !keep[name] && !s.running {
+			delete(l.stacks, name)
+			l.o.Metrics.forget(name)
+		}
+	}
+}
+
+// backoff is the capped exponential delay with jitter after n failures.
+func (l *Loop) backoff(n int) time.Duration {
+	d := l.o.RetryBase << min(n-1, 20)
+	if d <= 0 || d > l.o.RetryMax {
+		d = l.o.RetryMax
+	}
+	return d/2 + rand.N(d/2+1) // "equal jitter": between d/2 and d
+}

@@ -1,0 +1,84 @@
+package loop
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the loop's Prometheus metrics, on their own registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	duration      *prometheus.HistogramVec
+	lastSuccess   *prometheus.GaugeVec
+	drift         *prometheus.GaugeVec
+	applied       *prometheus.CounterVec
+	failed        *prometheus.CounterVec
+	stackFailures *prometheus.CounterVec
+	lockHeld      *prometheus.CounterVec
+	revision      *prometheus.GaugeVec
+	rejected      *prometheus.GaugeVec
+	fetchFailures prometheus.Counter
+}
+
+// NewMetrics registers the dbops_ metrics and the Go runtime's.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dbops_reconcile_duration_seconds",
+			Help:    "Time to observe, plan and apply one stack.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"stack"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dbops_last_successful_reconcile_timestamp_seconds",
+			Help: "Unix time of the stack's last reconcile that ended in sync (or suspended/report-only without error).",
+		}, []string{"stack"}),
+		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dbops_drift_resources",
+			Help: "Differences found between the spec and the live servers in the last cycle, per resource.",
+		}, []string{"stack", "resource"}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dbops_changes_applied_total",
+			Help: "Changes applied, per resource.",
+		}, []string{"stack", "resource"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dbops_changes_failed_total",
+			Help: "Changes that failed to apply, per resource.",
+		}, []string{"stack", "resource"}),
+		stackFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dbops_reconcile_failures_total",
+			Help: "Stack cycles that ended in an error (server unreachable, plan refused, apply failed).",
+		}, []string{"stack"}),
+		lockHeld: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dbops_stack_lock_held_elsewhere_total",
+			Help: "Cycles that found drift but did not apply because another dbops held the stack lock.",
+		}, []string{"stack"}),
+		revision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dbops_revision_info",
+			Help: "The revision in force (value 1).",
+		}, []string{"revision"}),
+		rejected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dbops_rejected_revision_info",
+			Help: "The newest revision rejected because it failed to load, validate or verify (value 1; absent when none).",
+		}, []string{"revision"}),
+		fetchFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dbops_source_fetch_failures_total",
+			Help: "Failed fetches of the git repository or folder.",
+		}),
+	}
+	m.Registry.MustRegister(m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures,
+		m.lockHeld, m.revision, m.rejected, m.fetchFailures,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// forget removes the series of a stack that left the spec.
+func (m *Metrics) forget(stack string) {
+	l := prometheus.Labels{"stack": stack}
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
+		m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures, m.lockHeld,
+	} {
+		v.DeletePartialMatch(l)
+	}
+}

@@ -1,0 +1,269 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/lock"
+	"github.com/amanat/dbops/reconcile/redis"
+	"github.com/amanat/dbops/spec"
+)
+
+// stackState is what the loop remembers of one stack between cycles.
+type stackState struct {
+	status   StackStatus
+	running  bool
+	failures int
+	retryAt  time.Time
+	retry    *time.Timer
+}
+
+// outcome is the result of one stack cycle.
+type outcome struct {
+	reason, message        string
+	resources              []ResourceStatus
+	failed                 bool
+	applied, failedChanges map[string]int // per resource kind
+}
+
+// dispatch starts reconciling st unless it is already running, or backing
+// off after failures (its retry timer brings it back: retry bypasses that).
+func (l *Loop) dispatch(ctx context.Context, st *spec.Stack, retry bool) {
+	name := st.Metadata.Name
+	l.mu.Lock()
+	s := l.stacks[name]
+	if s == nil {
+		s = &stackState{status: StackStatus{Name: name}}
+		l.stacks[name] = s
+	}
+	if s.running || (!retry && time.Now().Before(s.retryAt)) {
+		l.mu.Unlock()
+		return
+	}
+	s.running = true
+	l.mu.Unlock()
+
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		select {
+		case l.sem <- struct{}{}:
+		case <-ctx.Done():
+			l.mu.Lock()
+			s.running = false
+			l.mu.Unlock()
+			return
+		}
+		defer func() { <-l.sem }()
+		start := time.Now()
+		out := l.reconcileStack(ctx, st)
+		l.finish(ctx, st, out, start)
+	}()
+}
+
+// retryStack re-runs a failed stack when its backoff has passed.
+func (l *Loop) retryStack(ctx context.Context, name string) {
+	l.mu.Lock()
+	cur := l.current
+	l.mu.Unlock()
+	if cur == nil || ctx.Err() != nil {
+		return
+	}
+	for i := range cur.stacks {
+		if cur.stacks[i].Metadata.Name == name {
+			l.dispatch(ctx, &cur.stacks[i], true)
+		}
+	}
+}
+
+// reconcileStack observes, plans and, when the stack's policy allows and
+// its lock is free, applies — through the same code as `dbops plan/apply`.
+func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
+	stacks := []spec.Stack{*st}
+	sp := l.plan(ctx, stacks)
+	switch {
+	case len(sp.Errors) > 0:
+		return outcome{reason: ReasonPlanFailed, message: strings.Join(sp.Errors, "; "), resources: resources(sp, StateDrifted), failed: true}
+	case len(sp.Changes) == 0:
+		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
+	case st.Spec.Suspend:
+		return outcome{reason: ReasonSuspended, message: fmt.Sprintf("suspended: %d difference(s) not applied", len(sp.Changes)), resources: resources(sp, StateSuspended)}
+	case st.Spec.DriftPolicy == spec.DriftReport:
+		return outcome{reason: ReasonDrift, message: fmt.Sprintf("driftPolicy report: %d difference(s) not applied", len(sp.Changes)), resources: resources(sp, StateDrifted)}
+	}
+
+	lk, err := l.lock(ctx, st)
+	if errors.Is(err, lock.ErrHeld) {
+		l.o.Metrics.lockHeld.WithLabelValues(st.Metadata.Name).Inc()
+		return outcome{reason: ReasonLocked, message: "drift found; another dbops process holds the stack lock and applies", resources: resources(sp, StateDrifted)}
+	}
+	if err != nil {
+		return outcome{reason: ReasonApplyFail, message: err.Error(), resources: resources(sp, StateDrifted), failed: true}
+	}
+	defer lk.Release(ctx)
+
+	// Plan again under the lock: another process may have applied meanwhile.
+	sp = l.plan(ctx, stacks)
+	if len(sp.Errors) > 0 {
+		return outcome{reason: ReasonPlanFailed, message: strings.Join(sp.Errors, "; "), resources: resources(sp, StateDrifted), failed: true}
+	}
+	if len(sp.Changes) == 0 {
+		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
+	}
+	l.setResources(st.Metadata.Name, resources(sp, StateApplying))
+	l.o.Logger.Info("applying", "stack", st.Metadata.Name, "changes", len(sp.Changes))
+	plan := &reconcile.Plan{FormatVersion: reconcile.FormatVersion, Stacks: []reconcile.StackPlan{*sp}}
+	res := reconcile.Apply(ctx, stacks, plan, l.o.Reconcile)
+
+	out := outcome{applied: map[string]int{}, failedChanges: map[string]int{}}
+	var errs []string
+	failedKinds := map[string]string{}
+	for _, c := range res.Stacks[0].Changes {
+		switch c.Status {
+		case reconcile.StatusDone:
+			out.applied[c.Kind]++
+			l.o.Logger.Info("applied", "stack", c.Stack, "resource", c.Resource, "before", c.Before, "after", c.After)
+		case reconcile.StatusFailed:
+			out.failedChanges[c.Kind]++
+			failedKinds[c.Kind] = c.Error
+			errs = append(errs, c.Resource+": "+c.Error)
+		}
+	}
+	errs = append(errs, res.Stacks[0].Errors...)
+	out.resources = resources(sp, StateInSync)
+	for i, r := range out.resources {
+		r.Changes = nil
+		for kind, msg := range failedKinds {
+			if kindOf(r.Resource) == kind {
+				r.State, r.Error = StateFailed, msg
+			}
+		}
+		out.resources[i] = r
+	}
+	if res.Failed() {
+		out.reason, out.message, out.failed = ReasonApplyFail, strings.Join(errs, "; "), true
+		if len(errs) == 0 {
+			out.message = "interrupted: dbops is shutting down"
+		}
+	} else {
+		out.reason, out.message = ReasonSucceeded, fmt.Sprintf("applied %d change(s)", len(sp.Changes))
+	}
+	return out
+}
+
+func kindOf(resource string) string {
+	if resource == "postgres" {
+		return reconcile.ResourceMigration
+	}
+	return reconcile.ResourceRedisConfig
+}
+
+func (l *Loop) plan(ctx context.Context, stacks []spec.Stack) *reconcile.StackPlan {
+	p := reconcile.PlanStacks(ctx, stacks, l.o.Reconcile)
+	return &p.Stacks[0]
+}
+
+// lock takes the stack's single-writer lock: a Postgres advisory lock when
+// the stack has Postgres, else a Redis key with an expiry.
+func (l *Loop) lock(ctx context.Context, st *spec.Stack) (lock.Lock, error) {
+	timeout := l.o.Reconcile.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	if pg := st.Spec.Postgres; pg != nil {
+		return lock.Postgres(ctx, pg.URL, st.Metadata.Name, timeout)
+	}
+	c, err := redis.Open(st.Spec.Redis.URL, timeout)
+	if err != nil {
+		return nil, err
+	}
+	lk, err := lock.Redis(ctx, c, st.Metadata.Name, l.o.Holder, l.o.LockTTL)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis %s: %s", redis.Server(st.Spec.Redis.URL), spec.Scrub(err.Error(), spec.Password(st.Spec.Redis.URL)))
+	}
+	return closingLock{lk, func() { c.Close() }}, nil
+}
+
+type closingLock struct {
+	lock.Lock
+	close func()
+}
+
+func (c closingLock) Release(ctx context.Context) error {
+	err := c.Lock.Release(ctx)
+	c.close()
+	return err
+}
+
+func (l *Loop) setResources(name string, rs []ResourceStatus) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s := l.stacks[name]; s != nil {
+		s.status.Resources = rs
+	}
+}
+
+// finish records a stack's outcome in its status and metrics, and schedules
+// a retry with backoff after a failure.
+func (l *Loop) finish(ctx context.Context, st *spec.Stack, out outcome, start time.Time) {
+	name := st.Metadata.Name
+	now := time.Now()
+	m := l.o.Metrics
+	m.duration.WithLabelValues(name).Observe(now.Sub(start).Seconds())
+	for _, r := range out.resources {
+		m.drift.WithLabelValues(name, r.Resource).Set(float64(len(r.Changes)))
+	}
+	for kind, n := range out.applied {
+		m.applied.WithLabelValues(name, kind).Add(float64(n))
+	}
+	for kind, n := range out.failedChanges {
+		m.failed.WithLabelValues(name, kind).Add(float64(n))
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stacks[name]
+	s.running = false
+	prev := s.status
+	s.status = StackStatus{
+		Name: name, Suspended: st.Spec.Suspend, DriftPolicy: string(st.Spec.DriftPolicy),
+		LastCycle: now, LastSuccess: prev.LastSuccess, Duration: now.Sub(start).Round(time.Millisecond).String(),
+		Resources: out.resources,
+	}
+	ready := Condition{Type: "Ready", Status: "False", Reason: out.reason, Message: out.message, Since: now}
+	if out.reason == ReasonSucceeded {
+		ready.Status = "True"
+	}
+	if len(prev.Conditions) > 0 && prev.Conditions[0].Status == ready.Status && prev.Conditions[0].Reason == ready.Reason {
+		ready.Since = prev.Conditions[0].Since
+	}
+	s.status.Conditions = []Condition{ready}
+
+	if !out.failed {
+		s.failures, s.retryAt = 0, time.Time{}
+		s.status.LastSuccess = now
+		m.lastSuccess.WithLabelValues(name).Set(float64(now.Unix()))
+		if out.reason != ReasonSucceeded || prev.Conditions == nil || prev.Conditions[0].Reason != out.reason {
+			l.o.Logger.Info("stack reconciled", "stack", name, "reason", out.reason, "message", out.message)
+		}
+		return
+	}
+	m.stackFailures.WithLabelValues(name).Inc()
+	s.failures++
+	delay := l.backoff(s.failures)
+	s.retryAt = now.Add(delay)
+	retryAt := s.retryAt
+	s.status.RetryAt = &retryAt
+	l.o.Logger.Error("stack failed", "stack", name, "reason", out.reason, "err", out.message, "attempt", s.failures, "retry_in", delay.Round(time.Millisecond).String())
+	if ctx.Err() == nil {
+		if s.retry != nil {
+			s.retry.Stop()
+		}
+		s.retry = time.AfterFunc(delay, func() { l.retryStack(ctx, name) })
+	}
+}

@@ -1,0 +1,114 @@
+package loop
+
+import (
+	"time"
+
+	"github.com/amanat/dbops/reconcile"
+)
+
+// Resource states reported in /status.
+const (
+	StateUnknown   = "Unknown"
+	StateInSync    = "InSync"
+	StateDrifted   = "Drifted"
+	StateApplying  = "Applying"
+	StateFailed    = "Failed"
+	StateSuspended = "Suspended"
+)
+
+// Reasons of a stack's Ready condition, as in Flux's conditions.
+const (
+	ReasonSucceeded  = "ReconciliationSucceeded"
+	ReasonProgessing = "Progressing"
+	ReasonDrift      = "DriftDetected" // driftPolicy: report
+	ReasonSuspended  = "Suspended"
+	ReasonLocked     = "LockHeldElsewhere"
+	ReasonPlanFailed = "PlanFailed"
+	ReasonApplyFail  = "ApplyFailed"
+)
+
+// Status is what /status reports.
+type Status struct {
+	// Revision is the revision in force: the last one that loaded and validated.
+	Revision *RevisionStatus `json:"revision"`
+	// Rejected is the newest revision that failed to load, validate or verify.
+	Rejected   *Rejection    `json:"rejected,omitempty"`
+	LastFetch  time.Time     `json:"lastFetch"`
+	FetchError string        `json:"fetchError,omitempty"`
+	Stacks     []StackStatus `json:"stacks"`
+}
+
+// RevisionStatus is a revision in force.
+type RevisionStatus struct {
+	ID       string    `json:"id"`
+	LoadedAt time.Time `json:"loadedAt"`
+}
+
+// Rejection is a revision that is not applied, and why.
+type Rejection struct {
+	ID     string    `json:"id"`
+	At     time.Time `json:"at"`
+	Errors []string  `json:"errors"`
+}
+
+// StackStatus is one stack's state after its last cycle.
+type StackStatus struct {
+	Name        string           `json:"name"`
+	Suspended   bool             `json:"suspended"`
+	DriftPolicy string           `json:"driftPolicy"`
+	LastCycle   time.Time        `json:"lastCycle"`
+	LastSuccess time.Time        `json:"lastSuccess"`
+	Duration    string           `json:"duration"`
+	Resources   []ResourceStatus `json:"resources"`
+	Conditions  []Condition      `json:"conditions"`
+	// RetryAt is when a failing stack is tried again (exponential backoff).
+	RetryAt *time.Time `json:"retryAt,omitempty"`
+}
+
+// ResourceStatus is the state of one managed thing of a stack.
+type ResourceStatus struct {
+	Resource string             `json:"resource"` // "postgres" or "redis"
+	State    string             `json:"state"`
+	Error    string             `json:"error,omitempty"`
+	Changes  []reconcile.Change `json:"changes,omitempty"` // drift found in the last cycle
+}
+
+// Condition is a Kubernetes-style condition with a machine-readable reason.
+type Condition struct {
+	Type    string    `json:"type"`
+	Status  string    `json:"status"` // "True" or "False"
+	Reason  string    `json:"reason"`
+	Message string    `json:"message,omitempty"`
+	Since   time.Time `json:"lastTransitionTime"`
+}
+
+// resources derives per-resource states from a stack plan. state is the
+// state of drifted resources (Drifted, Applying or Suspended).
+func resources(sp *reconcile.StackPlan, drifted string) []ResourceStatus {
+	var out []ResourceStatus
+	add := func(name, kind, planErr string) {
+		rs := ResourceStatus{Resource: name, State: StateInSync, Error: planErr}
+		for _, c := range sp.Changes {
+			if c.Kind == kind {
+				rs.Changes = append(rs.Changes, c)
+			}
+		}
+		switch {
+		case planErr != "":
+			rs.State = StateFailed
+		case len(rs.Changes) > 0:
+			rs.State = drifted
+		}
+		out = append(out, rs)
+	}
+	if sp.Postgres != nil {
+		add("postgres", reconcile.ResourceMigration, sp.Postgres.Error)
+	}
+	if sp.Redis != nil {
+		add("redis", reconcile.ResourceRedisConfig, sp.Redis.Error)
+	}
+	if len(out) == 0 && len(sp.Errors) > 0 { // the servers could not even be opened
+		out = append(out, ResourceStatus{Resource: "stack", State: StateFailed, Error: sp.Errors[0]})
+	}
+	return out
+}
