@@ -228,7 +228,7 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 // serverError wraps a connection or query failure with the server's name and
 // what to check, without credentials.
 func serverError(kind, server string, err error, secret string) error {
-	return fmt.Errorf("%s %s: %s", kind, server, spec.Redact(spec.Scrub(err.Error(), secret)))
+	return fmt.Errorf("%s %s: %s", kind, server, spec.RedactText(spec.Scrub(err.Error(), secret)))
 }
 
 func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*PostgresStatus, []Change, error) {

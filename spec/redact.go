@@ -25,6 +25,13 @@ func Redact(raw string) string {
 	return queryPassword.ReplaceAllString(s, "${1}xxxxx")
 }
 
+// RedactText masks the passwords of any URLs inside a message, without
+// otherwise changing it.
+func RedactText(s string) string {
+	s = userinfoPassword.ReplaceAllString(s, "${1}xxxxx@")
+	return queryPassword.ReplaceAllString(s, "${1}xxxxx")
+}
+
 // Scrub replaces every occurrence of each secret in s with "xxxxx".
 func Scrub(s string, secrets ...string) string {
 	for _, sec := range secrets {

@@ -38,7 +38,7 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.SetErr(e.stderr)
 	root.PersistentFlags().StringVar(&e.root, "root", ".", "repository root bounding migration dirs, for spec files outside a git work tree")
 	root.PersistentFlags().DurationVar(&e.connectTimeout, "connect-timeout", 5*time.Second, "timeout for connecting to each server")
-	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newVersionCommand(e))
+	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newRunCommand(e), newVersionCommand(e))
 	return root
 }
 

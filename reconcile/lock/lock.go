@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,6 +18,10 @@ import (
 
 // ErrHeld means another holder has the lock.
 var ErrHeld = errors.New("another dbops process holds the stack lock")
+
+// ErrOutOfMemory means Redis refused to store the lock key (maxmemory
+// reached under noeviction).
+var ErrOutOfMemory = errors.New("redis is out of memory and refused the lock key")
 
 // Class is the first key of dbops' two-key advisory locks, "dbop" in ASCII.
 // Two-key advisory locks never collide with goose's one-key migration lock.
@@ -83,6 +88,9 @@ var releaseScript = goredis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] 
 func Redis(ctx context.Context, c *goredis.Client, stack, holder string, ttl time.Duration) (Lock, error) {
 	key := "dbops:lock:" + stack
 	ok, err := c.SetNX(ctx, key, holder, ttl).Result()
+	if err != nil && strings.HasPrefix(err.Error(), "OOM ") {
+		return nil, ErrOutOfMemory
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stack lock: %w", err)
 	}

@@ -48,6 +48,7 @@ type Loop struct {
 	wg      sync.WaitGroup
 
 	mu       sync.Mutex
+	runCtx   context.Context // set by Run: retries live only as long as it
 	current  *revision
 	rejected *Rejection
 	lastErr  string
@@ -103,17 +104,24 @@ func (l *Loop) Trigger() {
 // Run reconciles until ctx is cancelled, then lets the stacks under way stop
 // cleanly (see reconcile.Options.Grace), releases their locks and returns.
 func (l *Loop) Run(ctx context.Context) error {
+	l.mu.Lock()
+	l.runCtx = ctx
+	l.mu.Unlock()
 	tick := time.NewTicker(l.o.Interval)
 	defer tick.Stop()
 	for {
 		l.Cycle(ctx)
+		l.o.Logger.Debug("waiting")
 		select {
 		case <-ctx.Done():
 			l.wg.Wait()
 			return nil
 		case <-tick.C:
+			l.o.Logger.Debug("cycle", "reason", "interval")
 		case <-l.trigger:
+			l.o.Logger.Debug("cycle", "reason", "webhook")
 		case <-l.o.Source.Changed():
+			l.o.Logger.Debug("cycle", "reason", "source changed")
 		}
 	}
 }
@@ -159,6 +167,7 @@ func (l *Loop) fetch(ctx context.Context) {
 		return
 	}
 	l.lastErr = ""
+	l.o.Logger.Debug("fetched", "revision", rev.ID)
 	if l.current != nil && rev.ID == l.current.ID {
 		return
 	}

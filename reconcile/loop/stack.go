@@ -61,7 +61,7 @@ func (l *Loop) dispatch(ctx context.Context, st *spec.Stack, retry bool) {
 		defer func() { <-l.sem }()
 		start := time.Now()
 		out := l.reconcileStack(ctx, st)
-		l.finish(ctx, st, out, start)
+		l.finish(st, out, start)
 	}()
 }
 
@@ -182,12 +182,23 @@ func (l *Loop) lock(ctx context.Context, st *spec.Stack) (lock.Lock, error) {
 		return nil, err
 	}
 	lk, err := lock.Redis(ctx, c, st.Metadata.Name, l.o.Holder, l.o.LockTTL)
+	if errors.Is(err, lock.ErrOutOfMemory) {
+		// A full Redis under noeviction refuses the lock key, and refusing
+		// to apply would keep it from getting a raised maxmemory. The apply
+		// is one atomic, idempotent CONFIG SET, so go on without the lock.
+		l.o.Logger.Warn("redis refused the stack lock key (out of memory); applying without it", "stack", st.Metadata.Name)
+		return closingLock{noLock{}, func() { c.Close() }}, nil
+	}
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("redis %s: %s", redis.Server(st.Spec.Redis.URL), spec.Scrub(err.Error(), spec.Password(st.Spec.Redis.URL)))
+		return nil, fmt.Errorf("redis %s: %w", redis.Server(st.Spec.Redis.URL), err)
 	}
 	return closingLock{lk, func() { c.Close() }}, nil
 }
+
+type noLock struct{}
+
+func (noLock) Release(context.Context) error { return nil }
 
 type closingLock struct {
 	lock.Lock
@@ -210,7 +221,7 @@ func (l *Loop) setResources(name string, rs []ResourceStatus) {
 
 // finish records a stack's outcome in its status and metrics, and schedules
 // a retry with backoff after a failure.
-func (l *Loop) finish(ctx context.Context, st *spec.Stack, out outcome, start time.Time) {
+func (l *Loop) finish(st *spec.Stack, out outcome, start time.Time) {
 	name := st.Metadata.Name
 	now := time.Now()
 	m := l.o.Metrics
@@ -260,10 +271,10 @@ func (l *Loop) finish(ctx context.Context, st *spec.Stack, out outcome, start ti
 	retryAt := s.retryAt
 	s.status.RetryAt = &retryAt
 	l.o.Logger.Error("stack failed", "stack", name, "reason", out.reason, "err", out.message, "attempt", s.failures, "retry_in", delay.Round(time.Millisecond).String())
-	if ctx.Err() == nil {
+	if run := l.runCtx; run != nil && run.Err() == nil {
 		if s.retry != nil {
 			s.retry.Stop()
 		}
-		s.retry = time.AfterFunc(delay, func() { l.retryStack(ctx, name) })
+		s.retry = time.AfterFunc(delay, func() { l.retryStack(run, name) })
 	}
 }

@@ -59,7 +59,7 @@ func scrub(err error, cfg *pgx.ConnConfig) string {
 	if cfg != nil && cfg.Password != "" {
 		msg = spec.Scrub(msg, cfg.Password)
 	}
-	return spec.Redact(msg)
+	return spec.RedactText(msg)
 }
 
 // State is the migration level observed in a database.

@@ -14,17 +14,28 @@ import (
 	"github.com/amanat/dbops/spec"
 )
 
+func init() {
+	// go-redis logs dial failures itself; dbops reports them as errors with
+	// the stack and server instead.
+	goredis.SetLogger(quiet{})
+}
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
 // Open returns a client for rawURL with the given dial timeout. Nothing is
 // dialled until the first command.
 func Open(rawURL string, connectTimeout time.Duration) (*goredis.Client, error) {
 	opt, err := goredis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis %s: bad URL: %s", spec.Redact(rawURL), spec.Redact(err.Error()))
+		return nil, fmt.Errorf("redis %s: bad URL: %s", spec.Redact(rawURL), spec.RedactText(err.Error()))
 	}
 	if connectTimeout > 0 {
 		opt.DialTimeout = connectTimeout
 	}
-	opt.MaxRetries = 0 // the caller decides when to retry
+	opt.MaxRetries = -1   // the caller decides when to retry
+	opt.DialerRetries = 1 // and connect timeouts mean one attempt
 	opt.PoolSize = 2
 	return goredis.NewClient(opt), nil
 }

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/loop"
+	"github.com/amanat/dbops/reconcile/source"
+)
+
+type runCommand struct {
+	*env
+	git         source.GitOptions
+	dir         string
+	cacheDir    string
+	interval    time.Duration
+	listen      string
+	concurrency int
+	logFormat   string
+	grace       time.Duration
+	hookEnv     string
+	hookFile    string
+}
+
+func newRunCommand(e *env) *cobra.Command {
+	c := &runCommand{env: e}
+	cmd := &cobra.Command{
+		Use:   "run (--repo URL --ref BRANCH [--path SUBDIR] | --dir PATH)",
+		Short: "Keep the live stacks equal to a git branch or a folder, continuously",
+		Long: `Run fetches the desired state from a git branch (--repo) or a local folder
+(--dir), and reconciles every stack on each new revision and every --interval,
+so drift is corrected. A revision that fails to load, validate or verify is
+rejected and the last good one stays in force. Before applying to a stack it
+takes the stack's lock, so two dbops processes never apply to one stack at once.
+
+HTTP on --listen: /healthz, /readyz, /metrics (Prometheus), /status (JSON) and
+POST /hooks/git (GitHub's X-Hub-Signature-256 with the --webhook-secret-*).
+SIGTERM or SIGINT: stacks under way stop between migrations (a running one gets
+--grace), locks are released, and dbops exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd.Context()) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.git.URL, "repo", "", "git repository URL (https://, ssh://, git@host:org/repo.git or a local path)")
+	f.StringVar(&c.git.Ref, "ref", "main", "branch to follow")
+	f.StringVar(&c.git.Path, "path", "", "folder of the stacks inside the repository (or inside --dir)")
+	f.StringVar(&c.git.TokenEnv, "token-env", "", "environment variable holding an HTTPS token")
+	f.StringVar(&c.git.TokenFile, "token-file", "", "file holding an HTTPS token (re-read on each fetch)")
+	f.StringVar(&c.git.TokenUser, "token-user", "", "user name sent with the token (default git)")
+	f.StringVar(&c.git.SSHKeyFile, "ssh-key", "", "SSH private key file")
+	f.StringVar(&c.git.KnownHostsFile, "known-hosts", "", "known_hosts file; SSH host keys are always verified")
+	f.StringVar(&c.git.PassphraseEnv, "ssh-passphrase-env", "", "environment variable holding the SSH key's passphrase")
+	f.StringVar(&c.git.VerifyKeyRing, "verify-commits", "", "file of armored OpenPGP public keys; the head commit must be signed by one")
+	f.StringVar(&c.dir, "dir", "", "local folder to follow instead of a repository (watched with fsnotify)")
+	f.StringVar(&c.cacheDir, "cache-dir", defaultCacheDir(), "where the clone and revision snapshots live")
+	f.DurationVar(&c.interval, "interval", time.Minute, "time between fetches and drift checks")
+	f.StringVar(&c.listen, "listen", "127.0.0.1:9090", "HTTP address for health, metrics, status and the webhook (0.0.0.0:9090 in a container)")
+	f.IntVar(&c.concurrency, "concurrency", 4, "stacks reconciled at once")
+	f.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	f.DurationVar(&c.grace, "grace", 30*time.Second, "on shutdown, how long a running migration may finish before it is cancelled")
+	f.StringVar(&c.hookEnv, "webhook-secret-env", "", "environment variable holding the webhook secret")
+	f.StringVar(&c.hookFile, "webhook-secret-file", "", "file holding the webhook secret")
+	return cmd
+}
+
+func defaultCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "dbops")
+	}
+	return filepath.Join(os.TempDir(), "dbops-cache")
+}
+
+func (c *runCommand) logger() (*slog.Logger, error) {
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(c.stderr, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(c.stderr, nil)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", c.logFormat)
+}
+
+func (c *runCommand) source() (loop.Source, error) {
+	switch {
+	case c.git.URL != "" && c.dir != "":
+		return nil, errors.New("give --repo or --dir, not both")
+	case c.git.URL != "":
+		c.git.CacheDir = c.cacheDir
+		return source.NewGit(c.git)
+	case c.dir != "":
+		return source.NewDir(source.DirOptions{Dir: c.dir, Path: c.git.Path, CacheDir: c.cacheDir})
+	}
+	return nil, errors.New("give --repo URL (with --ref) or --dir PATH")
+}
+
+// webhookSecret reads the shared secret from the environment or a file.
+func (c *runCommand) webhookSecret() ([]byte, error) {
+	switch {
+	case c.hookEnv != "" && c.hookFile != "":
+		return nil, errors.New("give --webhook-secret-env or --webhook-secret-file, not both")
+	case c.hookEnv != "":
+		v, ok := os.LookupEnv(c.hookEnv)
+		if !ok || v == "" {
+			return nil, fmt.Errorf("--webhook-secret-env: environment variable %s is not set", c.hookEnv)
+		}
+		return []byte(v), nil
+	case c.hookFile != "":
+		b, err := os.ReadFile(c.hookFile)
+		if err != nil {
+			return nil, fmt.Errorf("--webhook-secret-file: %w", err)
+		}
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	return nil, nil
+}
+
+func (c *runCommand) run(ctx context.Context) error {
+	log, err := c.logger()
+	if err != nil {
+		return exitError{code: 1, msg: err.Error()}
+	}
+	src, err := c.source()
+	if err != nil {
+		return exitError{code: 1, msg: err.Error()}
+	}
+	if cl, ok := src.(io.Closer); ok {
+		defer cl.Close()
+	}
+	secret, err := c.webhookSecret()
+	if err != nil {
+		return exitError{code: 1, msg: err.Error()}
+	}
+	host, _ := os.Hostname()
+	l := loop.New(loop.Options{
+		Source:      src,
+		Interval:    c.interval,
+		Concurrency: c.concurrency,
+		Reconcile:   reconcile.Options{ConnectTimeout: c.connectTimeout, Concurrency: 1, Grace: c.grace},
+		Logger:      log,
+		Holder:      fmt.Sprintf("%s-%d", host, os.Getpid()),
+	})
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return exitError{code: 1, msg: fmt.Sprintf("--listen %s: %v", c.listen, err)}
+	}
+	srv := &http.Server{Handler: l.Handler(loop.HandlerOptions{WebhookSecret: secret}), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	if secret == nil {
+		log.Info("webhook disabled: no --webhook-secret-env or --webhook-secret-file; POST /hooks/git answers 401")
+	}
+	log.Info("dbops run started", "listen", ln.Addr().String(), "interval", c.interval.String(), "concurrency", c.concurrency)
+
+	// Overrunning grace by far ends the process: a stuck server must not keep
+	// a pod in Terminating forever.
+	stopped := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		log.Info("shutting down: stopping stacks between steps, releasing locks", "grace", c.grace.String())
+		select {
+		case <-stopped:
+		case <-time.After(c.grace + c.connectTimeout + 10*time.Second):
+			log.Error("shutdown overran its bound; exiting")
+			os.Exit(1)
+		}
+	}()
+	err = l.Run(ctx)
+	close(stopped)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdownCtx)
+	log.Info("stopped")
+	return err
+}
