@@ -121,4 +121,3 @@ func validSignature(secret, body []byte, header string) bool {
 	mac.Write(body)
 	return hmac.Equal(got, mac.Sum(nil))
 }
-
