@@ -1,0 +1,119 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// RedisRestoreProcedure is the documented manual restore of a Redis backup.
+const RedisRestoreProcedure = `Redis backups are restored by hand:
+  1. check the file: dbops checks it (CheckRDB) before saying it is usable;
+  2. stop Redis (SHUTDOWN NOSAVE, or stop its service), so it cannot overwrite the file;
+  3. copy the .rdb file over the server's dump.rdb (CONFIG GET dir / dbfilename),
+     owned by the redis user; move any appendonly files aside, or Redis loads those instead;
+  4. start Redis and check INFO keyspace.`
+
+// Report says what Restore did.
+type Report struct {
+	Backup       string           `json:"backup"` // data file name
+	Target       string           `json:"target"` // host:port/db
+	Clean        bool             `json:"clean"`
+	TablesBefore int              `json:"tablesBefore"`
+	Tables       int              `json:"tables"` // user tables after the restore
+	Rows         int64            `json:"rows"`
+	RowCounts    map[string]int64 `json:"rowCounts,omitempty"`
+	// Mismatches lists tables whose counts differ from the manifest's
+	// (empty when they match or the manifest has none).
+	Mismatches []string  `json:"mismatches,omitempty"`
+	Command    string    `json:"command"` // pg_restore, without credentials
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+}
+
+// String summarises the report in a few lines.
+func (r Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "restored %s into %s in %s\n", r.Backup, r.Target, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond))
+	if r.Clean {
+		fmt.Fprintf(&b, "  --clean: objects of the backup were dropped first (%d tables before; other objects left alone)\n", r.TablesBefore)
+	}
+	fmt.Fprintf(&b, "  %d tables, %d rows\n  command: %s\n", r.Tables, r.Rows, r.Command)
+	for _, m := range r.Mismatches {
+		fmt.Fprintf(&b, "  row count differs from the backup's manifest: %s\n", m)
+	}
+	return b.String()
+}
+
+// ErrNotEmpty is wrapped by Restore's refusal to restore over tables.
+var ErrNotEmpty = errors.New("target database has tables")
+
+// Restore restores a Postgres backup into the database at toURL with
+// pg_restore, in one transaction (all or nothing), without owners and
+// privileges (objects belong to the connecting role). It first checks the
+// file against its manifest. A database that has tables is refused unless
+// clean, which drops the backup's objects first (--clean --if-exists).
+// Redis backups are restored by hand: see RedisRestoreProcedure and CheckRDB.
+func Restore(ctx context.Context, m Manifest, file string, toURL string, clean bool, opts Options) (Report, error) {
+	r := Report{Backup: filepath.Base(file), Clean: clean, StartedAt: opts.now().UTC()}
+	if m.Source != SourcePostgres {
+		return r, fmt.Errorf("%s is a %s backup; dbops restores Postgres only.\n%s", r.Backup, m.Source, RedisRestoreProcedure)
+	}
+	t, err := parsePG(toURL)
+	if err != nil {
+		return r, err
+	}
+	r.Target = t.server
+	if !m.Verification.OK && m.Verification.Method != VerifyNone {
+		return r, fmt.Errorf("%s did not pass verification (%s): refusing to restore it", r.Backup, m.Verification.Error)
+	}
+	if err := checkFile(ctx, file, m); err != nil {
+		return r, fmt.Errorf("refusing to restore: %w", err)
+	}
+	conn, err := t.connect(ctx, opts.connectTimeout(), false)
+	if err != nil {
+		return r, err
+	}
+	defer conn.Close(context.Background())
+	before, err := listTables(ctx, conn)
+	if err != nil {
+		return r, fmt.Errorf("postgres %s: %s", t.server, t.scrub(err.Error()))
+	}
+	r.TablesBefore = len(before)
+	if len(before) > 0 && !clean {
+		names := make([]string, 0, 3)
+		for _, id := range before[:min(3, len(before))] {
+			names = append(names, id[0]+"."+id[1])
+		}
+		return r, fmt.Errorf("refusing to restore into %s: %w (%d, e.g. %s); restore into an empty database or pass --clean to drop and replace the backup's objects",
+			t.server, ErrNotEmpty, len(before), strings.Join(names, ", "))
+	}
+	args := []string{"--no-password", "--single-transaction", "--exit-on-error", "--no-owner", "--no-privileges"}
+	if clean {
+		args = append(args, "--clean", "--if-exists")
+	}
+	args = append(args, "--dbname="+t.conn, file)
+	r.Command = strings.Join(append([]string{opts.pgRestore()}, args...), " ") // the URL has no password
+	if err := runTool(ctx, t, opts.pgRestore(), args, nil); err != nil {
+		return r, fmt.Errorf("restore %s into %s (nothing was changed: one transaction): %w", r.Backup, t.server, err)
+	}
+	if r.RowCounts, err = rowCounts(ctx, conn); err != nil {
+		return r, fmt.Errorf("postgres %s: restored, but counting rows failed: %s", t.server, t.scrub(err.Error()))
+	}
+	r.Tables = len(r.RowCounts)
+	for _, n := range r.RowCounts {
+		r.Rows += n
+	}
+	if m.RowCounts != nil {
+		for _, d := range compareCounts(m.RowCounts, r.RowCounts) {
+			if !strings.Contains(d, "is not in the source") { // tables the backup does not hold are left alone
+				r.Mismatches = append(r.Mismatches, d)
+			}
+		}
+	}
+	r.FinishedAt = opts.now().UTC()
+	return r, nil
+}
