@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/redis"
@@ -87,15 +88,18 @@ func outcome(changes []Change, status, msg string) []ChangeResult {
 
 func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) StackResult {
 	sr := StackResult{Stack: sp.Stack}
-	var cfg, migs []Change
+	var cfg, migs, backups []Change
 	for _, c := range sp.Changes {
-		if c.Kind == ResourceRedisConfig {
+		switch c.Kind {
+		case ResourceRedisConfig:
 			cfg = append(cfg, c)
-		} else {
+		case ResourceMigration:
 			migs = append(migs, c)
+		default:
+			backups = append(backups, c)
 		}
 	}
-	if len(cfg) == 0 && len(migs) == 0 {
+	if len(sp.Changes) == 0 {
 		return sr
 	}
 	c := openConns(st, o, false)
@@ -106,17 +110,21 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 		return sr
 	}
 	if len(cfg) > 0 {
-		r := st.Spec.Redis
-		changes := make([]redis.Change, len(cfg))
-		for i, ch := range cfg {
-			changes[i] = redis.Change{Param: ch.Name, Before: ch.Before, After: ch.After}
-		}
-		err := redis.Apply(ctx, c.redis, changes, sp.Redis != nil && sp.Redis.Persisted)
-		if err != nil {
-			err = serverError("redis", redis.Server(r.URL), err, spec.Password(r.URL))
-			sr.Changes = append(sr.Changes, outcome(cfg, StatusFailed, err.Error())...)
-		} else {
-			sr.Changes = append(sr.Changes, outcome(cfg, StatusDone, "")...)
+		sr.Changes = append(sr.Changes, applyRedis(ctx, st, sp, c, cfg)...)
+	}
+	if job := st.Spec.BackupBeforeMigrate; job != "" && len(migs) > 0 {
+		// The runbook's maintenance checklist: back up first. The plan holds
+		// this backup as a change of its own.
+		i := slices.IndexFunc(backups, func(ch Change) bool { return ch.Kind == ResourceBackup && ch.Name == job })
+		if i >= 0 {
+			res := applyBackups(ctx, st, backups[i:i+1], o)
+			sr.Changes = append(sr.Changes, res...)
+			backups = slices.Delete(backups, i, i+1)
+			if res[0].Status != StatusDone {
+				msg := fmt.Sprintf("not run: backupBeforeMigrate job %s failed", job)
+				sr.Changes = append(sr.Changes, outcome(migs, StatusFailed, msg)...)
+				migs = nil
+			}
 		}
 	}
 	if len(migs) > 0 {
@@ -127,7 +135,24 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 			sr.PostgresVersion = &v
 		}
 	}
+	if len(backups) > 0 {
+		sr.Changes = append(sr.Changes, applyBackups(ctx, st, backups, o)...)
+	}
 	return sr
+}
+
+func applyRedis(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conns, cfg []Change) []ChangeResult {
+	r := st.Spec.Redis
+	changes := make([]redis.Change, len(cfg))
+	for i, ch := range cfg {
+		changes[i] = redis.Change{Param: ch.Name, Before: ch.Before, After: ch.After}
+	}
+	err := redis.Apply(ctx, c.redis, changes, sp.Redis != nil && sp.Redis.Persisted)
+	if err != nil {
+		err = serverError("redis", redis.Server(r.URL), err, spec.Password(r.URL))
+		return outcome(cfg, StatusFailed, err.Error())
+	}
+	return outcome(cfg, StatusDone, "")
 }
 
 func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Change, o Options) []ChangeResult {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/amanat/dbops/reconcile/backup"
 	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/redis"
 	"github.com/amanat/dbops/spec"
@@ -47,6 +49,7 @@ type StackPlan struct {
 	File     string          `json:"file"`
 	Postgres *PostgresStatus `json:"postgres,omitempty"`
 	Redis    *RedisStatus    `json:"redis,omitempty"`
+	Backups  []BackupStatus  `json:"backups,omitempty"`
 	Changes  []Change        `json:"changes"`
 	Warnings []string        `json:"warnings,omitempty"`
 	Errors   []string        `json:"errors,omitempty"`
@@ -113,6 +116,11 @@ type Options struct {
 	// Grace is how long a running migration may go on once the context is
 	// cancelled, before its statement is cancelled too; 30 s when zero.
 	Grace time.Duration
+	// Backup configures pg_dump/pg_restore for backup jobs.
+	Backup backup.Options
+	// SkipBackups leaves backup jobs out of plans: `dbops run` schedules
+	// them itself, so a long dump never holds up drift correction.
+	SkipBackups bool
 }
 
 func (o Options) grace() time.Duration {
@@ -222,6 +230,21 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 			sp.Errors = append(sp.Errors, err.Error())
 		}
 	}
+	if len(st.Spec.Backups) > 0 && !o.SkipBackups {
+		var changes []Change
+		sp.Backups, changes = planBackups(ctx, st, time.Now())
+		sp.Changes = append(sp.Changes, changes...)
+		for _, b := range sp.Backups {
+			if b.Error != "" {
+				sp.Errors = append(sp.Errors, "backup "+b.Job+": "+b.Error)
+			}
+		}
+	}
+	if job := st.Spec.BackupBeforeMigrate; job != "" && hasKind(sp.Changes, ResourceMigration) &&
+		!slices.ContainsFunc(sp.Changes, func(c Change) bool { return c.Kind == ResourceBackup && c.Name == job }) {
+		sp.Changes = append(sp.Changes, Change{Stack: st.Metadata.Name, Kind: ResourceBackup, Resource: ResourceBackup + "." + job,
+			Name: job, Action: ActionBackup, Before: "backupBeforeMigrate", After: "verified backup before any migration"})
+	}
 	return sp
 }
 
@@ -305,4 +328,8 @@ func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options
 		return status, changes, warn, fmt.Errorf("redis %s is version %s: dbops needs Redis 7 or later (CONFIG SET of several parameters at once)", server, live.Version)
 	}
 	return status, changes, warn, nil
+}
+
+func hasKind(changes []Change, kind string) bool {
+	return slices.ContainsFunc(changes, func(c Change) bool { return c.Kind == kind })
 }

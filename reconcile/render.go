@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Style adds colour to text output; the zero value adds none.
@@ -21,13 +22,13 @@ func (s Style) yellow(t string) string { return s.paint("33", t) }
 func (s Style) red(t string) string    { return s.paint("31", t) }
 func (s Style) bold(t string) string   { return s.paint("1", t) }
 
-var symbols = map[string]string{ActionUpdate: "~", ActionUp: "+", ActionDown: "-"}
+var symbols = map[string]string{ActionUpdate: "~", ActionUp: "+", ActionDown: "-", ActionBackup: "+", ActionDelete: "-"}
 
 func (s Style) action(a string) string {
 	switch a {
-	case ActionUp:
+	case ActionUp, ActionBackup:
 		return s.green(symbols[a])
-	case ActionDown:
+	case ActionDown, ActionDelete:
 		return s.red(symbols[a])
 	}
 	return s.yellow(symbols[a])
@@ -36,7 +37,7 @@ func (s Style) action(a string) string {
 // WriteText prints the plan for a person: per stack, each change as
 // before → after, then a one-line summary.
 func (p *Plan) WriteText(w io.Writer, s Style) {
-	var changes, migs, params, failed int
+	var changes, migs, params, backups, failed int
 	for _, sp := range p.Stacks {
 		fmt.Fprintf(w, "%s %s (%s)\n", s.bold("stack"), s.bold(sp.Stack), sp.File)
 		if pg := sp.Postgres; pg != nil {
@@ -79,6 +80,7 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 				params++
 			}
 		}
+		backups += writeBackups(w, &sp, s)
 		changes += len(sp.Changes)
 		if len(sp.Changes) == 0 && len(sp.Errors) == 0 {
 			fmt.Fprintf(w, "    %s\n", s.green("in sync: no changes"))
@@ -94,8 +96,8 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 		}
 		fmt.Fprintln(w)
 	}
-	summary := fmt.Sprintf("Plan: %d change(s) in %d stack(s): %d migration(s), %d Redis setting(s).",
-		changes, len(p.Stacks), migs, params)
+	summary := fmt.Sprintf("Plan: %d change(s) in %d stack(s): %d migration(s), %d Redis setting(s), %d backup change(s).",
+		changes, len(p.Stacks), migs, params, backups)
 	if changes == 0 {
 		summary = fmt.Sprintf("No changes: %d stack(s) in sync.", len(p.Stacks)-failed)
 	}
@@ -103,6 +105,53 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 		summary += s.red(fmt.Sprintf(" %d stack(s) could not be planned.", failed))
 	}
 	fmt.Fprintln(w, summary)
+}
+
+// writeBackups prints each backup job's state and its planned changes.
+func writeBackups(w io.Writer, sp *StackPlan, s Style) int {
+	n := 0
+	for _, b := range sp.Backups {
+		line := fmt.Sprintf("  backup %s (%s → %s): ", b.Job, b.Source, b.Destination)
+		if b.LastBackup.IsZero() {
+			line += "no verified backup yet"
+		} else {
+			line += fmt.Sprintf("last %s (%s ago, %s)", b.LastBackup.Format(time.RFC3339),
+				time.Since(b.LastBackup).Round(time.Minute), HumanBytes(b.LastSize))
+		}
+		if b.Due {
+			line += ", " + s.yellow("due now")
+		} else if !b.Next.IsZero() {
+			line += ", next " + b.Next.Format(time.RFC3339)
+		}
+		if b.Uncounted > 0 {
+			line += fmt.Sprintf(", %d kept but not counted (failed verification or damaged)", b.Uncounted)
+		}
+		if b.Suspended {
+			line += " [suspended in dbops run]"
+		}
+		fmt.Fprintln(w, line)
+	}
+	for _, c := range sp.Changes {
+		if c.Kind == ResourceBackup || c.Kind == ResourcePrune {
+			fmt.Fprintf(w, "    %s %-6s %s: %s\n", s.action(c.Action), c.Action, c.Name, c.After)
+			n++
+		}
+	}
+	return n
+}
+
+// HumanBytes formats a size in binary units.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // quote shows empty values visibly.

@@ -72,6 +72,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 			}
 		}
 	}
+	checkBackups(s, adderr)
 	return errs, warns
 }
 

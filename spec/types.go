@@ -45,6 +45,13 @@ type StackSpec struct {
 	// DriftPolicy says what `dbops run` does with drift: correct it
 	// (default) or only report it.
 	DriftPolicy DriftPolicy `json:"driftPolicy,omitempty"`
+
+	// Backups are scheduled backup jobs with retention.
+	Backups []Backup `json:"backups,omitempty"`
+	// BackupBeforeMigrate names a postgres backup job that apply takes and
+	// verifies before running any migration; it refuses to migrate if that
+	// backup fails.
+	BackupBeforeMigrate string `json:"backupBeforeMigrate,omitempty"`
 }
 
 // DriftPolicy is what the reconcile loop does when live state drifts.

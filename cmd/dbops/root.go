@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/backup"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -22,6 +23,9 @@ type env struct {
 
 	root           string
 	connectTimeout time.Duration
+	pgDump         string
+	pgRestore      string
+	specPaths      []string
 }
 
 func newRootCommand(e *env) *cobra.Command {
@@ -38,7 +42,10 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.SetErr(e.stderr)
 	root.PersistentFlags().StringVar(&e.root, "root", ".", "repository root bounding migration dirs, for spec files outside a git work tree")
 	root.PersistentFlags().DurationVar(&e.connectTimeout, "connect-timeout", 5*time.Second, "timeout for connecting to each server")
-	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newRunCommand(e), newVersionCommand(e))
+	root.PersistentFlags().StringVar(&e.pgDump, "pg-dump", "", "pg_dump binary for backups (default: pg_dump on PATH)")
+	root.PersistentFlags().StringVar(&e.pgRestore, "pg-restore", "", "pg_restore binary for verification and restore (default: pg_restore on PATH)")
+	root.AddCommand(newBackupCommand(e), newRestoreCommand(e))
+	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newRunCommand(e), newHealthcheckCommand(e), newVersionCommand(e))
 	return root
 }
 
@@ -65,7 +72,8 @@ func (e *env) load(paths []string, offline bool) (*spec.Result, error) {
 }
 
 func (e *env) options() reconcile.Options {
-	return reconcile.Options{ConnectTimeout: e.connectTimeout}
+	return reconcile.Options{ConnectTimeout: e.connectTimeout,
+		Backup: backup.Options{PgDumpPath: e.pgDump, PgRestorePath: e.pgRestore, ConnectTimeout: e.connectTimeout}}
 }
 
 // style colours output only for a terminal, and never under NO_COLOR.
@@ -104,6 +112,11 @@ func (e *env) guard(stacks []spec.Stack) {
 			secrets = append(secrets, spec.Password(r.URL))
 		}
 	}
+	e.guardSecrets(secrets...)
+}
+
+// guardSecrets masks the given secrets in everything written from now on.
+func (e *env) guardSecrets(secrets ...string) {
 	secrets = longEnough(secrets)
 	if len(secrets) == 0 {
 		return

@@ -80,7 +80,7 @@ func (t pgTarget) env() []string {
 	return env
 }
 
-func (t pgTarget) scrub(s string) string { return spec.Redact(spec.Scrub(s, t.password)) }
+func (t pgTarget) scrub(s string) string { return spec.RedactText(spec.Scrub(s, t.password)) }
 
 func (t pgTarget) connect(ctx context.Context, timeout time.Duration, readOnly bool) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(t.raw)

@@ -32,7 +32,7 @@ func parseRedis(raw string) (redisTarget, error) {
 	}
 	opt, err := goredis.ParseURL(raw)
 	if err != nil {
-		return redisTarget{}, fmt.Errorf("redis %s: bad URL: %s", spec.Redact(raw), spec.Redact(spec.Scrub(err.Error(), spec.Password(raw))))
+		return redisTarget{}, fmt.Errorf("redis %s: bad URL: %s", spec.Redact(raw), spec.RedactText(spec.Scrub(err.Error(), spec.Password(raw))))
 	}
 	return redisTarget{opt: opt, password: opt.Password}, nil
 }

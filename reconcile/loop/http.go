@@ -27,6 +27,7 @@ func (l *Loop) Status() Status {
 			if ss.Resources == nil {
 				ss.Resources = []ResourceStatus{}
 			}
+			ss.Backups = l.backupStatus(&s)
 			st.Stacks = append(st.Stacks, ss)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/backup"
 	"github.com/amanat/dbops/reconcile/source"
 	"github.com/amanat/dbops/spec"
 )
@@ -38,6 +39,8 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	// LockTTL is the expiry of Redis stack locks [2m].
 	LockTTL time.Duration
+	// BackupConcurrency bounds backups running at once [2].
+	BackupConcurrency int
 }
 
 // Loop is one `dbops run` process.
@@ -54,6 +57,11 @@ type Loop struct {
 	lastErr  string
 	lastTry  time.Time
 	stacks   map[string]*stackState
+
+	sched         *backup.Scheduler
+	seeded        map[string]bool
+	backupSem     chan struct{}
+	backupResults map[string]*BackupResult
 }
 
 type revision struct {
@@ -85,11 +93,19 @@ func New(o Options) *Loop {
 	if o.LockTTL <= 0 {
 		o.LockTTL = 2 * time.Minute
 	}
+	if o.BackupConcurrency <= 0 {
+		o.BackupConcurrency = 2
+	}
+	o.Reconcile.SkipBackups = true // scheduled by the loop itself
 	return &Loop{
-		o:       o,
-		trigger: make(chan struct{}, 1),
-		sem:     make(chan struct{}, o.Concurrency),
-		stacks:  map[string]*stackState{},
+		o:             o,
+		trigger:       make(chan struct{}, 1),
+		sem:           make(chan struct{}, o.Concurrency),
+		stacks:        map[string]*stackState{},
+		sched:         backup.NewScheduler(),
+		seeded:        map[string]bool{},
+		backupSem:     make(chan struct{}, o.BackupConcurrency),
+		backupResults: map[string]*BackupResult{},
 	}
 }
 
@@ -140,6 +156,7 @@ func (l *Loop) Cycle(ctx context.Context) {
 	for i := range cur.stacks {
 		l.dispatch(ctx, &cur.stacks[i], false)
 	}
+	l.backups(ctx, cur)
 }
 
 // Wait blocks until no stack is being reconciled.

@@ -19,6 +19,14 @@ type Metrics struct {
 	revision      *prometheus.GaugeVec
 	rejected      *prometheus.GaugeVec
 	fetchFailures prometheus.Counter
+
+	backupLastSuccess    *prometheus.GaugeVec
+	backupDuration       *prometheus.GaugeVec
+	backupSize           *prometheus.GaugeVec
+	backupFailures       *prometheus.CounterVec
+	backupVerifyFailures *prometheus.CounterVec
+	backupsPruned        *prometheus.CounterVec
+	backupSkipped        *prometheus.CounterVec
 }
 
 // NewMetrics registers the dbops_ metrics and the Go runtime's.
@@ -67,6 +75,23 @@ func NewMetrics() *Metrics {
 			Help: "Failed fetches of the git repository or folder.",
 		}),
 	}
+	job := []string{"stack", "job"}
+	m.backupLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dbops_backup_last_success_timestamp_seconds",
+		Help: "Unix time the job's last verified backup finished."}, job)
+	m.backupDuration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dbops_backup_duration_seconds",
+		Help: "Duration of the job's last successful backup, verification included."}, job)
+	m.backupSize = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dbops_backup_size_bytes",
+		Help: "Size of the job's last successful backup."}, job)
+	m.backupFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dbops_backup_failures_total",
+		Help: "Backups that failed to be taken."}, job)
+	m.backupVerifyFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dbops_backup_verification_failures_total",
+		Help: "Backups taken but failing verification (kept, not counted)."}, job)
+	m.backupsPruned = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dbops_backups_pruned_total",
+		Help: "Backups deleted by retention."}, job)
+	m.backupSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dbops_backup_skipped_total",
+		Help: "Scheduled backups skipped because the previous run of the job was still going."}, job)
+	m.Registry.MustRegister(m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures,
+		m.backupVerifyFailures, m.backupsPruned, m.backupSkipped)
 	m.Registry.MustRegister(m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures,
 		m.lockHeld, m.revision, m.rejected, m.fetchFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -78,6 +103,8 @@ func (m *Metrics) forget(stack string) {
 	l := prometheus.Labels{"stack": stack}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures, m.lockHeld,
+		m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures, m.backupVerifyFailures,
+		m.backupsPruned, m.backupSkipped,
 	} {
 		v.DeletePartialMatch(l)
 	}

@@ -63,6 +63,8 @@ type StackStatus struct {
 	Conditions  []Condition      `json:"conditions"`
 	// RetryAt is when a failing stack is tried again (exponential backoff).
 	RetryAt *time.Time `json:"retryAt,omitempty"`
+	// Backups are the stack's backup jobs: last result and next run.
+	Backups []BackupStatus `json:"backups,omitempty"`
 }
 
 // ResourceStatus is the state of one managed thing of a stack.

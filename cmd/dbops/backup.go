@@ -1,0 +1,190 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/spec"
+)
+
+// backupTarget finds STACK/JOB (or STACK, or everything) in the spec.
+type backupTarget struct {
+	stack *spec.Stack
+	job   spec.Backup
+}
+
+func (e *env) backupTargets(sel string, needJob bool) ([]backupTarget, error) {
+	res, err := e.load(e.specPaths, false)
+	if err != nil {
+		return nil, err
+	}
+	e.guard(res.Stacks)
+	stackName, jobName, _ := strings.Cut(sel, "/")
+	if needJob && (stackName == "" || jobName == "") {
+		return nil, exitError{code: 1, msg: fmt.Sprintf("%q: name the job as STACK/JOB", sel)}
+	}
+	var out []backupTarget
+	for i := range res.Stacks {
+		st := &res.Stacks[i]
+		if stackName != "" && st.Metadata.Name != stackName {
+			continue
+		}
+		for _, b := range st.Spec.Backups {
+			if jobName == "" || b.Name == jobName {
+				out = append(out, backupTarget{st, b})
+			}
+		}
+	}
+	if len(out) == 0 && sel != "" {
+		return nil, exitError{code: 1, msg: fmt.Sprintf("no backup job %q in %s", sel, strings.Join(e.specPaths, ", "))}
+	}
+	return out, nil
+}
+
+func newBackupCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{Use: "backup", Short: "Take and list the backups the spec schedules"}
+	cmd.PersistentFlags().StringSliceVarP(&e.specPaths, "file", "f", []string{"."}, "spec files or folders holding the stacks")
+	cmd.AddCommand(newBackupRunCommand(e), newBackupListCommand(e))
+	return cmd
+}
+
+func newBackupRunCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "run STACK/JOB",
+		Short: "Take and verify a backup now, whatever the schedule",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			targets, err := e.backupTargets(args[0], true)
+			if err != nil {
+				return err
+			}
+			t := targets[0]
+			o := e.options()
+			m, err := backup.Run(cmd.Context(), reconcile.Job(t.stack, t.job), o.Backup)
+			if err != nil {
+				return exitError{code: 1, msg: err.Error()}
+			}
+			fmt.Fprintf(e.stdout, "backup %s/%s: %s, %s in %s, sha256 %s, verified (%s)\n", t.stack.Metadata.Name, t.job.Name,
+				m.File, reconcile.HumanBytes(m.Size), m.Duration().Round(time.Millisecond), m.SHA256[:16], m.Verification.Method)
+			return nil
+		},
+	}
+}
+
+func newBackupListCommand(e *env) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "list [STACK[/JOB]]",
+		Short: "List backups with their verification state",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sel := ""
+			if len(args) == 1 {
+				sel = args[0]
+			}
+			targets, err := e.backupTargets(sel, false)
+			if err != nil {
+				return err
+			}
+			type row struct {
+				Stack   string          `json:"stack"`
+				Job     string          `json:"job"`
+				Backups []backup.Backup `json:"backups"`
+			}
+			var rows []row
+			for _, t := range targets {
+				bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, reconcile.Job(t.stack, t.job))
+				if err != nil {
+					return exitError{code: 1, msg: err.Error()}
+				}
+				rows = append(rows, row{t.stack.Metadata.Name, t.job.Name, bs})
+			}
+			if format == "json" {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "STACK/JOB\tID\tTIME\tSIZE\tCOUNTED\tVERIFIED\tNOTE")
+			for _, r := range rows {
+				for _, b := range r.Backups {
+					counted := "yes"
+					if !b.Counted {
+						counted = "no"
+					}
+					fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stack, r.Job, b.ID, b.Time().Format(time.RFC3339),
+						reconcile.HumanBytes(b.Manifest.Size), counted, b.Manifest.Verification.Method, b.Reason)
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "text or json")
+	return cmd
+}
+
+func newRestoreCommand(e *env) *cobra.Command {
+	var id, toURL string
+	var clean bool
+	cmd := &cobra.Command{
+		Use:   "restore STACK/JOB --to-url URL [--backup ID] [--clean]",
+		Short: "Restore a Postgres backup with pg_restore (Redis: prints the manual procedure)",
+		Long: `Restore restores the newest verified backup of a job (or --backup ID) into the
+database at --to-url with pg_restore, in a single transaction. It refuses to
+restore over a database that has tables unless --clean is given. Only verified
+backups are restored. For Redis it checks the RDB file and prints the manual
+procedure (stop Redis, replace dump.rdb, start).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			targets, err := e.backupTargets(args[0], true)
+			if err != nil {
+				return err
+			}
+			t := targets[0]
+			job := reconcile.Job(t.stack, t.job)
+			bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, job)
+			if err != nil {
+				return exitError{code: 1, msg: err.Error()}
+			}
+			var chosen *backup.Backup
+			for i := range bs {
+				if (id == "" && bs[i].Counted && (chosen == nil || bs[i].Time().After(chosen.Time()))) || (id != "" && bs[i].ID == id) {
+					chosen = &bs[i]
+				}
+			}
+			if chosen == nil {
+				return exitError{code: 1, msg: fmt.Sprintf("no verified backup of %s (--backup %q); see dbops backup list", args[0], id)}
+			}
+			if t.job.Source == "redis" {
+				info, err := backup.CheckRDB(chosen.File)
+				if err != nil {
+					return exitError{code: 1, msg: fmt.Sprintf("%s is not usable: %v", chosen.File, err)}
+				}
+				fmt.Fprintf(e.stdout, "%s is a usable RDB (version %d, %d keys, %s).\n%s\n", chosen.File, info.Version, info.Keys, reconcile.HumanBytes(info.Size), backup.RedisRestoreProcedure)
+				return nil
+			}
+			if toURL == "" {
+				return exitError{code: 1, msg: "--to-url is required: the database to restore into"}
+			}
+			e.guardSecrets(spec.Password(toURL))
+			rep, err := backup.Restore(cmd.Context(), chosen.Manifest, chosen.File, toURL, clean, e.options().Backup)
+			if err != nil {
+				return exitError{code: 1, msg: err.Error()}
+			}
+			fmt.Fprint(e.stdout, rep.String())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&id, "backup", "", "backup ID (see dbops backup list); default: the newest verified one")
+	cmd.Flags().StringVar(&toURL, "to-url", "", "postgres:// URL of the database to restore into (${VAR} is not expanded; use your shell)")
+	cmd.Flags().StringSliceVarP(&e.specPaths, "file", "f", []string{"."}, "spec files or folders holding the stacks")
+	cmd.Flags().BoolVar(&clean, "clean", false, "drop the backup's objects first, allowing a restore over a database that has tables")
+	return cmd
+}

@@ -1,0 +1,157 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/spec"
+)
+
+// Resource kinds and actions of backup changes.
+const (
+	ResourceBackup = "backup"       // a due backup to take
+	ResourcePrune  = "backup.prune" // a backup file retention deletes
+	ActionBackup   = "backup"
+	ActionDelete   = "delete"
+)
+
+// BackupStatus is a backup job as plan sees it.
+type BackupStatus struct {
+	Job         string    `json:"job"`
+	Source      string    `json:"source"`
+	LastBackup  time.Time `json:"lastBackup,omitzero"` // newest verified backup
+	LastSize    int64     `json:"lastSize,omitempty"`
+	Due         bool      `json:"due"`
+	Next        time.Time `json:"next"`
+	Uncounted   int       `json:"uncounted,omitempty"` // kept for inspection, never counted
+	Error       string    `json:"error,omitempty"`
+	Suspended   bool      `json:"suspended,omitempty"`
+	Destination string    `json:"destination"`
+}
+
+// Job turns a stack's backup spec into the backup package's job.
+func Job(st *spec.Stack, b spec.Backup) backup.Job {
+	j := backup.Job{
+		Stack: st.Metadata.Name, Name: b.Name, Source: b.Source, Schedule: b.Schedule, Timezone: b.Timezone,
+		Destination: b.Destination, Verify: b.Verify,
+		Retention: backup.Retention{KeepLast: b.Retention.KeepLast, KeepHourly: b.Retention.KeepHourly,
+			KeepDaily: b.Retention.KeepDaily, KeepWeekly: b.Retention.KeepWeekly,
+			KeepMonthly: b.Retention.KeepMonthly, KeepYearly: b.Retention.KeepYearly},
+	}
+	if pg := st.Spec.Postgres; pg != nil {
+		j.PostgresURL = pg.URL
+		if pg.Migrations != nil {
+			j.MigrationTable = pg.Migrations.Table
+		}
+	}
+	if r := st.Spec.Redis; r != nil {
+		j.RedisURL = r.URL
+	}
+	return j
+}
+
+// planBackups lists due backups and the files retention would delete.
+func planBackups(ctx context.Context, st *spec.Stack, now time.Time) ([]BackupStatus, []Change) {
+	var statuses []BackupStatus
+	var changes []Change
+	for _, b := range st.Spec.Backups {
+		job := Job(st, b)
+		bs := BackupStatus{Job: b.Name, Source: b.Source, Suspended: b.Suspend, Destination: b.Destination}
+		obs, err := backup.Observe(ctx, job, now)
+		if err != nil {
+			bs.Error = err.Error()
+			statuses = append(statuses, bs)
+			continue
+		}
+		bs.Due, bs.Next, bs.Uncounted = obs.Due, obs.Next, len(obs.Uncounted)
+		last := "none"
+		if obs.Last != nil {
+			bs.LastBackup, bs.LastSize = obs.Last.Time(), obs.Last.Manifest.Size
+			last = fmt.Sprintf("%s (%s ago)", obs.Last.Time().Format(time.RFC3339), now.Sub(obs.Last.Time()).Round(time.Minute))
+		}
+		if obs.Due {
+			changes = append(changes, Change{Stack: st.Metadata.Name, Kind: ResourceBackup, Resource: ResourceBackup + "." + b.Name,
+				Name: b.Name, Action: ActionBackup, Before: "last " + last, After: "new " + b.Source + " backup in " + b.Destination})
+		}
+		for _, d := range obs.Delete {
+			changes = append(changes, Change{Stack: st.Metadata.Name, Kind: ResourcePrune, Resource: ResourcePrune + "." + b.Name + "." + d.ID,
+				Name: d.File, Action: ActionDelete, Before: "backup of " + d.Time().Format(time.RFC3339), After: "deleted (retention)"})
+		}
+		statuses = append(statuses, bs)
+	}
+	return statuses, changes
+}
+
+// applyBackups takes the due backups and deletes exactly the planned files
+// that retention still deletes.
+func applyBackups(ctx context.Context, st *spec.Stack, changes []Change, o Options) []ChangeResult {
+	var out []ChangeResult
+	for _, ch := range changes {
+		if ch.Kind != ResourceBackup {
+			continue
+		}
+		res := ChangeResult{Change: ch, Status: StatusDone}
+		if err := runBackup(ctx, st, ch.Name, o); err != nil {
+			res.Status, res.Error = StatusFailed, err.Error()
+		}
+		out = append(out, res)
+	}
+	planned := map[string]Change{}
+	for _, ch := range changes {
+		if ch.Kind == ResourcePrune {
+			planned[ch.Resource] = ch
+		}
+	}
+	if len(planned) == 0 {
+		return out
+	}
+	for _, b := range st.Spec.Backups {
+		prefix := ResourcePrune + "." + b.Name + "."
+		obs, err := backup.Observe(ctx, Job(st, b), time.Now())
+		for _, d := range obs.Delete {
+			ch, ok := planned[prefix+d.ID]
+			if !ok {
+				continue // not in the plan that was shown: left for the next apply
+			}
+			delete(planned, prefix+d.ID)
+			res := ChangeResult{Change: ch, Status: StatusDone}
+			if err := backup.Delete(d); err != nil {
+				res.Status, res.Error = StatusFailed, err.Error()
+			}
+			out = append(out, res)
+		}
+		for key, ch := range planned {
+			if err != nil && strings.HasPrefix(key, prefix) {
+				out = append(out, ChangeResult{Change: ch, Status: StatusFailed, Error: err.Error()})
+				delete(planned, key)
+			}
+		}
+	}
+	for _, ch := range planned { // retention no longer deletes it
+		out = append(out, ChangeResult{Change: ch, Status: StatusSkipped, Error: "retention keeps it now"})
+	}
+	return out
+}
+
+// runBackup takes and verifies one backup of the stack's job.
+func runBackup(ctx context.Context, st *spec.Stack, name string, o Options) error {
+	for _, b := range st.Spec.Backups {
+		if b.Name == name {
+			bo := o.Backup
+			if bo.ConnectTimeout == 0 {
+				bo.ConnectTimeout = o.timeout()
+			}
+			_, err := backup.Run(ctx, Job(st, b), bo)
+			var verr *backup.VerifyError
+			if errors.As(err, &verr) {
+				return verr
+			}
+			return err
+		}
+	}
+	return fmt.Errorf("backup job %q is not in stack %s", name, st.Metadata.Name)
+}

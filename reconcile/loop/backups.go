@@ -1,0 +1,151 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/spec"
+)
+
+// BackupStatus is one backup job in /status.
+type BackupStatus struct {
+	Job     string        `json:"job"`
+	Next    time.Time     `json:"next,omitzero"`
+	Running bool          `json:"running"`
+	Skipped int           `json:"skipped"` // firings skipped while the previous run was going
+	Last    *BackupResult `json:"last,omitempty"`
+}
+
+// BackupResult is the outcome of a job's last run.
+type BackupResult struct {
+	At       time.Time `json:"at"`
+	OK       bool      `json:"ok"`
+	File     string    `json:"file,omitempty"`
+	Size     int64     `json:"size,omitempty"`
+	Duration string    `json:"duration"`
+	Pruned   int       `json:"pruned"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// backups fires the backup jobs of the revision in force that are due.
+// They run beside the stack cycles, so a long dump never holds up drift
+// correction; a job still running when it falls due again is skipped
+// (and counted), and after downtime a job fires once, not once per slot.
+func (l *Loop) backups(ctx context.Context, cur *revision) {
+	now := time.Now()
+	for i := range cur.stacks {
+		st := &cur.stacks[i]
+		for _, b := range st.Spec.Backups {
+			if b.Suspend || st.Spec.Suspend {
+				continue
+			}
+			job := reconcile.Job(st, b)
+			sched, err := backup.ParseSchedule(job.Schedule, job.Timezone)
+			if err != nil {
+				continue // validation already refused such a revision
+			}
+			key := job.Key()
+			l.seed(key, job)
+			before := l.sched.State(key).Skipped
+			fire := l.sched.Tick(key, sched, now)
+			if n := l.sched.State(key).Skipped - before; n > 0 {
+				l.o.Metrics.backupSkipped.WithLabelValues(job.Stack, job.Name).Add(float64(n))
+				l.o.Logger.Warn("backup skipped: the previous run is still going", "stack", job.Stack, "job", job.Name)
+			}
+			if !fire {
+				continue
+			}
+			l.wg.Add(1)
+			go func() {
+				defer l.wg.Done()
+				defer l.sched.Done(key)
+				l.runBackup(ctx, st, b, job)
+			}()
+		}
+	}
+}
+
+// seed gives the scheduler a job's newest backup once, so a restart does
+// not take a backup that is not due.
+func (l *Loop) seed(key string, job backup.Job) {
+	l.mu.Lock()
+	done := l.seeded[key]
+	l.seeded[key] = true
+	l.mu.Unlock()
+	if done {
+		return
+	}
+	if bs, err := backup.List(job.Destination, job); err == nil {
+		l.sched.Seed(key, backup.LastStarted(bs))
+	}
+}
+
+func (l *Loop) runBackup(ctx context.Context, st *spec.Stack, b spec.Backup, job backup.Job) {
+	select {
+	case l.backupSem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-l.backupSem }()
+	m := l.o.Metrics
+	opts := l.o.Reconcile.Backup
+	opts.Logger = l.o.Logger
+	start := time.Now()
+	man, err := backup.Run(ctx, job, opts)
+	res := &BackupResult{At: start, OK: err == nil, Duration: time.Since(start).Round(time.Millisecond).String()}
+	var verr *backup.VerifyError
+	switch {
+	case errors.As(err, &verr):
+		res.Error = err.Error()
+		m.backupVerifyFailures.WithLabelValues(job.Stack, job.Name).Inc()
+		l.o.Logger.Error("backup failed verification; kept for inspection, not counted", "stack", job.Stack, "job", job.Name, "err", err)
+	case err != nil:
+		res.Error = err.Error()
+		m.backupFailures.WithLabelValues(job.Stack, job.Name).Inc()
+		l.o.Logger.Error("backup failed", "stack", job.Stack, "job", job.Name, "err", err)
+	default:
+		res.File, res.Size = man.File, man.Size
+		m.backupLastSuccess.WithLabelValues(job.Stack, job.Name).Set(float64(man.FinishedAt.Unix()))
+		m.backupDuration.WithLabelValues(job.Stack, job.Name).Set(man.Duration().Seconds())
+		m.backupSize.WithLabelValues(job.Stack, job.Name).Set(float64(man.Size))
+		l.o.Logger.Info("backup taken", "stack", job.Stack, "job", job.Name, "file", man.File, "size", man.Size, "duration", man.Duration().String())
+		res.Pruned = l.prune(ctx, job)
+	}
+	l.mu.Lock()
+	l.backupResults[job.Key()] = res
+	l.mu.Unlock()
+}
+
+// prune deletes what retention no longer keeps, after a good backup.
+func (l *Loop) prune(ctx context.Context, job backup.Job) int {
+	obs, err := backup.Observe(ctx, job, time.Now())
+	if err != nil {
+		l.o.Logger.Error("listing backups for retention failed", "stack", job.Stack, "job", job.Name, "err", err)
+		return 0
+	}
+	n := 0
+	for _, d := range obs.Delete {
+		if err := backup.Delete(d); err != nil {
+			l.o.Logger.Error("pruning a backup failed", "stack", job.Stack, "job", job.Name, "file", d.File, "err", err)
+			continue
+		}
+		n++
+		l.o.Logger.Info("backup pruned by retention", "stack", job.Stack, "job", job.Name, "file", d.File)
+	}
+	l.o.Metrics.backupsPruned.WithLabelValues(job.Stack, job.Name).Add(float64(n))
+	return n
+}
+
+// backupStatus lists a stack's jobs for /status; l.mu is held.
+func (l *Loop) backupStatus(st *spec.Stack) []BackupStatus {
+	var out []BackupStatus
+	for _, b := range st.Spec.Backups {
+		key := st.Metadata.Name + "/" + b.Name
+		js := l.sched.State(key)
+		out = append(out, BackupStatus{Job: b.Name, Next: js.Next, Running: js.Running, Skipped: js.Skipped, Last: l.backupResults[key]})
+	}
+	return out
+}
