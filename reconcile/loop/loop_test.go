@@ -313,3 +313,33 @@ func grep(s, word string) string {
 	}
 	return fmt.Sprint(strings.Join(out, "\n"))
 }
+
+func TestLoopTakesDueBackupsOnce(t *testing.T) {
+	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	dest := t.TempDir()
+	r := newRepo(t)
+	r.commit(map[string]string{"a.yaml": redisStack("cache", rd.URL(), "64mb", "") +
+		"  backups:\n    - {name: rdb, source: redis, schedule: \"@every 1h\", destination: " + dest + ", retention: {keepLast: 2}}\n"})
+	var logs logBuffer
+	l := newLoop(t, r.source(t), &logs)
+	for range 3 {
+		cycle(t, l)
+	}
+	files, _ := filepath.Glob(filepath.Join(dest, "cache-rdb-*.rdb"))
+	if len(files) != 1 {
+		t.Fatalf("backups after three cycles within the hour: %v (want exactly one)", files)
+	}
+	s, _ := stateOf(l, "cache")
+	if len(s.Backups) != 1 || s.Backups[0].Last == nil || !s.Backups[0].Last.OK || s.Backups[0].Next.IsZero() {
+		t.Errorf("backup status: %+v", s.Backups)
+	}
+	if m := scrape(t, l); !strings.Contains(m, `dbops_backup_size_bytes{job="rdb",stack="cache"}`) {
+		t.Errorf("backup metrics missing:\n%s", grep(m, "backup"))
+	}
+	// A new process (a restart) seeds from the files: not due, no new backup.
+	l2 := newLoop(t, r.source(t), &logs)
+	cycle(t, l2)
+	if files, _ := filepath.Glob(filepath.Join(dest, "cache-rdb-*.rdb")); len(files) != 1 {
+		t.Errorf("a restart took a backup that was not due: %v", files)
+	}
+}
