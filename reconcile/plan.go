@@ -62,6 +62,9 @@ type PostgresStatus struct {
 	VersionAfter  int64  `json:"versionAfter"`
 	Target        string `json:"target,omitempty"`
 	Error         string `json:"error,omitempty"`
+	// Applied lists the versions applied when observed: part of a saved
+	// plan's fingerprint.
+	Applied []int64 `json:"applied,omitempty"`
 }
 
 // RedisStatus describes the observed Redis server.
@@ -73,6 +76,9 @@ type RedisStatus struct {
 	// settings are then lost on restart.
 	Persisted bool   `json:"persisted"`
 	Error     string `json:"error,omitempty"`
+	// Observed holds the CONFIG GET answer of every managed parameter:
+	// part of a saved plan's fingerprint.
+	Observed map[string]string `json:"observed,omitempty"`
 }
 
 // Change is one difference between the spec and a live server.
@@ -85,6 +91,12 @@ type Change struct {
 	Before   string `json:"before"`
 	After    string `json:"after"`
 	Version  int64  `json:"version,omitempty"` // of a migration
+	// Risk says why the change is risky; apply refuses risky changes
+	// unless allowed or inside a maintenance window.
+	Risk string `json:"risk,omitempty"`
+	// Deferred says when a risky change will be applied: at the next
+	// maintenance window.
+	Deferred string `json:"deferred,omitempty"`
 }
 
 // HasChanges reports whether applying the plan would change anything.
@@ -273,7 +285,7 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 	if err != nil {
 		return status, nil, serverError("postgres", server, err, spec.Password(pg.URL))
 	}
-	status.VersionBefore, status.VersionAfter = live.Version(), live.Version()
+	status.VersionBefore, status.VersionAfter, status.Applied = live.Version(), live.Version(), live.Applied
 	available, err := spec.MigrationVersions(m.Path)
 	if err != nil {
 		return status, nil, fmt.Errorf("spec.postgres.migrations.dir: %w", err)
@@ -311,6 +323,7 @@ func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options
 		return status, nil, "", serverError("redis", server, err, spec.Password(r.URL))
 	}
 	status.Version, status.ConfigFile, status.Persisted = live.Version, live.ConfigFile, live.ConfigFile != ""
+	status.Observed = live.Values
 	diff, err := redis.Diff(r.Config, live)
 	if err != nil {
 		return status, nil, "", fmt.Errorf("spec.redis.config: redis %s: %w", server, err)

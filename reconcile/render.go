@@ -37,7 +37,6 @@ func (s Style) action(a string) string {
 // WriteText prints the plan for a person: per stack, each change as
 // before → after, then a one-line summary.
 func (p *Plan) WriteText(w io.Writer, s Style) {
-	var changes, migs, params, backups, failed int
 	for _, sp := range p.Stacks {
 		fmt.Fprintf(w, "%s %s (%s)\n", s.bold("stack"), s.bold(sp.Stack), sp.File)
 		if pg := sp.Postgres; pg != nil {
@@ -53,8 +52,7 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 		}
 		for _, c := range sp.Changes {
 			if c.Kind == ResourceMigration {
-				fmt.Fprintf(w, "    %s %-4s %s\n", s.action(c.Action), c.Action, c.Name)
-				migs++
+				fmt.Fprintf(w, "    %s %-4s %s%s\n", s.action(c.Action), c.Action, c.Name, s.risk(c))
 			}
 		}
 		if r := sp.Redis; r != nil {
@@ -76,12 +74,10 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 		}
 		for _, c := range sp.Changes {
 			if c.Kind == ResourceRedisConfig {
-				fmt.Fprintf(w, "    %s %-*s  %s → %s\n", s.action(c.Action), width, c.Name, quote(c.Before), quote(c.After))
-				params++
+				fmt.Fprintf(w, "    %s %-*s  %s → %s%s\n", s.action(c.Action), width, c.Name, quote(c.Before), quote(c.After), s.risk(c))
 			}
 		}
-		backups += writeBackups(w, &sp, s)
-		changes += len(sp.Changes)
+		writeBackups(w, &sp, s)
 		if len(sp.Changes) == 0 && len(sp.Errors) == 0 {
 			fmt.Fprintf(w, "    %s\n", s.green("in sync: no changes"))
 		}
@@ -91,25 +87,21 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 		for _, e := range sp.Errors {
 			fmt.Fprintf(w, "  %s %s\n", s.red("error:"), e)
 		}
-		if len(sp.Errors) > 0 {
-			failed++
-		}
 		fmt.Fprintln(w)
 	}
-	summary := fmt.Sprintf("Plan: %d change(s) in %d stack(s): %d migration(s), %d Redis setting(s), %d backup change(s).",
-		changes, len(p.Stacks), migs, params, backups)
-	if changes == 0 {
-		summary = fmt.Sprintf("No changes: %d stack(s) in sync.", len(p.Stacks)-failed)
+	sum := p.Summarize()
+	line := sum.Line()
+	if sum.Changes > 0 {
+		line = "Plan: " + line
 	}
-	if failed > 0 {
-		summary += s.red(fmt.Sprintf(" %d stack(s) could not be planned.", failed))
+	if sum.Failed > 0 {
+		line = s.red(line)
 	}
-	fmt.Fprintln(w, summary)
+	fmt.Fprintln(w, line)
 }
 
 // writeBackups prints each backup job's state and its planned changes.
-func writeBackups(w io.Writer, sp *StackPlan, s Style) int {
-	n := 0
+func writeBackups(w io.Writer, sp *StackPlan, s Style) {
 	for _, b := range sp.Backups {
 		line := fmt.Sprintf("  backup %s (%s → %s): ", b.Job, b.Source, b.Destination)
 		if b.LastBackup.IsZero() {
@@ -133,11 +125,9 @@ func writeBackups(w io.Writer, sp *StackPlan, s Style) int {
 	}
 	for _, c := range sp.Changes {
 		if c.Kind == ResourceBackup || c.Kind == ResourcePrune {
-			fmt.Fprintf(w, "    %s %-6s %s: %s\n", s.action(c.Action), c.Action, c.Name, c.After)
-			n++
+			fmt.Fprintf(w, "    %s %-6s %s: %s%s\n", s.action(c.Action), c.Action, c.Name, c.After, s.risk(c))
 		}
 	}
-	return n
 }
 
 // HumanBytes formats a size in binary units.
@@ -152,6 +142,18 @@ func HumanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// risk flags a risky change on its line.
+func (s Style) risk(c Change) string {
+	if c.Risk == "" {
+		return ""
+	}
+	note := "  " + s.red("RISKY: "+c.Risk)
+	if c.Deferred != "" {
+		note += s.yellow(" (deferred " + c.Deferred + ")")
+	}
+	return note
 }
 
 // quote shows empty values visibly.

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,7 +20,7 @@ type applyCommand struct {
 func newApplyCommand(e *env) *cobra.Command {
 	c := &applyCommand{env: e}
 	cmd := &cobra.Command{
-		Use:   "apply PATH...",
+		Use:   "apply PATH... | apply PLAN.json",
 		Short: "Make the live servers match the spec",
 		Long: `Apply plans as plan does, shows the plan and, once approved, applies it: the
 Redis parameters of a stack in one CONFIG SET (then CONFIG REWRITE where the
@@ -26,7 +28,11 @@ server has a config file), migrations through goose under its session lock,
 each in its own transaction unless the file says NO TRANSACTION.
 
 On a terminal it asks before applying; without a terminal it refuses unless
---auto-approve is given. Exit status: 0 when everything applied, 1 otherwise.`,
+--auto-approve is given. Exit status: 0 when everything applied, 1 otherwise.
+
+Given a plan saved with ` + "`dbops plan --out PLAN.json`" + `, apply applies exactly that
+plan, without asking: it first observes again and refuses, naming what moved,
+when the live state or the spec files no longer match the saved fingerprint.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
 	}
@@ -35,6 +41,12 @@ On a terminal it asks before applying; without a terminal it refuses unless
 }
 
 func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
+	if saved, ok, err := readSaved(args); ok || err != nil {
+		if err != nil {
+			return exitError{code: 1, msg: err.Error()}
+		}
+		return c.applySaved(cmd, args[0], saved)
+	}
 	style := c.style()
 	interactive := isTerminal(c.stdin) && isTerminal(c.stdout)
 	res, err := c.load(args, false)
@@ -64,6 +76,49 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 	result := reconcile.Apply(cmd.Context(), res.Stacks, plan, c.options())
 	result.WriteText(c.stdout, style)
 	if result.Failed() || plan.HasErrors() {
+		return exitError{code: 1}
+	}
+	return nil
+}
+
+// readSaved reads a saved plan when the only argument is one.
+func readSaved(args []string) (*reconcile.Saved, bool, error) {
+	if len(args) != 1 || !strings.HasSuffix(args[0], ".json") {
+		return nil, false, nil
+	}
+	b, err := os.ReadFile(args[0])
+	if err != nil {
+		return nil, true, err
+	}
+	var s reconcile.Saved
+	if err := json.Unmarshal(b, &s); err != nil || s.FormatVersion != reconcile.SavedFormat || s.Plan == nil {
+		return nil, true, fmt.Errorf("%s is not a plan saved by dbops plan --out (formatVersion %s)", args[0], reconcile.SavedFormat)
+	}
+	return &s, true, nil
+}
+
+func (c *applyCommand) applySaved(cmd *cobra.Command, file string, saved *reconcile.Saved) error {
+	res, err := c.load(saved.Spec.Paths, false)
+	if err != nil {
+		return err
+	}
+	c.guard(res.Stacks)
+	now, err := reconcile.Fingerprint(saved.Spec.Paths, res.Files)
+	if err != nil {
+		return exitError{code: 1, msg: err.Error()}
+	}
+	fresh := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.options())
+	if moved := saved.Moved(fresh, now); len(moved) > 0 {
+		for _, m := range moved {
+			fmt.Fprintln(c.stderr, "  "+m)
+		}
+		return exitError{code: 1, msg: fmt.Sprintf("refusing to apply %s: %d thing(s) moved since it was planned (listed above); nothing was changed. Plan again.", file, len(moved))}
+	}
+	saved.Plan.WriteText(c.stdout, c.style())
+	fmt.Fprintln(c.stdout)
+	result := reconcile.Apply(cmd.Context(), res.Stacks, saved.Plan, c.options())
+	result.WriteText(c.stdout, c.style())
+	if result.Failed() {
 		return exitError{code: 1}
 	}
 	return nil

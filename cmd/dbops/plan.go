@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +14,7 @@ type planCommand struct {
 	*env
 	format           string
 	detailedExitCode bool
+	out              string
 }
 
 func newPlanCommand(e *env) *cobra.Command {
@@ -30,14 +32,15 @@ Exit status: 0 on success, 1 on error. With --detailed-exitcode: 0 no changes,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
 	}
-	cmd.Flags().StringVar(&c.format, "format", "text", "output format: text or json (schemas/plan.schema.json)")
+	cmd.Flags().StringVar(&c.format, "format", "text", "output format: text, json (schemas/plan.schema.json) or markdown (for a pull request comment)")
+	cmd.Flags().StringVar(&c.out, "out", "", "also save the plan with a fingerprint of what it observed, for `dbops apply FILE`")
 	cmd.Flags().BoolVar(&c.detailedExitCode, "detailed-exitcode", false, "exit 2 when changes are pending, 0 when none")
 	return cmd
 }
 
 func (c *planCommand) run(cmd *cobra.Command, args []string) error {
-	if c.format != "text" && c.format != "json" {
-		return exitError{code: 1, msg: fmt.Sprintf("--format %q: use text or json", c.format)}
+	if c.format != "text" && c.format != "json" && c.format != "markdown" {
+		return exitError{code: 1, msg: fmt.Sprintf("--format %q: use text, json or markdown", c.format)}
 	}
 	style := c.style()
 	res, err := c.load(args, false)
@@ -46,14 +49,22 @@ func (c *planCommand) run(cmd *cobra.Command, args []string) error {
 	}
 	c.guard(res.Stacks)
 	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.options())
-	if c.format == "json" {
+	switch c.format {
+	case "json":
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(plan); err != nil {
 			return err
 		}
-	} else {
+	case "markdown":
+		plan.WriteMarkdown(c.stdout)
+	default:
 		plan.WriteText(c.stdout, style)
+	}
+	if c.out != "" {
+		if err := c.save(plan, args, res.Files); err != nil {
+			return exitError{code: 1, msg: err.Error()}
+		}
 	}
 	switch {
 	case plan.HasErrors():
@@ -61,5 +72,22 @@ func (c *planCommand) run(cmd *cobra.Command, args []string) error {
 	case c.detailedExitCode && plan.HasChanges():
 		return exitError{code: 2}
 	}
+	return nil
+}
+
+// save writes the plan and its fingerprint for `dbops apply FILE`.
+func (c *planCommand) save(plan *reconcile.Plan, paths, files []string) error {
+	fp, err := reconcile.Fingerprint(paths, files)
+	if err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	b, err := json.MarshalIndent(reconcile.Saved{FormatVersion: reconcile.SavedFormat, Plan: plan, Spec: fp}, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.out, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	fmt.Fprintf(c.stderr, "Saved the plan to %s; apply exactly it with: dbops apply %s\n", c.out, c.out)
 	return nil
 }

@@ -1,0 +1,138 @@
+package reconcile
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Summary counts a plan's changes by kind, for the one-line summaries.
+type Summary struct {
+	Stacks, Changes, Migrations, Settings, Backups, Risky, Deferred, Failed int
+}
+
+// Summarize counts the plan's changes.
+func (p *Plan) Summarize() Summary {
+	s := Summary{Stacks: len(p.Stacks)}
+	for _, sp := range p.Stacks {
+		if len(sp.Errors) > 0 {
+			s.Failed++
+		}
+		for _, c := range sp.Changes {
+			s.Changes++
+			switch c.Kind {
+			case ResourceMigration:
+				s.Migrations++
+			case ResourceRedisConfig:
+				s.Settings++
+			default:
+				s.Backups++
+			}
+			if c.Risk != "" {
+				s.Risky++
+			}
+			if c.Deferred != "" {
+				s.Deferred++
+			}
+		}
+	}
+	return s
+}
+
+// Line is the one-line summary shared by the text and markdown renderings.
+func (s Summary) Line() string {
+	if s.Changes == 0 {
+		line := fmt.Sprintf("No changes: %d stack(s) in sync.", s.Stacks-s.Failed)
+		if s.Failed > 0 {
+			line += fmt.Sprintf(" %d stack(s) could not be planned.", s.Failed)
+		}
+		return line
+	}
+	line := fmt.Sprintf("%d change(s) in %d stack(s): %d migration(s), %d Redis setting(s), %d backup change(s).",
+		s.Changes, s.Stacks, s.Migrations, s.Settings, s.Backups)
+	if s.Risky > 0 {
+		line += fmt.Sprintf(" %d risky", s.Risky)
+		if s.Deferred > 0 {
+			line += fmt.Sprintf(", %d deferred to a maintenance window", s.Deferred)
+		}
+		line += "."
+	}
+	if s.Failed > 0 {
+		line += fmt.Sprintf(" %d stack(s) could not be planned.", s.Failed)
+	}
+	return line
+}
+
+var mdIcons = map[string]string{ActionUp: "➕", ActionUpdate: "✏️", ActionDown: "➖", ActionBackup: "💾", ActionDelete: "🗑️"}
+
+// WriteMarkdown renders the plan for a pull request comment: a one-line
+// summary, then per stack a table of changes with risks flagged.
+func (p *Plan) WriteMarkdown(w io.Writer) {
+	sum := p.Summarize()
+	icon := "✅"
+	switch {
+	case sum.Failed > 0:
+		icon = "❌"
+	case sum.Risky > 0:
+		icon = "⚠️"
+	case sum.Changes > 0:
+		icon = "📝"
+	}
+	fmt.Fprintf(w, "%s **dbops plan**: %s\n", icon, sum.Line())
+	for _, sp := range p.Stacks {
+		fmt.Fprintf(w, "\n### Stack `%s`\n\n", sp.Stack)
+		fmt.Fprintf(w, "From `%s`.", sp.File)
+		if pg := sp.Postgres; pg != nil && pg.Target != "" {
+			if pg.VersionAfter != pg.VersionBefore {
+				fmt.Fprintf(w, " Postgres `%s`: migration version **%d → %d** (target %s).", pg.Server, pg.VersionBefore, pg.VersionAfter, pg.Target)
+			} else {
+				fmt.Fprintf(w, " Postgres `%s`: migration version %d (target %s).", pg.Server, pg.VersionBefore, pg.Target)
+			}
+		}
+		if r := sp.Redis; r != nil {
+			fmt.Fprintf(w, " Redis `%s`", r.Server)
+			if r.Version != "" {
+				fmt.Fprintf(w, " (Redis %s)", r.Version)
+			}
+			fmt.Fprint(w, ".")
+		}
+		fmt.Fprintln(w)
+		if len(sp.Changes) == 0 && len(sp.Errors) == 0 {
+			fmt.Fprintln(w, "\nIn sync: no changes.")
+		}
+		if len(sp.Changes) > 0 {
+			fmt.Fprintln(w, "\n| | Resource | Change | Before | After | Risk |")
+			fmt.Fprintln(w, "|---|---|---|---|---|---|")
+			for _, c := range sp.Changes {
+				risk := ""
+				if c.Risk != "" {
+					risk = "⚠️ " + cell(c.Risk)
+					if c.Deferred != "" {
+						risk += "<br>deferred " + cell(c.Deferred)
+					}
+				}
+				fmt.Fprintf(w, "| %s | `%s` | %s `%s` | %s | %s | %s |\n", mdIcons[c.Action], c.Resource, c.Action, cell(c.Name),
+					code(c.Before), code(c.After), risk)
+			}
+		}
+		for _, warn := range sp.Warnings {
+			fmt.Fprintf(w, "\n> ⚠️ %s\n", cell(warn))
+		}
+		for _, e := range sp.Errors {
+			fmt.Fprintf(w, "\n> ❌ **error**: %s\n", cell(e))
+		}
+	}
+}
+
+// cell keeps text from breaking a table row.
+func cell(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	return strings.ReplaceAll(s, "\n", "<br>")
+}
+
+func code(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return "`" + strings.ReplaceAll(s, "`", "'") + "`"
+}

@@ -1,0 +1,740 @@
+package reconcile_test
+
+// Process-level tests of `dbops run`: the real binary (built once by dbops(t))
+// against throwaway PostgreSQL and Redis servers, observed from outside
+// through pg_stat_activity, pg_locks, goose's version table, CONFIG GET and
+// the process's own HTTP endpoints. Waits are bounded; nothing asserts speed.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/reconcile/lock"
+	"github.com/amanat/dbops/reconcile/loop"
+)
+
+// dbopsLockClass is lock.Class ("dbop") as pg_locks shows it in classid.
+const dbopsLockClass = 1684172656
+
+// gooseLockID is goose's one-key advisory lock (classid 0, objid the id).
+const gooseLockID = 4097083626
+
+// slowMigration creates a table, then sleeps inside its transaction: if it is
+// rolled back, the table is gone.
+var slowMigration = mig("CREATE TABLE slow_t (id int);\nSELECT pg_sleep(3);", "DROP TABLE slow_t;")
+
+// TestRunSingleWriterTwoProcesses runs two `dbops run` processes on one
+// stack, as two replicas would, and proves that only one of them applies.
+// Both start together and bring the stack in sync; then a new revision adds a
+// slow migration, a quick one after it and a Redis change, which both
+// processes see at once. While one is inside the slow migration the other
+// reports LockHeldElsewhere and is never Applying, exactly one session holds
+// the stack's advisory lock; afterwards each migration is recorded once, the
+// changes applied by both add up to exactly the number of changes, and no
+// lock is held once in sync.
+func TestRunSingleWriterTwoProcesses(t *testing.T) {
+	pgURL := testsrv.PostgresDB(t)
+	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	f := newFixture(t, map[string]string{"00001_init.sql": mig("CREATE TABLE init_t (id int);", "DROP TABLE init_t;")})
+	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, rd.URL()
+	stack := func(maxmemory string) string {
+		return stackYAML("ledger", `  postgres:
+    url: ${PG_URL}
+    migrations: {dir: ./migrations}
+  redis:
+    url: ${REDIS_URL}
+    config:
+      maxmemory: `+maxmemory+"\n")
+	}
+	f.write(t, "stack.yaml", stack("32mb"))
+	db := monitor(t, pgURL)
+
+	addrs := freeAddrs(t, 2)
+	procs := []*runProcess{
+		startRun(t, f, addrs[0], "--interval", "500ms"),
+		startRun(t, f, addrs[1], "--interval", "500ms"),
+	}
+	inSync := func() {
+		t.Helper()
+		for _, p := range procs {
+			eventually(t, "both processes report the stack in sync", func() bool {
+				if p.exited() {
+					t.Fatalf("dbops run exited early (code %d):\n%s", p.code, p.output())
+				}
+				s := stackStatus(t, p, "ledger")
+				return len(s.Conditions) > 0 && s.Conditions[0].Reason == loop.ReasonSucceeded &&
+					resourceState(s, "postgres") == loop.StateInSync && resourceState(s, "redis") == loop.StateInSync
+			})
+		}
+	}
+	inSync()
+	if got := versionCounts(t, db); fmt.Sprint(got) != "map[1:1]" {
+		t.Fatalf("after the first revision goose_db_version rows per version = %v, want map[1:1]", got)
+	}
+
+	// The new revision: migrations first, then the stack file by rename.
+	f.write(t, "migrations/00002_slow.sql", slowMigration)
+	f.write(t, "migrations/00003_quick.sql", mig("CREATE TABLE quick_t (id int);", "DROP TABLE quick_t;"))
+	f.write(t, ".stack.yaml.tmp", stack("48mb"))
+	if err := os.Rename(f.dir+"/.stack.yaml.tmp", f.dir+"/stack.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	const changes = 2 + 3 // first revision: one migration, maxmemory; second: two migrations, maxmemory
+
+	applier := -1
+	sawSleep, sawLockHeld := false, false
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out: slow migration seen=%v, other process reported %s=%v", sawSleep, loop.ReasonLocked, sawLockHeld)
+		}
+		for _, p := range procs {
+			if p.exited() {
+				t.Fatalf("dbops run exited early (code %d):\n%s", p.code, p.output())
+			}
+		}
+		sleeping := sleepingMigrations(t, db)
+		if sleeping > 1 {
+			t.Fatalf("%d dbops sessions are inside the slow migration at once", sleeping)
+		}
+		if sleeping == 0 {
+			if sawSleep {
+				break // the slow migration is over
+			}
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		sawSleep = true
+		locks, holders := stackLocks(t, db, "ledger")
+		sts := []loop.StackStatus{stackStatus(t, procs[0], "ledger"), stackStatus(t, procs[1], "ledger")}
+		var applying []int
+		for i, s := range sts {
+			if resourceState(s, "postgres") == loop.StateApplying {
+				applying = append(applying, i)
+			}
+		}
+		if len(applying) > 1 {
+			t.Fatalf("both processes are applying at once:\n%+v\n%+v", sts[0], sts[1])
+		}
+		// The samples above are only conclusive if the slow migration was
+		// running before (checked) and after them.
+		if sleepingMigrations(t, db) != 1 {
+			break
+		}
+		if locks != 1 || holders != 1 {
+			t.Errorf("during the slow migration pg_locks shows %d dbops lock(s) held by %d session(s), want exactly 1 by 1", locks, holders)
+		}
+		if len(applying) != 1 {
+			t.Fatalf("a dbops session is in the slow migration but no process reports Applying:\n%+v\n%+v", sts[0], sts[1])
+		}
+		if applier == -1 {
+			applier = applying[0]
+		} else if applier != applying[0] {
+			t.Fatalf("the applying process changed from %d to %d within one migration", applier, applying[0])
+		}
+		other := sts[1-applier]
+		if len(other.Conditions) > 0 && other.Conditions[0].Reason == loop.ReasonLocked {
+			sawLockHeld = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if applier == -1 {
+		t.Fatal("never sampled the applying process during the slow migration")
+	}
+	if !sawLockHeld {
+		t.Errorf("while one process applied, the other never reported %s", loop.ReasonLocked)
+	}
+
+	inSync()
+	if got := versionCounts(t, db); fmt.Sprint(got) != "map[1:1 2:1 3:1]" {
+		t.Errorf("goose_db_version rows per version = %v, want each of 1, 2 and 3 exactly once", got)
+	}
+	for _, table := range []string{"init_t", "slow_t", "quick_t"} {
+		if !tableExists(t, db, table) {
+			t.Errorf("table %s missing", table)
+		}
+	}
+	if got := configGet(t, redisClient(t, rd), "maxmemory"); got != "50331648" {
+		t.Errorf("maxmemory = %s, want 50331648", got)
+	}
+	var applied [2]float64
+	var failed float64
+	for i, p := range procs {
+		m := p.get(t, "/metrics")
+		applied[i] = metricSum(m, "dbops_changes_applied_total")
+		failed += metricSum(m, "dbops_changes_failed_total")
+	}
+	if applied[0]+applied[1] != changes {
+		t.Errorf("dbops_changes_applied_total of the two processes: %v, want %d in all", applied, changes)
+	}
+	if failed != 0 {
+		t.Errorf("dbops_changes_failed_total sums to %v, want 0", failed)
+	}
+	// In sync, nobody holds the stack's lock (or goose's) any more.
+	if locks, _ := anyDbopsLocks(t, db); locks != 0 {
+		t.Errorf("%d dbops advisory lock(s) still held once in sync", locks)
+	}
+	if n := gooseLocks(t, db); n != 0 {
+		t.Errorf("goose's advisory lock still held once in sync")
+	}
+
+	for _, p := range procs {
+		if code := p.stop(t); code != 0 {
+			t.Errorf("dbops run exited %d after SIGTERM, want 0:\n%s", code, p.output())
+		}
+	}
+}
+
+// TestRunSIGTERMDuringCycle sends SIGTERM while a migration is running and
+// checks the process exits 0 leaving the database at a clean version with no
+// lock held, as reconcile/postgres/migrate.go promises: the batch under way
+// (consecutive transactional migrations form one batch; a NO TRANSACTION
+// migration is a batch of its own) gets --grace to finish, then its statement
+// is cancelled and its transaction rolled back; the next batch never starts.
+func TestRunSIGTERMDuringCycle(t *testing.T) {
+	quick := func(table string) string { return mig("CREATE TABLE "+table+" (id int);", "DROP TABLE "+table+";") }
+	noTx := func(table string) string { return "-- +goose NO TRANSACTION\n" + quick(table) }
+	cases := []struct {
+		name       string
+		migrations map[string]string
+		args       []string
+		versions   string // goose_db_version rows per version afterwards
+		present    []string
+		absent     []string
+	}{{
+		name: "grace lets the slow migration finish, the next batch never starts",
+		migrations: map[string]string{
+			"00001_first.sql": quick("first_t"), "00002_slow.sql": slowMigration, "00003_after.sql": noTx("after_t"),
+		},
+		versions: "map[1:1 2:1]",
+		present:  []string{"first_t", "slow_t"},
+		absent:   []string{"after_t"},
+	}, {
+		name: "past --grace the slow migration is cancelled and rolled back",
+		migrations: map[string]string{
+			"00001_first.sql": quick("first_t"), "00002_slow.sql": slowMigration, "00003_after.sql": noTx("after_t"),
+		},
+		args:     []string{"--grace", "1s"},
+		versions: "map[1:1]",
+		present:  []string{"first_t"},
+		absent:   []string{"slow_t", "after_t"},
+	}, {
+		// migrate.go batches consecutive transactional migrations into one
+		// goose call and checks for shutdown only between batches, so within
+		// grace the migration after the slow one still runs.
+		name: "consecutive transactional migrations are one batch and finish together",
+		migrations: map[string]string{
+			"00001_first.sql": quick("first_t"), "00002_slow.sql": slowMigration, "00003_after.sql": quick("after_t"),
+		},
+		versions: "map[1:1 2:1 3:1]",
+		present:  []string{"first_t", "slow_t", "after_t"},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pgURL := testsrv.PostgresDB(t)
+			f := newFixture(t, tc.migrations)
+			f.env["PG_URL"] = pgURL
+			f.write(t, "stack.yaml", stackYAML("orders", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+			db := monitor(t, pgURL)
+			p := startRun(t, f, freeAddrs(t, 1)[0], tc.args...)
+
+			eventually(t, "the slow migration running", func() bool {
+				if p.exited() {
+					t.Fatalf("dbops run exited early (code %d):\n%s", p.code, p.output())
+				}
+				return sleepingMigrations(t, db) == 1
+			})
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			code, ok := p.wait(60 * time.Second)
+			if !ok {
+				t.Fatalf("dbops run still running 60s after SIGTERM:\n%s", p.output())
+			}
+			if code != 0 {
+				t.Errorf("exit code %d after SIGTERM, want 0:\n%s", code, p.output())
+			}
+			if got := fmt.Sprint(versionCounts(t, db)); got != tc.versions {
+				t.Errorf("goose_db_version rows per version = %s, want %s", got, tc.versions)
+			}
+			for _, table := range tc.present {
+				if !tableExists(t, db, table) {
+					t.Errorf("table %s missing", table)
+				}
+			}
+			for _, table := range tc.absent {
+				if tableExists(t, db, table) {
+					t.Errorf("table %s exists: its migration ran (or was not rolled back)", table)
+				}
+			}
+			eventually(t, "no dbops or goose advisory lock held", func() bool {
+				n, _ := anyDbopsLocks(t, db)
+				return n == 0 && gooseLocks(t, db) == 0
+			})
+			if out := p.output(); !strings.Contains(out, `msg="shutting down`) || !strings.Contains(out, "msg=stopped") {
+				t.Errorf("the log does not say it shut down and stopped:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestRunCredentialsAbsent runs the real process with passwords in every URL,
+// including a Postgres and a Redis with a wrong password so their errors are
+// logged and reported, then a revision rejected for a malformed URL holding a
+// password, and looks for the passwords in stdout, stderr, /status, /metrics
+// and /readyz, with either log format.
+func TestRunCredentialsAbsent(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			pg := testsrv.SharedPostgres(t)
+			pgURL := testsrv.PostgresDB(t)
+			rd := testsrv.NewRedis(t, testsrv.RedisOptions{Password: "redisRunPw-8d21f0"})
+			const wrongPg, wrongRedis = "wrongPgPw-31c9e7", "wrongRedisPw-a17b42"
+			f := newFixture(t, map[string]string{"00001_t.sql": mig("CREATE TABLE t (id int);", "DROP TABLE t;")})
+			f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, rd.URL()
+			f.env["BAD_PG_URL"] = strings.Replace(pgURL, ":"+pg.Password+"@", ":"+wrongPg+"@", 1)
+			f.env["BAD_REDIS_URL"] = strings.Replace(rd.URL(), ":"+rd.Password+"@", ":"+wrongRedis+"@", 1)
+			if f.env["BAD_PG_URL"] == pgURL || f.env["BAD_REDIS_URL"] == rd.URL() {
+				t.Fatal("could not put a wrong password in the URLs")
+			}
+			f.write(t, "stacks.yaml", stackYAML("good", `  postgres:
+    url: ${PG_URL}
+    migrations: {dir: ./migrations}
+  redis:
+    url: ${REDIS_URL}
+    config: {maxmemory: 32mb}
+`)+"---\n"+stackYAML("badpg", `  postgres:
+    url: ${BAD_PG_URL}
+    migrations: {dir: ./migrations}
+`)+"---\n"+stackYAML("badredis", `  redis:
+    url: ${BAD_REDIS_URL}
+    config: {maxmemory: 32mb}
+`))
+			p := startRun(t, f, freeAddrs(t, 1)[0], "--interval", "500ms", "--log-format", format)
+			p.waitUp(t)
+			eventually(t, "good in sync, badpg and badredis failed", func() bool {
+				good := stackStatus(t, p, "good")
+				return len(good.Conditions) > 0 && good.Conditions[0].Reason == loop.ReasonSucceeded &&
+					failedReason(stackStatus(t, p, "badpg")) && failedReason(stackStatus(t, p, "badredis"))
+			})
+			// A revision with a malformed URL holding a password is rejected,
+			// and the rejection is reported in the log and /status.
+			const rejectedPw = "rejectedPw-5c0e77"
+			f.write(t, "broken.yaml", stackYAML("broken", "  redis:\n    url: redis://:"+rejectedPw+"@127.0.0.1:notaport/0\n    config: {maxmemory: 1mb}\n"))
+			eventually(t, "the broken revision rejected", func() bool {
+				var st loop.Status
+				return json.Unmarshal([]byte(p.get(t, "/status")), &st) == nil && st.Rejected != nil &&
+					strings.Contains(strings.Join(st.Rejected.Errors, "\n"), "broken.yaml")
+			})
+			status := p.get(t, "/status")
+			metrics := p.get(t, "/metrics")
+			ready := p.get(t, "/readyz")
+			if code := p.stop(t); code != 0 {
+				t.Errorf("exit %d after SIGTERM", code)
+			}
+			logs := p.output()
+			// The failures are reported, so the check below looks at real error text.
+			for _, want := range []string{"password authentication failed", "WRONGPASS", "broken.yaml"} {
+				if !strings.Contains(status, want) || !strings.Contains(logs, want) {
+					t.Errorf("%q is not in both /status and the log:\nstatus: %s\nlog: %s", want, status, logs)
+				}
+			}
+			all := map[string]string{"stdout+stderr": logs, "/status": status, "/metrics": metrics, "/readyz": ready}
+			for where, text := range all {
+				for _, secret := range []string{pg.Password, rd.Password, wrongPg, wrongRedis, rejectedPw} {
+					if strings.Contains(text, secret) {
+						t.Errorf("%s shows the password %q", where, secret)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestRunLogFormat checks the log is text (logfmt) by default and one JSON
+// object per line with --log-format json, and that another value is refused.
+func TestRunLogFormat(t *testing.T) {
+	for _, format := range []string{"", "json"} {
+		name := format
+		if name == "" {
+			name = "default"
+		}
+		t.Run(name, func(t *testing.T) {
+			rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+			f := newFixture(t, nil)
+			f.env["REDIS_URL"] = rd.URL()
+			f.write(t, "stack.yaml", stackYAML("cache-"+name, "  redis:\n    url: ${REDIS_URL}\n    config: {maxmemory-policy: allkeys-lru}\n"))
+			var args []string
+			if format != "" {
+				args = []string{"--log-format", format}
+			}
+			p := startRun(t, f, freeAddrs(t, 1)[0], args...)
+			p.waitUp(t)
+			eventually(t, "stack in sync", func() bool {
+				s := stackStatus(t, p, "cache-"+name)
+				return len(s.Conditions) > 0 && s.Conditions[0].Reason == loop.ReasonSucceeded
+			})
+			if code := p.stop(t); code != 0 {
+				t.Fatalf("exit %d after SIGTERM:\n%s", code, p.output())
+			}
+			lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
+			if len(lines) < 3 {
+				t.Fatalf("only %d log line(s):\n%s", len(lines), p.stderr.String())
+			}
+			var msgs []string
+			for _, line := range lines {
+				var rec map[string]any
+				err := json.Unmarshal([]byte(line), &rec)
+				if format == "json" {
+					if err != nil {
+						t.Fatalf("not a JSON line: %q (%v)", line, err)
+					}
+					for _, k := range []string{"time", "level", "msg"} {
+						if _, ok := rec[k]; !ok {
+							t.Errorf("JSON line lacks %q: %s", k, line)
+						}
+					}
+					msgs = append(msgs, fmt.Sprint(rec["msg"]))
+					continue
+				}
+				if err == nil || !strings.HasPrefix(line, "time=") || !strings.Contains(line, " level=") || !strings.Contains(line, " msg=") {
+					t.Fatalf("not a text (logfmt) line: %q", line)
+				}
+				_, m, _ := strings.Cut(line, " msg=")
+				msgs = append(msgs, m)
+			}
+			joined := strings.Join(msgs, "\n")
+			for _, want := range []string{"dbops run started", "applied", "stopped"} {
+				if !strings.Contains(joined, want) {
+					t.Errorf("no %q message in the log:\n%s", want, p.stderr.String())
+				}
+			}
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		f := newFixture(t, nil)
+		res := f.run(t, "run", "--dir", f.dir, "--listen", freeAddrs(t, 1)[0], "--cache-dir", t.TempDir(), "--log-format", "xml")
+		if res.code != 1 || !strings.Contains(res.stderr, "--log-format") {
+			t.Errorf("--log-format xml: %+v", res)
+		}
+	})
+}
+
+// runProcess is one `dbops run` child process.
+type runProcess struct {
+	cmd            *exec.Cmd
+	addr           string
+	stdout, stderr *safeBuffer
+	done           chan struct{}
+	code           int
+}
+
+// startRun starts `dbops run --dir <fixture>` listening on addr, with its
+// own cache dir; it does not wait for it to be up. The process is killed at
+// the end of the test if it still runs, and its output logged on failure.
+func startRun(t *testing.T, f *fixture, addr string, args ...string) *runProcess {
+	t.Helper()
+	all := append([]string{"run", "--dir", f.dir, "--listen", addr, "--cache-dir", t.TempDir()}, args...)
+	cmd := exec.Command(dbops(t), all...)
+	cmd.Dir = f.dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range f.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	p := &runProcess{cmd: cmd, addr: addr, stdout: &safeBuffer{}, stderr: &safeBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		cmd.Wait()
+		p.code = cmd.ProcessState.ExitCode()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.exited() {
+			cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("dbops %s\n%s", strings.Join(all, " "), p.output())
+		}
+	})
+	return p
+}
+
+func (p *runProcess) output() string { return p.stdout.String() + p.stderr.String() }
+
+func (p *runProcess) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits up to d for the process to exit and returns its exit code.
+func (p *runProcess) wait(d time.Duration) (int, bool) {
+	select {
+	case <-p.done:
+		return p.code, true
+	case <-time.After(d):
+		return 0, false
+	}
+}
+
+// stop sends SIGTERM and waits (60s at most) for the exit code.
+func (p *runProcess) stop(t *testing.T) int {
+	t.Helper()
+	if !p.exited() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	code, ok := p.wait(60 * time.Second)
+	if !ok {
+		t.Fatalf("dbops run still running 60s after SIGTERM:\n%s", p.output())
+	}
+	return code
+}
+
+// waitUp waits until /healthz answers.
+func (p *runProcess) waitUp(t *testing.T) {
+	t.Helper()
+	eventually(t, "dbops run answering /healthz", func() bool {
+		if p.exited() {
+			t.Fatalf("dbops run exited (code %d):\n%s", p.code, p.output())
+		}
+		res, err := httpClient.Get("http://" + p.addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// get returns the body of GET path; the process must answer.
+func (p *runProcess) get(t *testing.T, path string) string {
+	t.Helper()
+	res, err := httpClient.Get("http://" + p.addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return string(b)
+}
+
+// stackStatus is the stack's entry in /status; the zero value while the
+// process is not answering yet or has not loaded the stack.
+func stackStatus(t *testing.T, p *runProcess, stack string) loop.StackStatus {
+	t.Helper()
+	res, err := httpClient.Get("http://" + p.addr + "/status")
+	if err != nil {
+		return loop.StackStatus{}
+	}
+	defer res.Body.Close()
+	var st loop.Status
+	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
+		t.Fatalf("/status: %v", err)
+	}
+	for _, s := range st.Stacks {
+		if s.Name == stack {
+			return s
+		}
+	}
+	return loop.StackStatus{}
+}
+
+func resourceState(s loop.StackStatus, resource string) string {
+	for _, r := range s.Resources {
+		if r.Resource == resource {
+			return r.State
+		}
+	}
+	return ""
+}
+
+func failedReason(s loop.StackStatus) bool {
+	return len(s.Conditions) > 0 && (s.Conditions[0].Reason == loop.ReasonPlanFailed || s.Conditions[0].Reason == loop.ReasonApplyFail)
+}
+
+// metricSum adds up every series of a metric in a Prometheus text exposition.
+func metricSum(exposition, name string) float64 {
+	var sum float64
+	for _, line := range strings.Split(exposition, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// freeAddrs returns n distinct free 127.0.0.1 ports, found by listening on
+// them all at once and closing.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		out = append(out, ln.Addr().String())
+	}
+	return out
+}
+
+// monitor opens the test's own session on the database (application_name
+// dbops-test, so it is never mistaken for dbops).
+func monitor(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["application_name"] = "dbops-test"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func queryRow(t *testing.T, db *pgx.Conn, sql string, args []any, dest ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := db.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// sleepingMigrations counts dbops sessions running pg_sleep in this database.
+func sleepingMigrations(t *testing.T, db *pgx.Conn) int {
+	t.Helper()
+	var n int
+	queryRow(t, db, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = 'dbops' AND state = 'active'
+		AND query ILIKE '%pg_sleep%' AND pid <> pg_backend_pid()`, nil, &n)
+	return n
+}
+
+const inThisDB = "locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+
+// stackLocks counts the granted dbops advisory locks of stack in this
+// database, and the sessions holding them.
+func stackLocks(t *testing.T, db *pgx.Conn, stack string) (locks, sessions int) {
+	t.Helper()
+	queryRow(t, db, "SELECT count(*), count(DISTINCT pid) FROM pg_locks WHERE "+inThisDB+
+		" AND classid = $1 AND objid::bigint = $2 AND objsubid = 2",
+		[]any{dbopsLockClass, int64(uint32(lock.Key(stack)))}, &locks, &sessions)
+	return locks, sessions
+}
+
+// anyDbopsLocks counts the granted dbops advisory locks of any stack.
+func anyDbopsLocks(t *testing.T, db *pgx.Conn) (locks, sessions int) {
+	t.Helper()
+	queryRow(t, db, "SELECT count(*), count(DISTINCT pid) FROM pg_locks WHERE "+inThisDB+
+		" AND classid = $1 AND objsubid = 2", []any{dbopsLockClass}, &locks, &sessions)
+	return locks, sessions
+}
+
+// gooseLocks counts goose's migration lock (a one-key advisory lock).
+func gooseLocks(t *testing.T, db *pgx.Conn) int {
+	t.Helper()
+	var n int
+	queryRow(t, db, "SELECT count(*) FROM pg_locks WHERE "+inThisDB+
+		" AND classid = 0 AND objid::bigint = $1 AND objsubid = 1", []any{int64(gooseLockID)}, &n)
+	return n
+}
+
+// versionCounts maps each version in goose's table (but 0) to its rows.
+func versionCounts(t *testing.T, db *pgx.Conn) map[int64]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := db.Query(ctx, "SELECT version_id, count(*) FROM goose_db_version WHERE version_id > 0 GROUP BY version_id")
+	if err != nil {
+		t.Fatalf("read goose_db_version: %v", err)
+	}
+	out := map[int64]int{}
+	for rows.Next() {
+		var v int64
+		var n int
+		if err := rows.Scan(&v, &n); err != nil {
+			t.Fatal(err)
+		}
+		out[v] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func tableExists(t *testing.T, db *pgx.Conn, table string) bool {
+	t.Helper()
+	var ok bool
+	queryRow(t, db, "SELECT to_regclass($1) IS NOT NULL", []any{table}, &ok)
+	return ok
+}
+
+// eventually polls cond every 20ms until it holds or 30s pass; it bounds a
+// wait, it does not measure speed.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// safeBuffer is a bytes.Buffer written by a child process and read by the test.
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
