@@ -1,0 +1,81 @@
+package reconcile_test
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/amanat/dbops/reconcile/internal/testsrv"
+)
+
+// The exact grants README documents for CI credentials.
+const (
+	readOnlyGrants = `CREATE ROLE dbops_ci LOGIN PASSWORD 'ciPw-5521';
+GRANT CONNECT ON DATABASE %s TO dbops_ci;
+GRANT USAGE ON SCHEMA public TO dbops_ci;
+GRANT SELECT ON public.goose_db_version TO dbops_ci;`
+	redisACL = "ACL SETUSER dbops-ci on >ciRedisPw-7731 resetkeys resetchannels -@all +ping +info +config|get"
+)
+
+func TestPlanWithLeastPrivilege(t *testing.T) {
+	pg := testsrv.SharedPostgres(t)
+	pgURL := testsrv.PostgresDB(t)
+	r := testsrv.NewRedis(t, testsrv.RedisOptions{Password: "adminPw-1180"})
+	f := newFixture(t, threeMigrations)
+	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
+	f.write(t, "stack.yaml", cliStack)
+	// Apply two of three migrations as the owner, so there is something to plan.
+	f.write(t, "partial.yaml", strings.Replace(cliStack, "migrations: {dir: ./migrations}", "migrations: {dir: ./migrations, target: 2}", 1))
+	if res := f.run(t, "apply", "--auto-approve", "partial.yaml"); res.code != 0 {
+		t.Fatalf("setup apply: %+v", res)
+	}
+	db := strings.TrimPrefix(mustParse(t, pgURL).Path, "/")
+	if err := pg.Exec(context.Background(), db, strings.ReplaceAll(readOnlyGrants, "%s", db)); err != nil {
+		t.Fatal(err)
+	}
+	c := redisClient(t, r)
+	args := []any{}
+	for _, a := range strings.Fields(redisACL) {
+		args = append(args, a)
+	}
+	if err := c.Do(context.Background(), args...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.ConfigSet(context.Background(), "maxmemory", "1mb") // drift to plan
+
+	f.env["PG_URL"] = pg.URLAs("dbops_ci", "ciPw-5521", db)
+	ru := mustParse(t, r.URL())
+	ru.User = url.UserPassword("dbops-ci", "ciRedisPw-7731")
+	f.env["REDIS_URL"] = ru.String()
+
+	res := f.run(t, "plan", "--detailed-exitcode", "stack.yaml")
+	if res.code != 2 {
+		t.Fatalf("plan with CI credentials: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	for _, w := range []string{"migration version 2 → 3", "+ up   00003_index.sql", "maxmemory  1048576 → 128mb"} {
+		if !strings.Contains(res.stdout, w) {
+			t.Errorf("plan lacks %q:\n%s", w, res.stdout)
+		}
+	}
+	// The same credentials cannot apply: the server refuses writes.
+	res = f.run(t, "apply", "--auto-approve", "stack.yaml")
+	if res.code != 1 {
+		t.Errorf("apply with read-only credentials: exit %d\n%s", res.code, res.stdout)
+	}
+	if !strings.Contains(res.stdout, "NOPERM") || !strings.Contains(res.stdout, "SQLSTATE 42501") {
+		t.Errorf("apply errors do not show the servers' refusals:\n%s", res.stdout)
+	}
+	if v := dbVersion(t, pgURL); v != 2 {
+		t.Errorf("read-only credentials migrated to %d", v)
+	}
+}
+
+func mustParse(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
