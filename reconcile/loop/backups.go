@@ -7,6 +7,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/lock"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -62,7 +63,7 @@ func (l *Loop) backups(ctx context.Context, cur *revision) {
 			go func() {
 				defer l.wg.Done()
 				defer l.sched.Done(key)
-				l.runBackup(ctx, st, b, job)
+				l.runBackup(ctx, st, job, sched)
 			}()
 		}
 	}
@@ -83,13 +84,33 @@ func (l *Loop) seed(key string, job backup.Job) {
 	}
 }
 
-func (l *Loop) runBackup(ctx context.Context, st *spec.Stack, b spec.Backup, job backup.Job) {
+// runBackup takes one backup under the job's lock, so that of several dbops
+// replicas only one takes it: another replica that gets the lock later finds
+// the new backup and the job no longer due.
+func (l *Loop) runBackup(ctx context.Context, st *spec.Stack, job backup.Job, sched backup.Schedule) {
 	select {
 	case l.backupSem <- struct{}{}:
 	case <-ctx.Done():
 		return
 	}
 	defer func() { <-l.backupSem }()
+	lk, err := l.lock(ctx, st, "backup:"+job.Key())
+	if errors.Is(err, lock.ErrHeld) {
+		l.o.Logger.Info("backup skipped: another dbops process is taking it", "stack", job.Stack, "job", job.Name)
+		return
+	}
+	if err != nil {
+		l.o.Metrics.backupFailures.WithLabelValues(job.Stack, job.Name).Inc()
+		l.o.Logger.Error("backup failed: cannot take the job's lock", "stack", job.Stack, "job", job.Name, "err", err)
+		return
+	}
+	defer lk.Release(context.WithoutCancel(ctx))
+	if bs, err := backup.List(job.Destination, job); err == nil {
+		if due, _ := backup.Due(sched, backup.LastStarted(bs), time.Now()); !due {
+			l.o.Logger.Info("backup skipped: another dbops process took it", "stack", job.Stack, "job", job.Name)
+			return
+		}
+	}
 	m := l.o.Metrics
 	opts := l.o.Reconcile.Backup
 	opts.Logger = l.o.Logger

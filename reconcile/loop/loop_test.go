@@ -343,3 +343,21 @@ func TestLoopTakesDueBackupsOnce(t *testing.T) {
 		t.Errorf("a restart took a backup that was not due: %v", files)
 	}
 }
+
+func TestTwoLoopsTakeABackupOnce(t *testing.T) {
+	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	dest := t.TempDir()
+	r := newRepo(t)
+	r.commit(map[string]string{"a.yaml": redisStack("cache", rd.URL(), "64mb", "") +
+		"  backups:\n    - {name: rdb, source: redis, schedule: \"@daily\", destination: " + dest + ", retention: {keepLast: 5}}\n"})
+	var logs logBuffer
+	a, b := newLoop(t, r.source(t), &logs), newLoop(t, r.source(t), &logs)
+	ctx := context.Background()
+	a.Cycle(ctx)
+	b.Cycle(ctx)
+	a.Wait()
+	b.Wait()
+	if files, _ := filepath.Glob(filepath.Join(dest, "cache-rdb-*.rdb")); len(files) != 1 {
+		t.Errorf("two replicas took %d backups of one due job, want 1: %v\n%s", len(files), files, logs.String())
+	}
+}

@@ -96,7 +96,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 		return outcome{reason: ReasonDrift, message: fmt.Sprintf("driftPolicy report: %d difference(s) not applied", len(sp.Changes)), resources: resources(sp, StateDrifted)}
 	}
 
-	lk, err := l.lock(ctx, st)
+	lk, err := l.lock(ctx, st, st.Metadata.Name)
 	if errors.Is(err, lock.ErrHeld) {
 		l.o.Metrics.lockHeld.WithLabelValues(st.Metadata.Name).Inc()
 		return outcome{reason: ReasonLocked, message: "drift found; another dbops process holds the stack lock and applies", resources: resources(sp, StateDrifted)}
@@ -167,21 +167,21 @@ func (l *Loop) plan(ctx context.Context, stacks []spec.Stack) *reconcile.StackPl
 	return &p.Stacks[0]
 }
 
-// lock takes the stack's single-writer lock: a Postgres advisory lock when
+// lock takes a single-writer lock named key: a Postgres advisory lock when
 // the stack has Postgres, else a Redis key with an expiry.
-func (l *Loop) lock(ctx context.Context, st *spec.Stack) (lock.Lock, error) {
+func (l *Loop) lock(ctx context.Context, st *spec.Stack, key string) (lock.Lock, error) {
 	timeout := l.o.Reconcile.ConnectTimeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	if pg := st.Spec.Postgres; pg != nil {
-		return lock.Postgres(ctx, pg.URL, st.Metadata.Name, timeout)
+		return lock.Postgres(ctx, pg.URL, key, timeout)
 	}
 	c, err := redis.Open(st.Spec.Redis.URL, timeout)
 	if err != nil {
 		return nil, err
 	}
-	lk, err := lock.Redis(ctx, c, st.Metadata.Name, l.o.Holder, l.o.LockTTL)
+	lk, err := lock.Redis(ctx, c, key, l.o.Holder, l.o.LockTTL)
 	if errors.Is(err, lock.ErrOutOfMemory) {
 		// A full Redis under noeviction refuses the lock key, and refusing
 		// to apply would keep it from getting a raised maxmemory. The apply
