@@ -92,3 +92,21 @@ func checkBackups(s *StackSpec, bad func(field, format string, args ...any)) {
 		bad("spec.backupBeforeMigrate", "%q is not a postgres backup job of this stack", j)
 	}
 }
+
+// checkWindows validates the maintenance windows of a stack.
+func checkWindows(s *StackSpec, bad func(field, format string, args ...any)) {
+	for i, w := range s.MaintenanceWindows {
+		f := fmt.Sprintf("spec.maintenanceWindows[%d].", i)
+		if _, err := cron.ParseStandard(w.Start); err != nil {
+			bad(f+"start", "%q is not a 5-field cron expression: %v", w.Start, err)
+		}
+		if d, err := time.ParseDuration(w.Duration); err != nil || d <= 0 {
+			bad(f+"duration", "%q is not a positive duration such as 2h or 90m", w.Duration)
+		}
+		if w.Timezone != "" {
+			if _, err := time.LoadLocation(w.Timezone); err != nil {
+				bad(f+"timezone", "%q is not an IANA time zone", w.Timezone)
+			}
+		}
+	}
+}

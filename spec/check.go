@@ -73,6 +73,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 		}
 	}
 	checkBackups(s, adderr)
+	checkWindows(s, adderr)
 	return errs, warns
 }
 

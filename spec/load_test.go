@@ -174,6 +174,32 @@ func TestLoadErrors(t *testing.T) {
 			want:  []string{`spec.postgres.migrations.dir: nowhere does not exist`},
 		},
 		{
+			name: "backup jobs and maintenance windows",
+			files: map[string]string{"a.yaml": stackDoc("a", `  redis: {url: "redis://c:1"}
+  backupBeforeMigrate: nope
+  maintenanceWindows:
+    - {start: "0 2 * * SUN", duration: 2h, timezone: Europe/Berlin}
+    - {start: "0 0 2 * * SUN", duration: "-1h", timezone: Mars/Olympus}
+  backups:
+    - {name: ok, source: redis, schedule: "@every 6h", destination: /b, retention: {keepLast: 1}}
+    - {name: six, source: redis, schedule: "0 0 3 * * *", timezone: Narnia/Cair, destination: rel/dir, retention: {}, verify: restore}
+    - {name: ok, source: postgres, schedule: "@daily", destination: /b, retention: {keepDaily: 7}}
+`)},
+			want: []string{
+				`spec.backups[1].schedule: "0 0 3 * * *" is not a 5-field cron expression`,
+				`spec.backups[1].timezone: "Narnia/Cair" is not an IANA time zone`,
+				`spec.backups[1].destination: "rel/dir" must be an absolute folder`,
+				`spec.backups[1].retention: empty`,
+				`spec.backups[1].verify: restore verification is for postgres backups`,
+				`spec.backups[2].name: duplicate backup job "ok"`,
+				`spec.backups[2].source: postgres backups need spec.postgres`,
+				`spec.backupBeforeMigrate: "nope" is not a postgres backup job of this stack`,
+				`spec.maintenanceWindows[1].start: "0 0 2 * * SUN" is not a 5-field cron expression`,
+				`spec.maintenanceWindows[1].duration: "-1h" is not a positive duration`,
+				`spec.maintenanceWindows[1].timezone: "Mars/Olympus" is not an IANA time zone`,
+			},
+		},
+		{
 			name:  "wrong scheme, password not shown",
 			files: map[string]string{"a.yaml": stackDoc("a", "  postgres:\n    url: mysql://root:pgSecret42@db/x\n")},
 			want:  []string{`spec.postgres.url: mysql://root:xxxxx@db/x: scheme must be postgres:// or postgresql://`},
