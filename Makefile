@@ -5,12 +5,13 @@
 GO      ?= go
 BIN     := bin/dbops
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+CGO_ENABLED ?= 1
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
 .PHONY: build demo test test-short bench vet fmt servers clean
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dbops
+	CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dbops
 
 servers:
 	@scripts/ensure-servers.sh

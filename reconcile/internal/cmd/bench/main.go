@@ -22,10 +22,29 @@ func main() {
 	bin := flag.String("dbops", "bin/dbops", "the dbops binary")
 	rounds := flag.Int("rounds", 7, "rounds per comparison")
 	n := flag.Int("migrations", 200, "generated migrations")
+	only := flag.String("only", "all", "benchmarks to run: plan (dbops plan/apply against goose), run (dbops run), backup (dbops backup against pg_dump), or all")
+	backupMB := flag.Int("backup-mb", 1024, "size of the generated database for the backup benchmark")
+	backupRounds := flag.Int("backup-rounds", 3, "rounds of the backup benchmark")
 	flag.Parse()
-	if err := run(*bin, *rounds, *n); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+	benches := map[string]func() error{
+		"plan":   func() error { return run(*bin, *rounds, *n) },
+		"run":    func() error { return benchRun(*bin, *rounds) },
+		"backup": func() error { return benchBackup(*bin, *backupMB, *backupRounds) },
+	}
+	order := []string{"plan", "run", "backup"}
+	if *only != "all" {
+		if benches[*only] == nil {
+			fmt.Fprintf(os.Stderr, "bench: -only %q: use plan, run, backup or all\n", *only)
+			os.Exit(2)
+		}
+		order = []string{*only}
+	}
+	for _, name := range order {
+		fmt.Printf("\n######## %s\n", name)
+		if err := benches[name](); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", name, err)
+			os.Exit(1)
+		}
 	}
 }
 
