@@ -47,8 +47,10 @@ takes the stack's lock, so two dbops processes never apply to one stack at once.
 
 HTTP on --listen: /healthz, /readyz, /metrics (Prometheus), /status (JSON) and
 POST /hooks/git (GitHub's X-Hub-Signature-256 with the --webhook-secret-*).
-SIGTERM or SIGINT: stacks under way stop between migrations (a running one gets
---grace), locks are released, and dbops exits 0.`,
+SIGTERM or SIGINT: no new migration batch starts; the batch under way (a run of
+consecutive transactional migrations, or one NO TRANSACTION migration) gets
+--grace to finish before its statement is cancelled, which rolls back its
+transaction; locks are released, and dbops exits 0.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd.Context()) },
 	}

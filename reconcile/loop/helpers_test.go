@@ -3,6 +3,7 @@ package loop
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/source"
 )
 
@@ -162,4 +164,14 @@ func stateOf(l *Loop, stack string) (StackStatus, bool) {
 		}
 	}
 	return StackStatus{}, false
+}
+
+func openTestDB(t *testing.T, url string) *sql.DB {
+	t.Helper()
+	db, err := postgres.Open(url, 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -21,7 +21,7 @@ func (l *Loop) Status() Status {
 		st.Revision = &RevisionStatus{ID: l.current.ID, LoadedAt: l.current.loadedAt}
 		for _, s := range l.current.stacks {
 			ss := StackStatus{Name: s.Metadata.Name, Suspended: s.Spec.Suspend, DriftPolicy: string(s.Spec.DriftPolicy)}
-			if known := l.stacks[s.Metadata.Name]; known != nil && !known.status.LastCycle.IsZero() {
+			if known := l.stacks[s.Metadata.Name]; known != nil && (known.running || !known.status.LastCycle.IsZero()) {
 				ss = known.status
 			}
 			if ss.Resources == nil {

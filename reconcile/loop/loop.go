@@ -154,7 +154,7 @@ func (l *Loop) Cycle(ctx context.Context) {
 		return
 	}
 	for i := range cur.stacks {
-		l.dispatch(ctx, &cur.stacks[i], false)
+		l.dispatch(ctx, cur.ID, &cur.stacks[i], false)
 	}
 	l.backups(ctx, cur)
 }
@@ -221,7 +221,7 @@ func (l *Loop) fetch(ctx context.Context) {
 	}
 	l.o.Logger.Info("revision in force", "revision", rev.ID, "previous", prev, "stacks", len(res.Stacks))
 	l.forgetRemovedStacks(res.Stacks)
-	l.o.Source.Release(rev.ID)
+	go l.releaseSnapshots() // it takes l.mu, held here
 }
 
 func (l *Loop) reject(id string, msgs []string, now time.Time) {

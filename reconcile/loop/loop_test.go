@@ -361,3 +361,55 @@ func TestTwoLoopsTakeABackupOnce(t *testing.T) {
 		t.Errorf("two replicas took %d backups of one due job, want 1: %v\n%s", len(files), files, logs.String())
 	}
 }
+
+// A change arriving while its stack is applying is applied right after,
+// not an interval later, and the new revision does not delete the files
+// of the one still being applied.
+func TestChangeDuringApply(t *testing.T) {
+	pgURL := testsrv.PostgresDB(t)
+	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	c := client(t, rd)
+	dir := t.TempDir()
+	files := map[string]string{
+		"migrations/00001_slow.sql": "-- +goose Up\nCREATE TABLE slow (id int);\nSELECT pg_sleep(2);\n-- +goose Down\nDROP TABLE slow;\n",
+		"migrations/00002_notx.sql": "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE TABLE notx (id int);\n-- +goose Down\nDROP TABLE notx;\n",
+	}
+	for name, body := range files {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)
+	}
+	stack := func(maxmemory string) string {
+		return redisStack("shop", rd.URL(), maxmemory, "  postgres:\n    url: "+pgURL+"\n    migrations: {dir: ./migrations}\n")
+	}
+	os.WriteFile(filepath.Join(dir, "stack.yaml"), []byte(stack("64mb")), 0o644)
+	src, err := source.NewDir(source.DirOptions{Dir: dir, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var logs logBuffer
+	l := newLoop(t, src, &logs) // interval 1h: only the file change brings the new value
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- l.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	db := openTestDB(t, pgURL)
+	eventually(t, "the slow migration running", func() bool {
+		var n int
+		db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()").Scan(&n)
+		return n > 0
+	})
+	tmp := filepath.Join(dir, "stack.yaml.tmp")
+	os.WriteFile(tmp, []byte(stack("32m")), 0o644)
+	os.Rename(tmp, filepath.Join(dir, "stack.yaml"))
+	eventually(t, "the change made during the apply", func() bool { return get(t, c, "maxmemory") == "32000000" })
+	var notx bool
+	db.QueryRow("SELECT to_regclass('notx') IS NOT NULL").Scan(&notx)
+	if !notx {
+		t.Error("the migration after the slow one did not run")
+	}
+	if strings.Contains(logs.String(), "stack failed") {
+		t.Errorf("a stack cycle failed:\n%s", logs.String())
+	}
+}

@@ -40,7 +40,7 @@ func NewMetrics() *Metrics {
 		}, []string{"stack"}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "dbops_last_successful_reconcile_timestamp_seconds",
-			Help: "Unix time of the stack's last reconcile that ended in sync (or suspended/report-only without error).",
+			Help: "Unix time of the stack's last cycle that ended without error: in sync, applied, or drift left by suspend, driftPolicy report or another process holding the lock.",
 		}, []string{"stack"}),
 		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "dbops_drift_resources",

@@ -17,6 +17,8 @@ import (
 type stackState struct {
 	status   StackStatus
 	running  bool
+	pending  bool   // a cycle was asked for while running: run again after
+	rev      string // revision the running cycle reads its files from
 	failures int
 	retryAt  time.Time
 	retry    *time.Timer
@@ -32,7 +34,7 @@ type outcome struct {
 
 // dispatch starts reconciling st unless it is already running, or backing
 // off after failures (its retry timer brings it back: retry bypasses that).
-func (l *Loop) dispatch(ctx context.Context, st *spec.Stack, retry bool) {
+func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry bool) {
 	name := st.Metadata.Name
 	l.mu.Lock()
 	s := l.stacks[name]
@@ -40,11 +42,17 @@ func (l *Loop) dispatch(ctx context.Context, st *spec.Stack, retry bool) {
 		s = &stackState{status: StackStatus{Name: name}}
 		l.stacks[name] = s
 	}
-	if s.running || (!retry && time.Now().Before(s.retryAt)) {
+	if s.running {
+		// A new revision or a webhook must not wait a whole interval.
+		s.pending = true
 		l.mu.Unlock()
 		return
 	}
-	s.running = true
+	if !retry && time.Now().Before(s.retryAt) {
+		l.mu.Unlock()
+		return
+	}
+	s.running, s.rev = true, rev
 	l.mu.Unlock()
 
 	l.wg.Add(1)
@@ -75,7 +83,7 @@ func (l *Loop) retryStack(ctx context.Context, name string) {
 	}
 	for i := range cur.stacks {
 		if cur.stacks[i].Metadata.Name == name {
-			l.dispatch(ctx, &cur.stacks[i], true)
+			l.dispatch(ctx, cur.ID, &cur.stacks[i], true)
 		}
 	}
 }
@@ -211,17 +219,20 @@ func (c closingLock) Release(ctx context.Context) error {
 	return err
 }
 
+// setResources shows a stack's resources while it applies.
 func (l *Loop) setResources(name string, rs []ResourceStatus) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if s := l.stacks[name]; s != nil {
 		s.status.Resources = rs
+		s.status.Conditions = []Condition{{Type: "Ready", Status: "False", Reason: ReasonProgressing, Message: "applying", Since: time.Now()}}
 	}
 }
 
 // finish records a stack's outcome in its status and metrics, and schedules
 // a retry with backoff after a failure.
 func (l *Loop) finish(st *spec.Stack, out outcome, start time.Time) {
+	defer l.releaseSnapshots()
 	name := st.Metadata.Name
 	now := time.Now()
 	m := l.o.Metrics
@@ -239,7 +250,13 @@ func (l *Loop) finish(st *spec.Stack, out outcome, start time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.stacks[name]
-	s.running = false
+	s.running, s.rev = false, ""
+	if s.pending && !out.failed {
+		if run := l.runCtx; run != nil && run.Err() == nil {
+			go l.retryStack(run, name)
+		}
+	}
+	s.pending = false
 	prev := s.status
 	s.status = StackStatus{
 		Name: name, Suspended: st.Spec.Suspend, DriftPolicy: string(st.Spec.DriftPolicy),
@@ -276,5 +293,24 @@ func (l *Loop) finish(st *spec.Stack, out outcome, start time.Time) {
 			s.retry.Stop()
 		}
 		s.retry = time.AfterFunc(delay, func() { l.retryStack(run, name) })
+	}
+}
+
+// releaseSnapshots deletes the snapshots of revisions that are neither in
+// force nor still read by a running stack cycle.
+func (l *Loop) releaseSnapshots() {
+	l.mu.Lock()
+	var keep []string
+	if l.current != nil {
+		keep = append(keep, l.current.ID)
+	}
+	for _, s := range l.stacks {
+		if s.running && s.rev != "" {
+			keep = append(keep, s.rev)
+		}
+	}
+	l.mu.Unlock()
+	if len(keep) > 0 {
+		l.o.Source.Release(keep...)
 	}
 }

@@ -19,7 +19,7 @@ const (
 // Reasons of a stack's Ready condition, as in Flux's conditions.
 const (
 	ReasonSucceeded  = "ReconciliationSucceeded"
-	ReasonProgessing = "Progressing"
+	ReasonProgressing = "Progressing"
 	ReasonDrift      = "DriftDetected" // driftPolicy: report
 	ReasonSuspended  = "Suspended"
 	ReasonLocked     = "LockHeldElsewhere"
