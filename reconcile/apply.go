@@ -46,7 +46,7 @@ func (r *Result) Failed() bool {
 			return true
 		}
 		for _, c := range s.Changes {
-			if c.Status != StatusDone {
+			if c.Status != StatusDone && c.Status != StatusDeferred {
 				return true
 			}
 		}
@@ -88,8 +88,10 @@ func outcome(changes []Change, status, msg string) []ChangeResult {
 
 func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) StackResult {
 	sr := StackResult{Stack: sp.Stack}
+	changes, held := gate(st, sp.Changes, o)
+	sr.Changes = held
 	var cfg, migs, backups []Change
-	for _, c := range sp.Changes {
+	for _, c := range changes {
 		switch c.Kind {
 		case ResourceRedisConfig:
 			cfg = append(cfg, c)
@@ -99,14 +101,17 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 			backups = append(backups, c)
 		}
 	}
-	if len(sp.Changes) == 0 {
+	if len(migs) == 0 { // no migration left to back up for
+		backups = slices.DeleteFunc(backups, func(c Change) bool { return c.Before == "backupBeforeMigrate" })
+	}
+	if len(cfg)+len(migs)+len(backups) == 0 {
 		return sr
 	}
 	c := openConns(st, o, false)
 	defer c.close()
 	if len(c.err) > 0 {
 		sr.Errors = c.err
-		sr.Changes = outcome(sp.Changes, StatusSkipped, "")
+		sr.Changes = append(sr.Changes, outcome(changes, StatusSkipped, "")...)
 		return sr
 	}
 	if len(cfg) > 0 {

@@ -122,7 +122,7 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("refused apply migrated to %d", v)
 	}
 
-	if res := run("apply", "--auto-approve", "stack.yaml"); res.code != 0 || !strings.Contains(res.stdout, "Apply: 5 done, 0 failed, 0 skipped.") {
+	if res := run("apply", "--auto-approve", "stack.yaml"); res.code != 0 || !strings.Contains(res.stdout, "Apply: 5 done, 0 failed, 0 not applied.") {
 		t.Fatalf("apply: %+v", res)
 	}
 	if res := run("plan", "--detailed-exitcode", "stack.yaml"); res.code != 0 || !strings.Contains(res.stdout, "No changes") {

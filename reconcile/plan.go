@@ -17,6 +17,7 @@ import (
 	"github.com/amanat/dbops/reconcile/backup"
 	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/redis"
+	"github.com/amanat/dbops/reconcile/risk"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -133,6 +134,20 @@ type Options struct {
 	// SkipBackups leaves backup jobs out of plans: `dbops run` schedules
 	// them itself, so a long dump never holds up drift correction.
 	SkipBackups bool
+	// AllowRisky applies risky changes outside maintenance windows.
+	AllowRisky bool
+	// IndexThreshold is the table size over which CREATE INDEX without
+	// CONCURRENTLY is risky; risk.DefaultIndexThreshold when zero.
+	IndexThreshold int64
+	// Now is the clock for windows and backup schedules; time.Now when nil.
+	Now func() time.Time
+}
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
 }
 
 func (o Options) grace() time.Duration {
@@ -244,7 +259,7 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 	}
 	if len(st.Spec.Backups) > 0 && !o.SkipBackups {
 		var changes []Change
-		sp.Backups, changes = planBackups(ctx, st, time.Now())
+		sp.Backups, changes = planBackups(ctx, st, o.now())
 		sp.Changes = append(sp.Changes, changes...)
 		for _, b := range sp.Backups {
 			if b.Error != "" {
@@ -252,6 +267,7 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 			}
 		}
 	}
+	deferRisky(&sp, st, o)
 	if job := st.Spec.BackupBeforeMigrate; job != "" && hasKind(sp.Changes, ResourceMigration) &&
 		!slices.ContainsFunc(sp.Changes, func(c Change) bool { return c.Kind == ResourceBackup && c.Name == job }) {
 		sp.Changes = append(sp.Changes, Change{Stack: st.Metadata.Name, Kind: ResourceBackup, Resource: ResourceBackup + "." + job,
@@ -305,6 +321,11 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 		}
 		changes = append(changes, c)
 	}
+	threshold := o.IndexThreshold
+	if threshold <= 0 {
+		threshold = risk.DefaultIndexThreshold
+	}
+	migrationRisks(ctx, db, m, changes, threshold)
 	return status, changes, nil
 }
 
@@ -312,9 +333,14 @@ func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options
 	r := st.Spec.Redis
 	server := redis.Server(r.URL)
 	status := &RedisStatus{Server: server}
-	names := make([]string, 0, len(r.Config))
+	names := make([]string, 0, len(r.Config)+len(riskParams))
 	for n := range r.Config {
 		names = append(names, n)
+	}
+	for _, n := range riskParams {
+		if _, ok := r.Config[n]; !ok {
+			names = append(names, n)
+		}
 	}
 	octx, cancel := context.WithTimeout(ctx, o.timeout())
 	live, err := redis.Observe(octx, c, names)
@@ -323,7 +349,10 @@ func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options
 		return status, nil, "", serverError("redis", server, err, spec.Password(r.URL))
 	}
 	status.Version, status.ConfigFile, status.Persisted = live.Version, live.ConfigFile, live.ConfigFile != ""
-	status.Observed = live.Values
+	status.Observed = map[string]string{}
+	for n := range r.Config {
+		status.Observed[n] = live.Values[n]
+	}
 	diff, err := redis.Diff(r.Config, live)
 	if err != nil {
 		return status, nil, "", fmt.Errorf("spec.redis.config: redis %s: %w", server, err)
@@ -333,6 +362,7 @@ func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options
 		changes = append(changes, Change{Stack: st.Metadata.Name, Kind: ResourceRedisConfig, Name: d.Param,
 			Resource: ResourceRedisConfig + "." + d.Param, Action: ActionUpdate, Before: d.Before, After: d.After})
 	}
+	redisRisks(live, changes)
 	warn := ""
 	if len(changes) > 0 && !status.Persisted {
 		warn = fmt.Sprintf("redis %s runs without a config file: CONFIG REWRITE is impossible, so these settings will be lost when it restarts (dbops run puts them back)", server)

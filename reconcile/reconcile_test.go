@@ -183,7 +183,18 @@ func TestTargetBelowLiveVersion(t *testing.T) {
 	if want := []string{"down 00003_index.sql", "down 00002_orders.sql"}; !slices.Equal(steps, want) {
 		t.Errorf("down plan = %v, want %v", steps, want)
 	}
-	mustApply(t, down, p)
+	// Down migrations are risky: refused without --allow-risky (the stack has
+	// no maintenance window), applied with it.
+	res := reconcile.Apply(context.Background(), down, p, reconcile.Options{})
+	if !res.Failed() || res.Stacks[0].Changes[0].Status != reconcile.StatusRefused {
+		t.Fatalf("down migrations applied without --allow-risky: %+v", res.Stacks[0].Changes)
+	}
+	if v := dbVersion(t, pgURL); v != 3 {
+		t.Fatalf("refused down migrations changed the version to %d", v)
+	}
+	if res := reconcile.Apply(context.Background(), down, p, reconcile.Options{AllowRisky: true}); res.Failed() {
+		t.Fatalf("apply --allow-risky: %+v", res.Stacks[0])
+	}
 	if v := dbVersion(t, pgURL); v != 1 {
 		t.Errorf("version after down = %d, want 1", v)
 	}

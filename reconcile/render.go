@@ -186,6 +186,9 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 			case StatusFailed:
 				failed++
 				fmt.Fprintf(w, "    %s %s: %s\n", s.red("failed "), label, c.Error)
+			case StatusDeferred, StatusRefused:
+				skipped++
+				fmt.Fprintf(w, "    %s %s: %s\n", s.yellow(fmt.Sprintf("%-8s", c.Status)), label, c.Error)
 			default:
 				skipped++
 				fmt.Fprintf(w, "    %s %s\n", s.yellow("skipped"), label)
@@ -198,5 +201,5 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 			fmt.Fprintf(w, "  %s %s\n", s.red("error:"), e)
 		}
 	}
-	fmt.Fprintf(w, "Apply: %d done, %d failed, %d skipped.\n", done, failed, skipped)
+	fmt.Fprintf(w, "Apply: %d done, %d failed, %d not applied.\n", done, failed, skipped)
 }

@@ -15,6 +15,7 @@ import (
 type applyCommand struct {
 	*env
 	autoApprove bool
+	allowRisky  bool
 }
 
 func newApplyCommand(e *env) *cobra.Command {
@@ -37,6 +38,7 @@ when the live state or the spec files no longer match the saved fingerprint.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
 	}
 	cmd.Flags().BoolVar(&c.autoApprove, "auto-approve", false, "apply without asking")
+	cmd.Flags().BoolVar(&c.allowRisky, "allow-risky", false, "apply risky changes (down migrations, destructive SQL, risky Redis settings) outside maintenance windows")
 	return cmd
 }
 
@@ -54,7 +56,7 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	c.guard(res.Stacks)
-	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.options())
+	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.applyOptions())
 	plan.WriteText(c.stdout, style)
 	if !plan.HasChanges() {
 		if plan.HasErrors() {
@@ -73,7 +75,7 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 		}
 	}
 	fmt.Fprintln(c.stdout)
-	result := reconcile.Apply(cmd.Context(), res.Stacks, plan, c.options())
+	result := reconcile.Apply(cmd.Context(), res.Stacks, plan, c.applyOptions())
 	result.WriteText(c.stdout, style)
 	if result.Failed() || plan.HasErrors() {
 		return exitError{code: 1}
@@ -116,10 +118,16 @@ func (c *applyCommand) applySaved(cmd *cobra.Command, file string, saved *reconc
 	}
 	saved.Plan.WriteText(c.stdout, c.style())
 	fmt.Fprintln(c.stdout)
-	result := reconcile.Apply(cmd.Context(), res.Stacks, saved.Plan, c.options())
+	result := reconcile.Apply(cmd.Context(), res.Stacks, saved.Plan, c.applyOptions())
 	result.WriteText(c.stdout, c.style())
 	if result.Failed() {
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+func (c *applyCommand) applyOptions() reconcile.Options {
+	o := c.options()
+	o.AllowRisky = c.allowRisky
+	return o
 }

@@ -32,6 +32,7 @@ type runCommand struct {
 	grace       time.Duration
 	hookEnv     string
 	hookFile    string
+	allowRisky  bool
 }
 
 func newRunCommand(e *env) *cobra.Command {
@@ -74,6 +75,7 @@ transaction; locks are released, and dbops exits 0.`,
 	f.DurationVar(&c.grace, "grace", 30*time.Second, "on shutdown, how long a running migration may finish before it is cancelled")
 	f.StringVar(&c.hookEnv, "webhook-secret-env", "", "environment variable holding the webhook secret")
 	f.StringVar(&c.hookFile, "webhook-secret-file", "", "file holding the webhook secret")
+	f.BoolVar(&c.allowRisky, "allow-risky", false, "apply risky changes outside maintenance windows (default: wait for a window)")
 	return cmd
 }
 
@@ -149,9 +151,10 @@ func (c *runCommand) run(ctx context.Context) error {
 		Source:      src,
 		Interval:    c.interval,
 		Concurrency: c.concurrency,
-		Reconcile:   reconcile.Options{ConnectTimeout: c.connectTimeout, Concurrency: 1, Grace: c.grace},
-		Logger:      log,
-		Holder:      fmt.Sprintf("%s-%d", host, os.Getpid()),
+		Reconcile: reconcile.Options{ConnectTimeout: c.connectTimeout, Concurrency: 1, Grace: c.grace, AllowRisky: c.allowRisky,
+			Backup: c.options().Backup},
+		Logger: log,
+		Holder: fmt.Sprintf("%s-%d", host, os.Getpid()),
 	})
 
 	ln, err := net.Listen("tcp", c.listen)

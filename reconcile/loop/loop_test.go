@@ -13,7 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/lock"
@@ -411,5 +413,38 @@ func TestChangeDuringApply(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "stack failed") {
 		t.Errorf("a stack cycle failed:\n%s", logs.String())
+	}
+}
+
+func TestRiskyChangeWaitsForTheWindow(t *testing.T) {
+	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	c := client(t, rd)
+	c.ConfigSet(context.Background(), "appendonly", "yes")
+	r := newRepo(t)
+	r.commit(map[string]string{"a.yaml": "apiVersion: dbops/v1\nkind: Stack\nmetadata: {name: cache}\nspec:\n" +
+		"  maintenanceWindows: [{start: \"0 2 * * *\", duration: 1h}]\n" +
+		"  redis:\n    url: " + rd.URL() + "\n    config: {appendonly: \"no\", hz: \"20\"}\n"})
+	var logs logBuffer
+	l := newLoop(t, r.source(t), &logs)
+	var clock atomic.Pointer[time.Time]
+	set := func(s string) { tm, _ := time.Parse(time.RFC3339, s); clock.Store(&tm) }
+	l.o.Reconcile.Now = func() time.Time { return *clock.Load() }
+
+	set("2026-11-25T01:00:00Z")
+	cycle(t, l)
+	if get(t, c, "appendonly") != "yes" || get(t, c, "hz") != "20" {
+		t.Fatalf("outside the window: appendonly=%s hz=%s, want the safe change only", get(t, c, "appendonly"), get(t, c, "hz"))
+	}
+	s, _ := stateOf(l, "cache")
+	if s.Conditions[0].Reason != ReasonDeferred || !strings.Contains(s.Conditions[0].Message, "2026-11-25T02:00:00Z") {
+		t.Errorf("condition %+v, want RiskyChangeDeferred until 02:00", s.Conditions[0])
+	}
+	set("2026-11-25T02:10:00Z")
+	cycle(t, l)
+	if got := get(t, c, "appendonly"); got != "no" {
+		t.Errorf("inside the window the deferred change was not applied: appendonly=%s", got)
+	}
+	if s, _ := stateOf(l, "cache"); s.Conditions[0].Reason != ReasonSucceeded {
+		t.Errorf("condition after the window: %+v", s.Conditions[0])
 	}
 }

@@ -128,10 +128,12 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	res := reconcile.Apply(ctx, stacks, plan, l.o.Reconcile)
 
 	out := outcome{applied: map[string]int{}, failedChanges: map[string]int{}}
-	var errs []string
+	var errs, deferred []string
 	failedKinds := map[string]string{}
 	for _, c := range res.Stacks[0].Changes {
 		switch c.Status {
+		case reconcile.StatusDeferred:
+			deferred = append(deferred, c.Resource+": "+c.Error)
 		case reconcile.StatusDone:
 			out.applied[c.Kind]++
 			l.o.Logger.Info("applied", "stack", c.Stack, "resource", c.Resource, "before", c.Before, "after", c.After)
@@ -152,12 +154,23 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 		}
 		out.resources[i] = r
 	}
-	if res.Failed() {
+	switch {
+	case res.Failed():
 		out.reason, out.message, out.failed = ReasonApplyFail, strings.Join(errs, "; "), true
 		if len(errs) == 0 {
 			out.message = "interrupted: dbops is shutting down"
 		}
-	} else {
+	case len(deferred) > 0:
+		out.reason, out.message = ReasonDeferred, strings.Join(deferred, "; ")
+		for i, r := range out.resources {
+			for _, c := range sp.Changes {
+				if c.Kind == kindOf(r.Resource) && c.Risk != "" {
+					r.State, r.Changes = StateDrifted, append(r.Changes, c)
+				}
+			}
+			out.resources[i] = r
+		}
+	default:
 		out.reason, out.message = ReasonSucceeded, fmt.Sprintf("applied %d change(s)", len(sp.Changes))
 	}
 	return out

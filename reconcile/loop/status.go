@@ -18,13 +18,14 @@ const (
 
 // Reasons of a stack's Ready condition, as in Flux's conditions.
 const (
-	ReasonSucceeded  = "ReconciliationSucceeded"
+	ReasonSucceeded   = "ReconciliationSucceeded"
 	ReasonProgressing = "Progressing"
-	ReasonDrift      = "DriftDetected" // driftPolicy: report
-	ReasonSuspended  = "Suspended"
-	ReasonLocked     = "LockHeldElsewhere"
-	ReasonPlanFailed = "PlanFailed"
-	ReasonApplyFail  = "ApplyFailed"
+	ReasonDrift       = "DriftDetected" // driftPolicy: report
+	ReasonSuspended   = "Suspended"
+	ReasonLocked      = "LockHeldElsewhere"
+	ReasonPlanFailed  = "PlanFailed"
+	ReasonApplyFail   = "ApplyFailed"
+	ReasonDeferred    = "RiskyChangeDeferred" // waits for a maintenance window
 )
 
 // Status is what /status reports.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,14 +60,18 @@ type State struct {
 	// in which case CONFIG REWRITE is impossible and settings die on restart.
 	ConfigFile string `json:"configFile"`
 	Version    string `json:"version"`
+	// UsedMemory is INFO memory's used_memory, for risk checks.
+	UsedMemory uint64 `json:"usedMemory"`
 }
 
-// Observe reads INFO server and CONFIG GET for each name in one round trip.
+// Observe reads INFO server, INFO memory and CONFIG GET for each name in one
+// round trip.
 func Observe(ctx context.Context, c *goredis.Client, names []string) (State, error) {
-	var info *goredis.StringCmd
+	var info, mem *goredis.StringCmd
 	gets := make([]*goredis.MapStringStringCmd, len(names))
 	_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		info = p.Info(ctx, "server")
+		mem = p.Info(ctx, "memory")
 		for i, n := range names {
 			gets[i] = p.ConfigGet(ctx, n)
 		}
@@ -76,7 +81,7 @@ func Observe(ctx context.Context, c *goredis.Client, names []string) (State, err
 		return State{}, err
 	}
 	st := State{Values: map[string]string{}}
-	sc := bufio.NewScanner(strings.NewReader(info.Val()))
+	sc := bufio.NewScanner(strings.NewReader(info.Val() + "\n" + mem.Val()))
 	for sc.Scan() {
 		k, v, _ := strings.Cut(strings.TrimSpace(sc.Text()), ":")
 		switch k {
@@ -84,6 +89,8 @@ func Observe(ctx context.Context, c *goredis.Client, names []string) (State, err
 			st.ConfigFile = v
 		case "redis_version":
 			st.Version = v
+		case "used_memory":
+			st.UsedMemory, _ = strconv.ParseUint(v, 10, 64)
 		}
 	}
 	for i, n := range names {
@@ -113,9 +120,15 @@ type Change struct {
 // Diff lists the managed parameters whose live value differs from the
 // desired one once both are normalised as Redis parses them, sorted by name.
 func Diff(desired map[string]spec.RedisValue, st State) ([]Change, error) {
-	if len(st.Unknown) > 0 {
+	var unknown []string
+	for _, n := range st.Unknown {
+		if _, managed := desired[n]; managed {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
 		return nil, fmt.Errorf("the server (Redis %s) does not know parameter %s: check the name against CONFIG GET *",
-			st.Version, strings.Join(st.Unknown, ", "))
+			st.Version, strings.Join(unknown, ", "))
 	}
 	var out []Change
 	for name, want := range desired {
