@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL server binaries (initdb, postgres) and redis-server are
-# installed, so tests and the demo can start throwaway servers. As root on
+# Makes sure PostgreSQL server binaries (initdb, postgres), pg_dump and
+# redis-server are installed, so tests and the demo can start throwaway
+# servers, and a C compiler for cgo (dbops' SQL parser, pg_query_go). As root on
 # Debian/Ubuntu it installs them with apt without starting any service;
 # otherwise it says what to install. It never starts a server itself.
 set -euo pipefail
@@ -18,6 +19,7 @@ missing=()
 have_postgres || missing+=(postgresql)
 have_redis || missing+=(redis-server)
 have_pg_dump || missing+=(postgresql-client)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
