@@ -120,7 +120,8 @@ func (g *Git) Fetch(ctx context.Context) (Revision, error) {
 		return Revision{}, fmt.Errorf("%s: commit %s: %w", where, head, err)
 	}
 	if err := g.verify(commit); err != nil {
-		return Revision{}, fmt.Errorf("%s: %w", where, err)
+		// The ID lets the caller report which revision it rejects.
+		return Revision{ID: head.String()}, fmt.Errorf("%s: %w", where, err)
 	}
 	tree, err := commit.Tree()
 	if err != nil {

@@ -34,7 +34,7 @@ type Source interface {
 }
 
 // ErrUnverified is wrapped by Fetch errors for a head commit that is not
-// signed by a trusted key.
+// signed by a trusted key; Fetch then returns a Revision with only its ID set.
 var ErrUnverified = errors.New("revision is not signed by a trusted key")
 
 // Snapshot folder names inside a cache dir: gitPrefix+hash for a commit,
