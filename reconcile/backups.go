@@ -37,10 +37,7 @@ type BackupStatus struct {
 func Job(st *spec.Stack, b spec.Backup) backup.Job {
 	j := backup.Job{
 		Stack: st.Metadata.Name, Name: b.Name, Source: b.Source, Schedule: b.Schedule, Timezone: b.Timezone,
-		Destination: b.Destination, Verify: b.Verify,
-		Retention: backup.Retention{KeepLast: b.Retention.KeepLast, KeepHourly: b.Retention.KeepHourly,
-			KeepDaily: b.Retention.KeepDaily, KeepWeekly: b.Retention.KeepWeekly,
-			KeepMonthly: b.Retention.KeepMonthly, KeepYearly: b.Retention.KeepYearly},
+		Destination: b.Destination, Verify: b.Verify, Retention: b.Retention,
 	}
 	if pg := st.Spec.Postgres; pg != nil {
 		j.PostgresURL = pg.URL

@@ -6,7 +6,6 @@ package reconcile_test
 // the process's own HTTP endpoints. Waits are bounded; nothing asserts speed.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -440,7 +438,7 @@ func TestRunLogFormat(t *testing.T) {
 type runProcess struct {
 	cmd            *exec.Cmd
 	addr           string
-	stdout, stderr *safeBuffer
+	stdout, stderr *testsrv.Buffer
 	done           chan struct{}
 	code           int
 }
@@ -457,7 +455,7 @@ func startRun(t *testing.T, f *fixture, addr string, args ...string) *runProcess
 	for k, v := range f.env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &runProcess{cmd: cmd, addr: addr, stdout: &safeBuffer{}, stderr: &safeBuffer{}, done: make(chan struct{})}
+	p := &runProcess{cmd: cmd, addr: addr, stdout: &testsrv.Buffer{}, stderr: &testsrv.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -719,22 +717,4 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// safeBuffer is a bytes.Buffer written by a child process and read by the test.
-type safeBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *safeBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *safeBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

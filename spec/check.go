@@ -19,6 +19,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 		*list = append(*list, FieldError{File: st.File, Stack: st.Metadata.Name, Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
 	adderr := func(field, format string, args ...any) { add((*[]FieldError)(&errs), field, format, args...) }
+	addwarn := func(field, msg string) { add(&warns, field, "%s", msg) }
 
 	s := &st.Spec
 	if s.DriftPolicy == "" {
@@ -28,19 +29,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 		adderr("spec", "a stack needs postgres, redis or both")
 	}
 	if pg := s.Postgres; pg != nil {
-		u, problem, unset := expand(pg.URL, opts)
-		pg.URL = u
-		switch {
-		case problem != "":
-			adderr("spec.postgres.url", "%s", problem)
-		case unset != "":
-			add(&warns, "spec.postgres.url", "%s", unset)
-		case u == "": // the schema reports it
-		default:
-			if msg := checkURL(u, "postgres", "postgresql"); msg != "" {
-				adderr("spec.postgres.url", "%s", msg)
-			}
-		}
+		pg.URL = expandURL(pg.URL, "spec.postgres.url", opts, adderr, addwarn, "postgres", "postgresql")
 		if m := pg.Migrations; m != nil && m.Dir != "" {
 			for _, e := range checkMigrations(st.File, m, opts.Root) {
 				adderr("spec.postgres.migrations."+e.Field, "%s", e.Msg)
@@ -48,19 +37,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 		}
 	}
 	if r := s.Redis; r != nil {
-		u, problem, unset := expand(r.URL, opts)
-		r.URL = u
-		switch {
-		case problem != "":
-			adderr("spec.redis.url", "%s", problem)
-		case unset != "":
-			add(&warns, "spec.redis.url", "%s", unset)
-		case u == "":
-		default:
-			if msg := checkURL(u, "redis", "rediss", "unix"); msg != "" {
-				adderr("spec.redis.url", "%s", msg)
-			}
-		}
+		r.URL = expandURL(r.URL, "spec.redis.url", opts, adderr, addwarn, "redis", "rediss", "unix")
 		for _, name := range sortedKeys(r.Config) {
 			field := "spec.redis.config." + name
 			if slices.Contains(secretParams, name) {
@@ -75,6 +52,24 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 	checkBackups(s, adderr)
 	checkWindows(s, adderr)
 	return errs, warns
+}
+
+// expandURL expands ${VAR} in a URL field and checks the result's form;
+// an unset variable is a warning when opts.KeepUnsetVars allows it.
+func expandURL(raw, field string, opts Options, bad func(field, format string, args ...any), warn func(field, msg string), schemes ...string) string {
+	u, problem, unset := expand(raw, opts)
+	switch {
+	case problem != "":
+		bad(field, "%s", problem)
+	case unset != "":
+		warn(field, unset)
+	case u == "": // the schema reports it
+	default:
+		if msg := checkURL(u, schemes...); msg != "" {
+			bad(field, "%s", msg)
+		}
+	}
+	return u
 }
 
 var envRef = regexp.MustCompile(`\$\{([^}]*)\}`)

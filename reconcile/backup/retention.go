@@ -66,7 +66,7 @@ func Prune(backups []Backup, r Retention, loc *time.Location) (keep, remove []Ba
 			}
 		}
 		switch {
-		case r.Empty():
+		case emptyRetention(r):
 			b.KeptBy = []string{"no policy"}
 		case nr == 0 && len(b.KeptBy) == 0:
 			b.KeptBy = []string{"newest"}

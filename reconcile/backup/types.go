@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // every IANA zone, even in slim images
+
+	"github.com/amanat/dbops/spec"
 )
 
 // Sources and verification methods.
@@ -51,19 +53,11 @@ type Job struct {
 	MigrationTable string `json:"migrationTable,omitempty"`
 }
 
-// Retention is restic's forget policy. Zero disables a rule; -1 means
-// unlimited (every period that has a backup).
-type Retention struct {
-	KeepLast    int `json:"keepLast,omitempty"`
-	KeepHourly  int `json:"keepHourly,omitempty"`
-	KeepDaily   int `json:"keepDaily,omitempty"`
-	KeepWeekly  int `json:"keepWeekly,omitempty"`
-	KeepMonthly int `json:"keepMonthly,omitempty"`
-	KeepYearly  int `json:"keepYearly,omitempty"`
-}
+// Retention is restic's forget policy, as the spec writes it. Zero
+// disables a rule; -1 means unlimited (every period that has a backup).
+type Retention = spec.Retention
 
-// Empty reports whether no rule is set.
-func (r Retention) Empty() bool { return r == Retention{} }
+func emptyRetention(r Retention) bool { return r == Retention{} }
 
 // Manifest describes one backup; it is stored as JSON beside the data file.
 type Manifest struct {
@@ -191,7 +185,7 @@ func ValidateJob(j Job) []error {
 	if strings.TrimSpace(j.Destination) == "" {
 		add("destination", "required: a local folder")
 	}
-	if j.Retention.Empty() {
+	if emptyRetention(j.Retention) {
 		add("retention", "empty: set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly")
 	}
 	for _, r := range []struct {

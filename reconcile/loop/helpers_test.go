@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -81,25 +79,7 @@ func (r *repo) source(t *testing.T) *source.Git {
 	return g
 }
 
-// logBuffer collects JSON logs safely across goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newLoop(t *testing.T, src Source, logs *logBuffer) *Loop {
+func newLoop(t *testing.T, src Source, logs *testsrv.Buffer) *Loop {
 	t.Helper()
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -27,7 +27,7 @@ func TestCommitsAppliedAndBadCommitRejected(t *testing.T) {
 	c := client(t, rd)
 	r := newRepo(t)
 	first := r.commit(map[string]string{"stacks/cache.yaml": redisStack("cache", rd.URL(), "64mb", "")})
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 
 	cycle(t, l)
@@ -99,7 +99,7 @@ func TestRedisRestartGetsSettingsBack(t *testing.T) {
 	c := client(t, rd)
 	r := newRepo(t)
 	r.commit(map[string]string{"cache.yaml": redisStack("cache", rd.URL(), "64mb", "")})
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 	l.o.Interval = 200 * 1e6
 	ctx, cancel := context.WithCancel(context.Background())
@@ -127,7 +127,7 @@ func TestSuspendAndReportOnly(t *testing.T) {
 		"a.yaml": redisStack("suspended", rd.URL(), "64mb", "  suspend: true\n"),
 		"b.yaml": redisStack("reporting", rd2.URL(), "64mb", "  driftPolicy: report\n"),
 	})
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 	cycle(t, l)
 	if get(t, c, "maxmemory") != "0" || get(t, c2, "maxmemory") != "0" {
@@ -163,7 +163,7 @@ func TestSingleWriterRedisOnly(t *testing.T) {
 	}
 	r := newRepo(t)
 	r.commit(map[string]string{"a.yaml": redisStack("cache", rd.URL(), "64mb", "")})
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 	cycle(t, l)
 	if got := get(t, c, "maxmemory"); got != "0" {
@@ -187,7 +187,7 @@ func TestWebhook(t *testing.T) {
 	c := client(t, rd)
 	r := newRepo(t)
 	r.commit(map[string]string{"a.yaml": redisStack("cache", rd.URL(), "64mb", "")})
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs) // interval 1h: only the webhook brings the next commit
 	srv := httptest.NewServer(l.Handler(HandlerOptions{WebhookSecret: []byte("hook-secret-123")}))
 	defer srv.Close()
@@ -242,7 +242,7 @@ func TestDirSourceRenameSave(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, src, &logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -259,7 +259,7 @@ func TestCredentialsAbsentFromLogsAndStatus(t *testing.T) {
 	t.Setenv("BROKEN_URL", strings.Replace(rd.URL(), "redis-Secret-9931", "wrong-Secret-5512", 1))
 	r := newRepo(t)
 	r.commit(map[string]string{"a.yaml": redisStack("cache", "${CACHE_URL}", "64mb", "") + "---\n" + redisStack("broken", "${BROKEN_URL}", "64mb", "")})
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 	cycle(t, l)
 	status, _ := json.Marshal(l.Status())
@@ -322,7 +322,7 @@ func TestLoopTakesDueBackupsOnce(t *testing.T) {
 	r := newRepo(t)
 	r.commit(map[string]string{"a.yaml": redisStack("cache", rd.URL(), "64mb", "") +
 		"  backups:\n    - {name: rdb, source: redis, schedule: \"@every 1h\", destination: " + dest + ", retention: {keepLast: 2}}\n"})
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 	for range 3 {
 		cycle(t, l)
@@ -352,7 +352,7 @@ func TestTwoLoopsTakeABackupOnce(t *testing.T) {
 	r := newRepo(t)
 	r.commit(map[string]string{"a.yaml": redisStack("cache", rd.URL(), "64mb", "") +
 		"  backups:\n    - {name: rdb, source: redis, schedule: \"@daily\", destination: " + dest + ", retention: {keepLast: 5}}\n"})
-	var logs logBuffer
+	var logs testsrv.Buffer
 	a, b := newLoop(t, r.source(t), &logs), newLoop(t, r.source(t), &logs)
 	ctx := context.Background()
 	a.Cycle(ctx)
@@ -389,7 +389,7 @@ func TestChangeDuringApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, src, &logs) // interval 1h: only the file change brings the new value
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -424,7 +424,7 @@ func TestRiskyChangeWaitsForTheWindow(t *testing.T) {
 	r.commit(map[string]string{"a.yaml": "apiVersion: dbops/v1\nkind: Stack\nmetadata: {name: cache}\nspec:\n" +
 		"  maintenanceWindows: [{start: \"0 2 * * *\", duration: 1h}]\n" +
 		"  redis:\n    url: " + rd.URL() + "\n    config: {appendonly: \"no\", hz: \"20\"}\n"})
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 	var clock atomic.Pointer[time.Time]
 	set := func(s string) { tm, _ := time.Parse(time.RFC3339, s); clock.Store(&tm) }

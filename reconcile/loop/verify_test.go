@@ -53,7 +53,7 @@ func TestVerifyCommitsRejectsUntrustedRevisions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs logBuffer
+	var logs testsrv.Buffer
 	l := newLoop(t, src, &logs)
 	cycle(t, l)
 	if get(t, c, "maxmemory") != "67108864" {

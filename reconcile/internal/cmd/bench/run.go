@@ -5,7 +5,6 @@ package main
 // and one no-change cycle over 100 stacks measured in-process.
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -22,7 +21,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -414,25 +412,8 @@ spec:
 type dbopsProc struct {
 	cmd  *exec.Cmd
 	addr string
-	logs *lockedBuffer
+	logs *testsrv.Buffer
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startDbops starts `dbops run ...` with --listen on a free port.
@@ -446,7 +427,7 @@ func startDbops(bin, dir string, env []string, args ...string) (*dbopsProc, erro
 	cmd := exec.Command(bin, append(args, "--listen", addr)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	p := &dbopsProc{cmd: cmd, addr: addr, logs: &lockedBuffer{}, done: make(chan struct{})}
+	p := &dbopsProc{cmd: cmd, addr: addr, logs: &testsrv.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		return nil, err
