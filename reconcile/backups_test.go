@@ -57,6 +57,10 @@ func TestBackupsPlannedTakenAndPruned(t *testing.T) {
 	if !strings.Contains(planText(p), "backup pg (postgres → "+dest+"/pg): no verified backup yet, due now") {
 		t.Errorf("plan text lacks the backup job line:\n%s", planText(p))
 	}
+	f.write(t, "stack.yaml", backupStack(dest, ""))
+	if res := f.run(t, "plan", "--skip-backups", "stack.yaml"); res.code != 0 || strings.Contains(res.stdout, "backup pg") || !strings.Contains(res.stdout, "0 backup change(s)") {
+		t.Errorf("plan --skip-backups shows backups:\n%s%s", res.stdout, res.stderr)
+	}
 	mustApply(t, stacks, p)
 	p = plan(t, stacks)
 	if p.HasChanges() {

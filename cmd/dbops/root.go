@@ -26,6 +26,7 @@ type env struct {
 	pgDump         string
 	pgRestore      string
 	specPaths      []string
+	noBackups      bool
 }
 
 func newRootCommand(e *env) *cobra.Command {
@@ -43,6 +44,7 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.PersistentFlags().StringVar(&e.root, "root", ".", "repository root bounding migration dirs, for spec files outside a git work tree")
 	root.PersistentFlags().DurationVar(&e.connectTimeout, "connect-timeout", 5*time.Second, "timeout for connecting to each server")
 	root.PersistentFlags().StringVar(&e.pgDump, "pg-dump", "", "pg_dump binary for backups (default: pg_dump on PATH)")
+	root.PersistentFlags().BoolVar(&e.noBackups, "skip-backups", false, "leave backup jobs out of plan and apply (e.g. a CI runner without the backup volume)")
 	root.PersistentFlags().StringVar(&e.pgRestore, "pg-restore", "", "pg_restore binary for verification and restore (default: pg_restore on PATH)")
 	root.AddCommand(newBackupCommand(e), newRestoreCommand(e))
 	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newRunCommand(e), newHealthcheckCommand(e), newVersionCommand(e))
@@ -72,7 +74,7 @@ func (e *env) load(paths []string, offline bool) (*spec.Result, error) {
 }
 
 func (e *env) options() reconcile.Options {
-	return reconcile.Options{ConnectTimeout: e.connectTimeout,
+	return reconcile.Options{ConnectTimeout: e.connectTimeout, SkipBackups: e.noBackups,
 		Backup: backup.Options{PgDumpPath: e.pgDump, PgRestorePath: e.pgRestore, ConnectTimeout: e.connectTimeout}}
 }
 
