@@ -3,14 +3,10 @@ package reconcile_test
 import (
 	"context"
 	"database/sql"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
@@ -115,20 +111,4 @@ func openDB(t *testing.T, url string) *sql.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-func redisClient(t *testing.T, r *testsrv.Redis) *goredis.Client {
-	t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: net.JoinHostPort(r.Host, strconv.Itoa(r.Port)), Password: r.Password})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func configGet(t *testing.T, c *goredis.Client, name string) string {
-	t.Helper()
-	v, err := c.ConfigGet(context.Background(), name).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v[name]
 }

@@ -34,7 +34,7 @@ func TestPlanWithLeastPrivilege(t *testing.T) {
 	if err := pg.Exec(context.Background(), db, strings.ReplaceAll(readOnlyGrants, "%s", db)); err != nil {
 		t.Fatal(err)
 	}
-	c := redisClient(t, r)
+	c := r.Client(t)
 	args := []any{}
 	for _, a := range strings.Fields(redisACL) {
 		args = append(args, a)

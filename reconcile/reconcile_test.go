@@ -61,8 +61,8 @@ func TestPlanApplyPlan(t *testing.T) {
 	if err := openDB(t, pgURL).QueryRow("SELECT to_regclass('goose_db_version') IS NOT NULL").Scan(&exists); err != nil || exists {
 		t.Fatalf("plan created goose's version table (exists=%v, err=%v)", exists, err)
 	}
-	c := redisClient(t, r)
-	if got := configGet(t, c, "maxmemory"); got != "0" {
+	c := r.Client(t)
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "0" {
 		t.Fatalf("plan changed maxmemory to %s", got)
 	}
 
@@ -70,10 +70,10 @@ func TestPlanApplyPlan(t *testing.T) {
 	if v := dbVersion(t, pgURL); v != 3 {
 		t.Errorf("version after apply = %d, want 3", v)
 	}
-	if got := configGet(t, c, "maxmemory"); got != "268435456" {
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "268435456" {
 		t.Errorf("maxmemory = %s, want 268435456", got)
 	}
-	if got := configGet(t, c, "appendonly"); got != "yes" {
+	if got := testsrv.ConfigGet(t, c, "appendonly"); got != "yes" {
 		t.Errorf("appendonly = %s, want yes", got)
 	}
 	if n := len(res.Stacks[0].Changes); n != 7 {
@@ -298,7 +298,7 @@ func TestRedisUnknownParameter(t *testing.T) {
 		t.Fatalf("errors = %v, want the unknown parameter reported", errs)
 	}
 	reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})
-	if got := configGet(t, redisClient(t, r), "maxmemory"); got != "0" {
+	if got := testsrv.ConfigGet(t, r.Client(t), "maxmemory"); got != "0" {
 		t.Errorf("a stack with a plan error was applied: maxmemory=%s", got)
 	}
 }
@@ -313,7 +313,7 @@ func TestRedisBatchIsAllOrNothing(t *testing.T) {
 	if !res.Failed() {
 		t.Fatal("CONFIG SET with an out-of-range value did not fail")
 	}
-	if got := configGet(t, redisClient(t, r), "maxmemory"); got != "0" {
+	if got := testsrv.ConfigGet(t, r.Client(t), "maxmemory"); got != "0" {
 		t.Errorf("half the batch was applied: maxmemory=%s", got)
 	}
 }

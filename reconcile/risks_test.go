@@ -23,7 +23,7 @@ func riskOf(p *reconcile.Plan, resource string) (reconcile.Change, bool) {
 func TestRiskyChangesAgainstLiveServers(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := redisClient(t, r)
+	c := r.Client(t)
 	c.ConfigSet(context.Background(), "appendonly", "yes")
 	f := newFixture(t, map[string]string{
 		"00001_big.sql": mig("CREATE TABLE big (id int, v text);\nINSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g;", "DROP TABLE big;"),
@@ -87,7 +87,7 @@ func TestRiskyChangesAgainstLiveServers(t *testing.T) {
 			t.Errorf("%s: %s, want %s", k, status[k], v)
 		}
 	}
-	if got := configGet(t, c, "appendonly"); got != "yes" {
+	if got := testsrv.ConfigGet(t, c, "appendonly"); got != "yes" {
 		t.Errorf("a refused risky setting was applied: appendonly=%s", got)
 	}
 	if v := dbVersion(t, pgURL); v != 1 {

@@ -159,7 +159,7 @@ func TestRunSingleWriterTwoProcesses(t *testing.T) {
 			t.Errorf("table %s missing", table)
 		}
 	}
-	if got := configGet(t, redisClient(t, rd), "maxmemory"); got != "50331648" {
+	if got := testsrv.ConfigGet(t, rd.Client(t), "maxmemory"); got != "50331648" {
 		t.Errorf("maxmemory = %s, want 50331648", got)
 	}
 	var applied [2]float64

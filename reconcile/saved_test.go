@@ -64,7 +64,7 @@ func TestSavedPlan(t *testing.T) {
 					t.Fatalf("the saved plan holds a password")
 				}
 			}
-			tt.between(t, f, redisClient(t, r))
+			tt.between(t, f, r.Client(t))
 			res = f.run(t, "apply", "plan.json")
 			if len(tt.wantMoved) == 0 {
 				if res.code != 0 || !strings.Contains(res.stdout, "Apply: 5 done, 0 failed") {
@@ -83,7 +83,7 @@ func TestSavedPlan(t *testing.T) {
 					t.Errorf("refusal does not say %q:\n%s", w, res.stderr)
 				}
 			}
-			if got := configGet(t, redisClient(t, r), "appendonly"); got != "no" {
+			if got := testsrv.ConfigGet(t, r.Client(t), "appendonly"); got != "no" {
 				t.Errorf("a refused saved plan changed appendonly to %s", got)
 			}
 		})

@@ -4,17 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
@@ -102,21 +99,6 @@ func cycle(t *testing.T, l *Loop) {
 	t.Helper()
 	l.Cycle(context.Background())
 	l.Wait()
-}
-
-func client(t *testing.T, r *testsrv.Redis) *goredis.Client {
-	c := goredis.NewClient(&goredis.Options{Addr: net.JoinHostPort(r.Host, strconv.Itoa(r.Port)), Password: r.Password})
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func get(t *testing.T, c *goredis.Client, name string) string {
-	t.Helper()
-	v, err := c.ConfigGet(context.Background(), name).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v[name]
 }
 
 // eventually polls cond every 20ms until it holds or a generous deadline

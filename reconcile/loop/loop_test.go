@@ -24,14 +24,14 @@ import (
 
 func TestCommitsAppliedAndBadCommitRejected(t *testing.T) {
 	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := client(t, rd)
+	c := rd.Client(t)
 	r := newRepo(t)
 	first := r.commit(map[string]string{"stacks/cache.yaml": redisStack("cache", rd.URL(), "64mb", "")})
 	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 
 	cycle(t, l)
-	if got := get(t, c, "maxmemory"); got != "67108864" {
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "67108864" {
 		t.Fatalf("first commit not applied: maxmemory=%s\n%s", got, logs.String())
 	}
 	if st := l.Status(); st.Revision == nil || st.Revision.ID != first {
@@ -40,7 +40,7 @@ func TestCommitsAppliedAndBadCommitRejected(t *testing.T) {
 
 	second := r.commit(map[string]string{"stacks/cache.yaml": redisStack("cache", rd.URL(), "96mb", "")})
 	cycle(t, l)
-	if got := get(t, c, "maxmemory"); got != "100663296" {
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "100663296" {
 		t.Fatalf("new commit not applied: maxmemory=%s", got)
 	}
 
@@ -58,7 +58,7 @@ func TestCommitsAppliedAndBadCommitRejected(t *testing.T) {
 		`stacks/cache.yaml: stack "cache": spec.redis.config.maxmemory: "12xb" is not a memory size`) {
 		t.Fatalf("rejection = %+v", st.Rejected)
 	}
-	if got := get(t, c, "maxmemory"); got != "100663296" {
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "100663296" {
 		t.Errorf("a rejected revision changed maxmemory to %s", got)
 	}
 	if !strings.Contains(logs.String(), "revision rejected") {
@@ -76,7 +76,7 @@ func TestCommitsAppliedAndBadCommitRejected(t *testing.T) {
 	// The last good revision is still enforced: drift is put back.
 	c.ConfigSet(context.Background(), "maxmemory", "1mb")
 	cycle(t, l)
-	if got := get(t, c, "maxmemory"); got != "100663296" {
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "100663296" {
 		t.Errorf("drift under a rejected revision not corrected: maxmemory=%s", got)
 	}
 
@@ -86,7 +86,7 @@ func TestCommitsAppliedAndBadCommitRejected(t *testing.T) {
 	if st.Revision.ID != fixed || st.Rejected != nil {
 		t.Errorf("fixed commit: revision %s rejected %+v", st.Revision.ID, st.Rejected)
 	}
-	if got := get(t, c, "maxmemory"); got != "134217728" {
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "134217728" {
 		t.Errorf("fixed commit not applied: maxmemory=%s", got)
 	}
 	if strings.Contains(scrape(t, l), "dbops_rejected_revision_info{") {
@@ -96,7 +96,7 @@ func TestCommitsAppliedAndBadCommitRejected(t *testing.T) {
 
 func TestRedisRestartGetsSettingsBack(t *testing.T) {
 	rd := testsrv.NewRedis(t, testsrv.RedisOptions{}) // no config file: a restart drops runtime settings
-	c := client(t, rd)
+	c := rd.Client(t)
 	r := newRepo(t)
 	r.commit(map[string]string{"cache.yaml": redisStack("cache", rd.URL(), "64mb", "")})
 	var logs testsrv.Buffer
@@ -107,11 +107,11 @@ func TestRedisRestartGetsSettingsBack(t *testing.T) {
 	go func() { done <- l.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	eventually(t, "first apply", func() bool { return get(t, c, "maxmemory") == "67108864" })
+	eventually(t, "first apply", func() bool { return testsrv.ConfigGet(t, c, "maxmemory") == "67108864" })
 	if err := rd.Restart(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "settings back after the restart", func() bool { return get(t, c, "maxmemory") == "67108864" })
+	eventually(t, "settings back after the restart", func() bool { return testsrv.ConfigGet(t, c, "maxmemory") == "67108864" })
 	if s, _ := stateOf(l, "cache"); s.LastSuccess.IsZero() {
 		t.Errorf("no successful cycle recorded: %+v", s)
 	}
@@ -119,9 +119,9 @@ func TestRedisRestartGetsSettingsBack(t *testing.T) {
 
 func TestSuspendAndReportOnly(t *testing.T) {
 	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := client(t, rd)
+	c := rd.Client(t)
 	rd2 := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c2 := client(t, rd2)
+	c2 := rd2.Client(t)
 	r := newRepo(t)
 	r.commit(map[string]string{
 		"a.yaml": redisStack("suspended", rd.URL(), "64mb", "  suspend: true\n"),
@@ -130,7 +130,7 @@ func TestSuspendAndReportOnly(t *testing.T) {
 	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 	cycle(t, l)
-	if get(t, c, "maxmemory") != "0" || get(t, c2, "maxmemory") != "0" {
+	if testsrv.ConfigGet(t, c, "maxmemory") != "0" || testsrv.ConfigGet(t, c2, "maxmemory") != "0" {
 		t.Fatal("a suspended or report-only stack was applied")
 	}
 	s, _ := stateOf(l, "suspended")
@@ -148,14 +148,14 @@ func TestSuspendAndReportOnly(t *testing.T) {
 	// Un-suspending applies on the next cycle.
 	r.commit(map[string]string{"a.yaml": redisStack("suspended", rd.URL(), "64mb", "")})
 	cycle(t, l)
-	if got := get(t, c, "maxmemory"); got != "67108864" {
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "67108864" {
 		t.Errorf("un-suspended stack not applied: %s", got)
 	}
 }
 
 func TestSingleWriterRedisOnly(t *testing.T) {
 	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := client(t, rd)
+	c := rd.Client(t)
 	// Another process holds the stack's lock.
 	other, err := lock.Redis(context.Background(), c, "cache", "other-process", 60e9)
 	if err != nil {
@@ -166,7 +166,7 @@ func TestSingleWriterRedisOnly(t *testing.T) {
 	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 	cycle(t, l)
-	if got := get(t, c, "maxmemory"); got != "0" {
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "0" {
 		t.Fatalf("applied while another process held the lock: %s", got)
 	}
 	if s, _ := stateOf(l, "cache"); s.Conditions[0].Reason != ReasonLocked {
@@ -174,7 +174,7 @@ func TestSingleWriterRedisOnly(t *testing.T) {
 	}
 	other.Release(context.Background())
 	cycle(t, l)
-	if got := get(t, c, "maxmemory"); got != "67108864" {
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "67108864" {
 		t.Errorf("not applied once the lock was free: %s", got)
 	}
 	if n, _ := c.Exists(context.Background(), "dbops:lock:cache").Result(); n != 0 {
@@ -184,7 +184,7 @@ func TestSingleWriterRedisOnly(t *testing.T) {
 
 func TestWebhook(t *testing.T) {
 	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := client(t, rd)
+	c := rd.Client(t)
 	r := newRepo(t)
 	r.commit(map[string]string{"a.yaml": redisStack("cache", rd.URL(), "64mb", "")})
 	var logs testsrv.Buffer
@@ -195,7 +195,7 @@ func TestWebhook(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- l.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	eventually(t, "first apply", func() bool { return get(t, c, "maxmemory") == "67108864" })
+	eventually(t, "first apply", func() bool { return testsrv.ConfigGet(t, c, "maxmemory") == "67108864" })
 
 	r.commit(map[string]string{"a.yaml": redisStack("cache", rd.URL(), "32m", "")})
 	body := `{"ref":"refs/heads/main"}`
@@ -208,13 +208,13 @@ func TestWebhook(t *testing.T) {
 	if len(l.trigger) != 0 {
 		t.Fatal("an unauthenticated webhook triggered a fetch")
 	}
-	if got := get(t, c, "maxmemory"); got != "67108864" {
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "67108864" {
 		t.Fatalf("changed without a valid webhook: %s", got)
 	}
 	if resp := post(t, srv.URL+"/hooks/git", body, "sha256="+sign("hook-secret-123", body)); resp != http.StatusAccepted {
 		t.Fatalf("good signature: status %d, want 202", resp)
 	}
-	eventually(t, "commit applied after the webhook", func() bool { return get(t, c, "maxmemory") == "32000000" })
+	eventually(t, "commit applied after the webhook", func() bool { return testsrv.ConfigGet(t, c, "maxmemory") == "32000000" })
 
 	for _, path := range []string{"/healthz", "/readyz", "/status", "/metrics"} {
 		res, err := http.Get(srv.URL + path)
@@ -227,7 +227,7 @@ func TestWebhook(t *testing.T) {
 
 func TestDirSourceRenameSave(t *testing.T) {
 	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := client(t, rd)
+	c := rd.Client(t)
 	dir := t.TempDir()
 	write := func(maxmemory string) { // as editors do: write a temp file, rename it over
 		tmp := filepath.Join(dir, ".stack.yaml.swp")
@@ -248,9 +248,9 @@ func TestDirSourceRenameSave(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- l.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	eventually(t, "first apply", func() bool { return get(t, c, "maxmemory") == "67108864" })
+	eventually(t, "first apply", func() bool { return testsrv.ConfigGet(t, c, "maxmemory") == "67108864" })
 	write("16m")
-	eventually(t, "rename-saved change applied", func() bool { return get(t, c, "maxmemory") == "16000000" })
+	eventually(t, "rename-saved change applied", func() bool { return testsrv.ConfigGet(t, c, "maxmemory") == "16000000" })
 }
 
 func TestCredentialsAbsentFromLogsAndStatus(t *testing.T) {
@@ -370,7 +370,7 @@ func TestTwoLoopsTakeABackupOnce(t *testing.T) {
 func TestChangeDuringApply(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := client(t, rd)
+	c := rd.Client(t)
 	dir := t.TempDir()
 	files := map[string]string{
 		"migrations/00001_slow.sql": "-- +goose Up\nCREATE TABLE slow (id int);\nSELECT pg_sleep(2);\n-- +goose Down\nDROP TABLE slow;\n",
@@ -405,7 +405,7 @@ func TestChangeDuringApply(t *testing.T) {
 	tmp := filepath.Join(dir, "stack.yaml.tmp")
 	os.WriteFile(tmp, []byte(stack("32m")), 0o644)
 	os.Rename(tmp, filepath.Join(dir, "stack.yaml"))
-	eventually(t, "the change made during the apply", func() bool { return get(t, c, "maxmemory") == "32000000" })
+	eventually(t, "the change made during the apply", func() bool { return testsrv.ConfigGet(t, c, "maxmemory") == "32000000" })
 	var notx bool
 	db.QueryRow("SELECT to_regclass('notx') IS NOT NULL").Scan(&notx)
 	if !notx {
@@ -418,7 +418,7 @@ func TestChangeDuringApply(t *testing.T) {
 
 func TestRiskyChangeWaitsForTheWindow(t *testing.T) {
 	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := client(t, rd)
+	c := rd.Client(t)
 	c.ConfigSet(context.Background(), "appendonly", "yes")
 	r := newRepo(t)
 	r.commit(map[string]string{"a.yaml": "apiVersion: dbops/v1\nkind: Stack\nmetadata: {name: cache}\nspec:\n" +
@@ -432,8 +432,8 @@ func TestRiskyChangeWaitsForTheWindow(t *testing.T) {
 
 	set("2026-11-25T01:00:00Z")
 	cycle(t, l)
-	if get(t, c, "appendonly") != "yes" || get(t, c, "hz") != "20" {
-		t.Fatalf("outside the window: appendonly=%s hz=%s, want the safe change only", get(t, c, "appendonly"), get(t, c, "hz"))
+	if testsrv.ConfigGet(t, c, "appendonly") != "yes" || testsrv.ConfigGet(t, c, "hz") != "20" {
+		t.Fatalf("outside the window: appendonly=%s hz=%s, want the safe change only", testsrv.ConfigGet(t, c, "appendonly"), testsrv.ConfigGet(t, c, "hz"))
 	}
 	s, _ := stateOf(l, "cache")
 	if s.Conditions[0].Reason != ReasonDeferred || !strings.Contains(s.Conditions[0].Message, "2026-11-25T02:00:00Z") {
@@ -441,7 +441,7 @@ func TestRiskyChangeWaitsForTheWindow(t *testing.T) {
 	}
 	set("2026-11-25T02:10:00Z")
 	cycle(t, l)
-	if got := get(t, c, "appendonly"); got != "no" {
+	if got := testsrv.ConfigGet(t, c, "appendonly"); got != "no" {
 		t.Errorf("inside the window the deferred change was not applied: appendonly=%s", got)
 	}
 	if s, _ := stateOf(l, "cache"); s.Conditions[0].Reason != ReasonSucceeded {

@@ -37,7 +37,7 @@ func (r *repo) commitSigned(files map[string]string, key *openpgp.Entity) string
 
 func TestVerifyCommitsRejectsUntrustedRevisions(t *testing.T) {
 	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := client(t, rd)
+	c := rd.Client(t)
 	trusted, _ := openpgp.NewEntity("ops", "", "ops@example.com", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
 	stranger, _ := openpgp.NewEntity("x", "", "x@example.com", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
 	var ring bytes.Buffer
@@ -56,7 +56,7 @@ func TestVerifyCommitsRejectsUntrustedRevisions(t *testing.T) {
 	var logs testsrv.Buffer
 	l := newLoop(t, src, &logs)
 	cycle(t, l)
-	if get(t, c, "maxmemory") != "67108864" {
+	if testsrv.ConfigGet(t, c, "maxmemory") != "67108864" {
 		t.Fatal("a commit signed by a trusted key was not applied")
 	}
 	for i, tc := range []struct {
@@ -71,7 +71,7 @@ func TestVerifyCommitsRejectsUntrustedRevisions(t *testing.T) {
 			!strings.Contains(strings.Join(st.Rejected.Errors, " "), "not signed by a trusted key") {
 			t.Errorf("%s commit: revision %s, rejected %+v", name, st.Revision.ID, st.Rejected)
 		}
-		if get(t, c, "maxmemory") != "67108864" {
+		if testsrv.ConfigGet(t, c, "maxmemory") != "67108864" {
 			t.Errorf("%s commit applied", name)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 var (
@@ -148,3 +150,20 @@ func dbName(testName string, n int) string {
 }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// Client returns a go-redis client for r, closed when the test ends.
+func (r *Redis) Client(t testing.TB) *goredis.Client {
+	c := goredis.NewClient(&goredis.Options{Addr: r.addr(), Password: r.Password})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// ConfigGet returns the server's answer to CONFIG GET name.
+func ConfigGet(t testing.TB, c *goredis.Client, name string) string {
+	t.Helper()
+	v, err := c.ConfigGet(context.Background(), name).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v[name]
+}
