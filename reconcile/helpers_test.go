@@ -2,7 +2,6 @@ package reconcile_test
 
 import (
 	"context"
-	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,20 +94,10 @@ func planText(p *reconcile.Plan) string {
 
 func dbVersion(t *testing.T, url string) int64 {
 	t.Helper()
-	db := openDB(t, url)
+	db := testsrv.OpenDB(t, url)
 	st, err := postgres.Observe(context.Background(), db, spec.DefaultMigrationTable)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st.Version()
-}
-
-func openDB(t *testing.T, url string) *sql.DB {
-	t.Helper()
-	db, err := postgres.Open(url, 0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }

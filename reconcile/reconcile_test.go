@@ -58,7 +58,7 @@ func TestPlanApplyPlan(t *testing.T) {
 	}
 	// plan wrote nothing: no goose table, no Redis change.
 	var exists bool
-	if err := openDB(t, pgURL).QueryRow("SELECT to_regclass('goose_db_version') IS NOT NULL").Scan(&exists); err != nil || exists {
+	if err := testsrv.OpenDB(t, pgURL).QueryRow("SELECT to_regclass('goose_db_version') IS NOT NULL").Scan(&exists); err != nil || exists {
 		t.Fatalf("plan created goose's version table (exists=%v, err=%v)", exists, err)
 	}
 	c := r.Client(t)
@@ -90,7 +90,7 @@ func TestPlanApplyPlan(t *testing.T) {
 
 	// Re-applying is a no-op: goose's table gains no row, Redis keeps its values.
 	var rows int
-	db := openDB(t, pgURL)
+	db := testsrv.OpenDB(t, pgURL)
 	db.QueryRow("SELECT count(*) FROM goose_db_version").Scan(&rows)
 	if res := mustApply(t, stacks, again); len(res.Stacks[0].Changes) != 0 {
 		t.Errorf("re-apply made changes: %+v", res.Stacks[0].Changes)
@@ -149,7 +149,7 @@ func TestFailingMigrationStopsAtLastGoodVersion(t *testing.T) {
 	}
 	// The failed migration's transaction was rolled back: no half table.
 	var half bool
-	openDB(t, pgURL).QueryRow("SELECT to_regclass('half') IS NOT NULL").Scan(&half)
+	testsrv.OpenDB(t, pgURL).QueryRow("SELECT to_regclass('half') IS NOT NULL").Scan(&half)
 	if half {
 		t.Error("the failed migration left table half behind")
 	}

@@ -2,7 +2,6 @@ package loop
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
-	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/source"
 )
 
@@ -126,14 +124,4 @@ func stateOf(l *Loop, stack string) (StackStatus, bool) {
 		}
 	}
 	return StackStatus{}, false
-}
-
-func openTestDB(t *testing.T, url string) *sql.DB {
-	t.Helper()
-	db, err := postgres.Open(url, 0, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }

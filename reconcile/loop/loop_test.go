@@ -396,7 +396,7 @@ func TestChangeDuringApply(t *testing.T) {
 	go func() { done <- l.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	db := openTestDB(t, pgURL)
+	db := testsrv.OpenDB(t, pgURL)
 	eventually(t, "the slow migration running", func() bool {
 		var n int
 		db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()").Scan(&n)

@@ -2,6 +2,7 @@ package testsrv
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	goredis "github.com/redis/go-redis/v9"
 )
 
@@ -166,4 +168,15 @@ func ConfigGet(t testing.TB, c *goredis.Client, name string) string {
 		t.Fatal(err)
 	}
 	return v[name]
+}
+
+// OpenDB opens a database/sql handle on url (pgx), closed when the test ends.
+func OpenDB(t testing.TB, url string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
