@@ -37,6 +37,8 @@ type ChangeResult struct {
 	Change
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Retries counts the runs again of a migration after a lock timeout.
+	Retries int `json:"retries,omitempty"`
 }
 
 // Failed reports whether any change or stack failed.
@@ -167,10 +169,11 @@ func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Chang
 	for i, ch := range migs {
 		steps[i] = postgres.Step{Version: ch.Version, File: ch.Name, Down: ch.Action == ActionDown}
 	}
-	done, err := postgres.Migrate(ctx, c.pg, pg.Migrations, steps, o.grace())
-	ran := map[int64]bool{}
+	done, err := postgres.Migrate(ctx, c.pg, pg.Migrations, steps, o.grace(), postgres.MigrateOptions{
+		Open: postgres.OpenerFor(pg.URL, o.timeout()), Retry: o.LockRetry})
+	ran := map[int64]int{} // version → retries
 	for _, s := range done {
-		ran[s.Version] = true
+		ran[s.Version] = s.Retries
 	}
 	var merr *postgres.MigrationError
 	errors.As(err, &merr)
@@ -178,10 +181,10 @@ func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Chang
 	for i, ch := range migs {
 		out[i] = ChangeResult{Change: ch, Status: StatusSkipped}
 		switch {
-		case ran[ch.Version]:
-			out[i].Status = StatusDone
+		case hasKey(ran, ch.Version):
+			out[i].Status, out[i].Retries = StatusDone, ran[ch.Version]
 		case merr != nil && merr.Version == ch.Version:
-			out[i].Status = StatusFailed
+			out[i].Status, out[i].Retries = StatusFailed, merr.Retries
 			out[i].Error = serverError("postgres", server, err, spec.Password(pg.URL)).Error()
 		case errors.Is(err, postgres.ErrInterrupted):
 			out[i].Error = "not started: dbops is shutting down"
@@ -191,4 +194,9 @@ func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Chang
 		}
 	}
 	return out
+}
+
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
 }

@@ -88,6 +88,9 @@ func (p *Plan) WriteMarkdown(w io.Writer) {
 			} else {
 				fmt.Fprintf(w, " Postgres `%s`: migration version %d (target %s).", pg.Server, pg.VersionBefore, pg.Target)
 			}
+			if pg.Session != "" {
+				fmt.Fprintf(w, " Migrations run with %s.", cell(pg.Session))
+			}
 		}
 		if r := sp.Redis; r != nil {
 			fmt.Fprintf(w, " Redis `%s`", r.Server)
@@ -111,7 +114,11 @@ func (p *Plan) WriteMarkdown(w io.Writer) {
 						risk += "<br>deferred " + cell(c.Deferred)
 					}
 				}
-				fmt.Fprintf(w, "| %s | `%s` | %s `%s` | %s | %s | %s |\n", mdIcons[c.Action], c.Resource, c.Action, cell(c.Name),
+				name := "`" + cell(c.Name) + "`"
+				if c.Session != "" {
+					name += " (" + cell(c.Session) + ")"
+				}
+				fmt.Fprintf(w, "| %s | `%s` | %s %s | %s | %s | %s |\n", mdIcons[c.Action], c.Resource, c.Action, name,
 					code(c.Before), code(c.After), risk)
 			}
 		}

@@ -66,6 +66,9 @@ type PostgresStatus struct {
 	// Applied lists the versions applied when observed: part of a saved
 	// plan's fingerprint.
 	Applied []int64 `json:"applied,omitempty"`
+	// Session is the lock_timeout and statement_timeout pending migrations
+	// run with, and how a lock timeout is retried.
+	Session string `json:"session,omitempty"`
 }
 
 // RedisStatus describes the observed Redis server.
@@ -98,6 +101,9 @@ type Change struct {
 	// Deferred says when a risky change will be applied: at the next
 	// maintenance window.
 	Deferred string `json:"deferred,omitempty"`
+	// Session is set on a migration whose file sets its own timeouts, or
+	// that is NO TRANSACTION (never retried).
+	Session string `json:"session,omitempty"`
 }
 
 // HasChanges reports whether applying the plan would change anything.
@@ -141,6 +147,9 @@ type Options struct {
 	IndexThreshold int64
 	// Now is the clock for windows and backup schedules; time.Now when nil.
 	Now func() time.Time
+	// LockRetry bounds the retries of a migration that timed out waiting
+	// for a lock; the zero value is postgres.DefaultLockRetries after 1 s.
+	LockRetry postgres.Retry
 }
 
 func (o Options) now() time.Time {
@@ -326,6 +335,7 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 		threshold = risk.DefaultIndexThreshold
 	}
 	migrationRisks(ctx, db, m, changes, threshold)
+	describeSessions(m, status, changes, o.LockRetry)
 	return status, changes, nil
 }
 

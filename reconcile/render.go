@@ -49,10 +49,17 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 				line += fmt.Sprintf(" (target %s)", pg.Target)
 			}
 			fmt.Fprintln(w, line)
+			if pg.Session != "" {
+				fmt.Fprintf(w, "  migrations run with %s\n", pg.Session)
+			}
 		}
 		for _, c := range sp.Changes {
 			if c.Kind == ResourceMigration {
-				fmt.Fprintf(w, "    %s %-4s %s%s\n", s.action(c.Action), c.Action, c.Name, s.risk(c))
+				session := ""
+				if c.Session != "" {
+					session = "  [" + c.Session + "]"
+				}
+				fmt.Fprintf(w, "    %s %-4s %s%s%s\n", s.action(c.Action), c.Action, c.Name, session, s.risk(c))
 			}
 		}
 		if r := sp.Redis; r != nil {
@@ -178,6 +185,9 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 				label = fmt.Sprintf("%s = %s", c.Name, quote(c.After))
 			} else {
 				label = c.Action + " " + c.Name
+			}
+			if c.Retries > 0 {
+				label += fmt.Sprintf(" (retried %d× after lock timeout)", c.Retries)
 			}
 			switch c.Status {
 			case StatusDone:

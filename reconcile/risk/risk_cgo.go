@@ -238,10 +238,8 @@ func (a *analyser) alterTable(s *pg_query.AlterTableStmt, where string) {
 		return // created by a pending migration, or gone: no data of now
 	}
 	live := o.live
-	state := a.cat.Table(live)
-	if state == TableAbsent {
-		return
-	}
+	// Asked only for destructive commands: the check may scan the table.
+	hasRows := func() bool { return a.cat.Table(live) == TableHasRows }
 	for _, c := range s.GetCmds() {
 		cmd := c.GetAlterTableCmd()
 		col := QuoteIdent(cmd.GetName())
@@ -253,14 +251,14 @@ func (a *analyser) alterTable(s *pg_query.AlterTableStmt, where string) {
 			}
 		case pg_query.AlterTableType_AT_DropColumn:
 			co := a.names.column(live, cmd.GetName())
-			if co.kind == originLive && state == TableHasRows && a.cat.Column(live, co.col) {
+			if co.kind == originLive && a.cat.Column(live, co.col) && hasRows() {
 				a.add(RuleDropColumn, where, "ALTER TABLE %s DROP COLUMN %s destroys the column's data", t, col)
 			}
 			a.names.setColumn(live, cmd.GetName(), origin{kind: originGone})
 		case pg_query.AlterTableType_AT_AlterColumnType:
 			// Even a column added by a pending migration makes the table
 			// rewrite: only an empty table, or a missing column, is safe.
-			if state == TableHasRows && a.columnExists(live, cmd.GetName()) {
+			if a.columnExists(live, cmd.GetName()) && hasRows() {
 				typ := typeName(cmd.GetDef().GetColumnDef().GetTypeName())
 				a.add(RuleAlterColumnType, where, "ALTER TABLE %s ALTER COLUMN %s TYPE %s may rewrite the table and locks it (ACCESS EXCLUSIVE) meanwhile", t, col, typ)
 			}
