@@ -69,6 +69,8 @@ type PostgresStatus struct {
 	// Session is the lock_timeout and statement_timeout pending migrations
 	// run with, and how a lock timeout is retried.
 	Session string `json:"session,omitempty"`
+	// Checksums compares the applied migrations with their files.
+	Checksums *ChecksumStatus `json:"checksums,omitempty"`
 }
 
 // RedisStatus describes the observed Redis server.
@@ -249,6 +251,9 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 		status, changes, err := planPostgres(ctx, st, c.pg, o)
 		sp.Postgres = status
 		sp.Changes = append(sp.Changes, changes...)
+		if cs := status.Checksums; cs != nil && cs.Warning != "" {
+			sp.Warnings = append(sp.Warnings, cs.Warning)
+		}
 		if err != nil {
 			status.Error = err.Error()
 			sp.Errors = append(sp.Errors, err.Error())
@@ -336,7 +341,9 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 	}
 	migrationRisks(ctx, db, m, changes, threshold)
 	describeSessions(m, status, changes, o.LockRetry)
-	return status, changes, nil
+	sums, record, err := planChecksums(ctx, st, db, live, available)
+	status.Checksums = sums
+	return status, append(record, changes...), err
 }
 
 func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options) (*RedisStatus, []Change, string, error) {
