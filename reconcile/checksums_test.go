@@ -74,6 +74,8 @@ func TestChecksumLedger(t *testing.T) {
 	if l := ledger(t, db); l != nil {
 		t.Fatalf("plan created the ledger: %v", l)
 	}
+	// record, migration 3 and cliStack's two Redis settings, in the schema
+	checkPlanJSON(t, f.run(t, "plan", "--format", "json", "stack.yaml").stdout, 4)
 
 	if res := f.run(t, "apply", "--auto-approve", "stack.yaml"); res.code != 0 {
 		t.Fatalf("apply: exit %d\n%s%s", res.code, res.stdout, res.stderr)
