@@ -124,3 +124,31 @@ func TestRiskJudgedAgainstTheLiveDatabase(t *testing.T) {
 		t.Errorf("version %d after a refused apply, want %d", v, len(set))
 	}
 }
+
+// Emptiness is observed when planning: a saved plan that dropped an empty
+// table is refused once the table holds rows.
+func TestSavedPlanRiskMoved(t *testing.T) {
+	pgURL := testsrv.PostgresDB(t)
+	f := newFixture(t, map[string]string{"00001_drafts.sql": mig("CREATE TABLE drafts (id int);", "DROP TABLE drafts;")})
+	f.env["PG_URL"] = pgURL
+	yaml := stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
+	stacks := f.load(t, yaml)
+	mustApply(t, stacks, plan(t, stacks))
+	f.write(t, "migrations/00002_drop.sql", mig("DROP TABLE drafts;", "CREATE TABLE drafts (id int);"))
+	stacks = f.load(t, yaml)
+	saved := reconcile.Saved{Plan: plan(t, stacks)}
+	if c, _ := riskOf(saved.Plan, "postgres.migration.2"); c.Risk != "" {
+		t.Fatalf("dropping an empty table is risky: %s", c.Risk)
+	}
+	if moved := saved.Moved(plan(t, stacks), reconcile.SpecFingerprint{}); len(moved) != 0 {
+		t.Fatalf("nothing changed, yet moved: %v", moved)
+	}
+	if _, err := testsrv.OpenDB(t, pgURL).Exec("INSERT INTO drafts VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	moved := saved.Moved(plan(t, stacks), reconcile.SpecFingerprint{})
+	want := "stack s: postgres.migration.2 was planned as not risky, now risky (DROP TABLE drafts destroys its data)"
+	if len(moved) != 1 || moved[0] != want {
+		t.Errorf("moved %q, want [%q]", moved, want)
+	}
+}
