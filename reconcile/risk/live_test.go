@@ -37,6 +37,8 @@ func TestSequence(t *testing.T) {
 		{"drop absent schema", []string{"DROP SCHEMA IF EXISTS old CASCADE;"}, nil},
 		{"drop live schema", []string{"DROP SCHEMA audit CASCADE;"}, []string{RuleDropTable}},
 		{"drop live table with rows", []string{"DROP TABLE users;"}, []string{RuleDropTable}},
+		{"truncate live empty table", []string{"TRUNCATE drafts;"}, nil},
+		{"truncate cascade reaches referencing tables", []string{"TRUNCATE drafts CASCADE;"}, []string{RuleTruncate}},
 		{"drop live empty table", []string{"DROP TABLE drafts;", "TRUNCATE drafts;"}, nil},
 		{"created by an earlier migration", []string{
 			"CREATE TABLE t (id int, note text);",

@@ -99,14 +99,17 @@ func (a *analyser) stmt(n *pg_query.Node, where string) error {
 	case *pg_query.Node_DropStmt:
 		a.drop(s.DropStmt, where)
 	case *pg_query.Node_TruncateStmt:
+		cascade := s.TruncateStmt.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE
 		for _, r := range s.TruncateStmt.GetRelations() {
 			t := key(r.GetRangeVar())
-			if _, st := a.liveTable(t); st == TableHasRows {
-				also := ""
-				if s.TruncateStmt.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE {
-					also = " and those of every table referencing it (CASCADE)"
-				}
-				a.add(RuleTruncate, where, "TRUNCATE %s deletes all its rows%s", t, also)
+			switch _, st := a.liveTable(t); {
+			case st == TableHasRows && cascade:
+				a.add(RuleTruncate, where, "TRUNCATE %s deletes all its rows and those of every table referencing it (CASCADE)", t)
+			case st == TableHasRows:
+				a.add(RuleTruncate, where, "TRUNCATE %s deletes all its rows", t)
+			case st == TableEmpty && cascade:
+				// A referencing table may hold rows (NULL keys) even so.
+				a.add(RuleTruncate, where, "TRUNCATE %s CASCADE deletes all rows of every table referencing it", t)
 			}
 		}
 	case *pg_query.Node_AlterTableStmt:
