@@ -143,3 +143,32 @@ func TestLockTimeoutAndRetry(t *testing.T) {
 		}
 	})
 }
+
+// statement_timeout comes from the stack, and a file's annotation wins.
+func TestStatementTimeout(t *testing.T) {
+	tests := []struct {
+		name, stack, annotation string
+		wantErr                 string // "" for applied
+	}{
+		{name: "default off", wantErr: ""},
+		{name: "stack", stack: ", statementTimeout: 100ms", wantErr: "SQLSTATE 57014"},
+		{name: "file overrides stack", stack: ", statementTimeout: 100ms", annotation: "-- dbops:statement-timeout 0\n"},
+		{name: "file only", annotation: "-- dbops:statement-timeout 100ms\n", wantErr: "SQLSTATE 57014"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pgURL := testsrv.PostgresDB(t)
+			f := newFixture(t, map[string]string{"00001_slow.sql": tt.annotation + mig("CREATE TABLE slow (id int);\nSELECT pg_sleep(0.5);", "DROP TABLE slow;")})
+			f.env["PG_URL"] = pgURL
+			stacks := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations"+tt.stack+"}\n"))
+			res := reconcile.Apply(context.Background(), stacks, plan(t, stacks), reconcile.Options{})
+			c := res.Stacks[0].Changes[0]
+			switch {
+			case tt.wantErr == "" && c.Status != reconcile.StatusDone:
+				t.Errorf("%s: %s", c.Status, c.Error)
+			case tt.wantErr != "" && (c.Status != reconcile.StatusFailed || !strings.Contains(c.Error, tt.wantErr) || c.Retries != 0):
+				t.Errorf("%s after %d retries: %q, want failed with %s, not retried", c.Status, c.Retries, c.Error, tt.wantErr)
+			}
+		})
+	}
+}
