@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -30,6 +29,8 @@ type StackResult struct {
 	Errors  []string       `json:"errors,omitempty"`
 	// Postgres is the migration version after applying, when known.
 	PostgresVersion *int64 `json:"postgresVersion,omitempty"`
+	// PostgresLevel names it: the goose version or the last drizzle tag.
+	PostgresLevel string `json:"postgresLevel,omitempty"`
 }
 
 // ChangeResult is one Change and its outcome.
@@ -133,11 +134,12 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 		}
 	}
 	if len(migs) > 0 {
-		sr.Changes = append(sr.Changes, applyMigrations(ctx, st, c, migs, o)...)
-		pg := st.Spec.Postgres
-		if live, err := postgres.Observe(ctx, c.pg, pg.Migrations.Table); err == nil {
+		sr.Changes = append(sr.Changes, applyMigrations(ctx, st, sp, c, migs, o)...)
+		eng := postgres.EngineFor(st.Spec.Postgres.Migrations)
+		if live, err := eng.Observe(ctx, c.pg); err == nil {
 			v := live.Version()
 			sr.PostgresVersion = &v
+			sr.PostgresLevel = eng.Name(v)
 		}
 	}
 	if len(backups) > 0 {
@@ -160,35 +162,22 @@ func applyRedis(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conns, cf
 	return outcome(cfg, StatusDone, "")
 }
 
-func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Change, o Options) []ChangeResult {
+func applyMigrations(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conns, migs []Change, o Options) []ChangeResult {
 	pg := st.Spec.Postgres
 	server := postgres.Server(pg.URL)
-	steps := make([]postgres.Step, len(migs))
-	for i, ch := range migs {
-		steps[i] = postgres.Step{Version: ch.Version, File: ch.Name, Down: ch.Action == ActionDown}
-	}
-	done, err := postgres.Migrate(ctx, c.pg, pg.Migrations, steps, o.grace())
-	ran := map[int64]bool{}
-	for _, s := range done {
-		ran[s.Version] = true
-	}
-	var merr *postgres.MigrationError
-	errors.As(err, &merr)
-	out := make([]ChangeResult, len(migs))
-	for i, ch := range migs {
-		out[i] = ChangeResult{Change: ch, Status: StatusSkipped}
-		switch {
-		case ran[ch.Version]:
-			out[i].Status = StatusDone
-		case merr != nil && merr.Version == ch.Version:
-			out[i].Status = StatusFailed
-			out[i].Error = serverError("postgres", server, err, spec.Password(pg.URL)).Error()
-		case errors.Is(err, postgres.ErrInterrupted):
-			out[i].Error = "not started: dbops is shutting down"
-		case err != nil && merr == nil:
-			out[i].Status = StatusFailed
-			out[i].Error = serverError("postgres", server, fmt.Errorf("migrating: %w", err), spec.Password(pg.URL)).Error()
+	var p postgres.Plan
+	for _, ch := range migs {
+		if ch.Action == ActionBaseline {
+			p.Baseline = &postgres.Baseline{Version: ch.Version, Name: ch.Name} // the engine lists what it records
+			continue
 		}
+		p.Steps = append(p.Steps, postgres.Step{Version: ch.Version, File: ch.Name, Name: ch.Name, Down: ch.Action == ActionDown})
 	}
-	return out
+	if sp.Postgres != nil {
+		p.From = sp.Postgres.VersionBefore
+	}
+	done, err := postgres.EngineFor(pg.Migrations).Migrate(ctx, c.pg, p, o.grace())
+	return migrationResults(migs, done, err, func(err error) string {
+		return serverError("postgres", server, err, spec.Password(pg.URL)).Error()
+	})
 }

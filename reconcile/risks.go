@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/redis"
 	"github.com/amanat/dbops/reconcile/risk"
 	"github.com/amanat/dbops/spec"
@@ -30,7 +29,7 @@ var riskParams = []string{"maxmemory", "maxmemory-policy", "appendonly"}
 
 // migrationRisks marks the risky migrations among changes. Table sizes for
 // CREATE INDEX come from read-only queries.
-func migrationRisks(ctx context.Context, db *sql.DB, m *spec.Migrations, changes []Change, threshold int64) {
+func migrationRisks(ctx context.Context, db *sql.DB, eng postgres.Engine, changes []Change, threshold int64) {
 	sizes := func(schema, table string) (int64, bool) {
 		name := risk.Table{Schema: schema, Name: table}.String()
 		var n sql.NullInt64
@@ -45,12 +44,10 @@ func migrationRisks(ctx context.Context, db *sql.DB, m *spec.Migrations, changes
 			c.Risk = risk.Down(c.Name).Reason
 			continue
 		}
-		body, err := os.ReadFile(filepath.Join(m.Path, c.Name))
-		if err != nil {
-			c.Risk = "cannot analyse: " + err.Error()
-			continue
+		if c.Action == ActionBaseline {
+			continue // runs nothing
 		}
-		sqlText, err := risk.SplitGoose(body, false)
+		sqlText, err := eng.UpSQL(postgres.Step{Version: c.Version, File: c.Name, Name: c.Name})
 		var findings []risk.Finding
 		if err == nil {
 			findings, err = risk.Migration(sqlText, sizes, threshold)

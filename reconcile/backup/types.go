@@ -51,6 +51,10 @@ type Job struct {
 	RedisURL    string `json:"-"`
 	// MigrationTable is goose's version table; default goose_db_version.
 	MigrationTable string `json:"migrationTable,omitempty"`
+	// MigrationFormat is goose (default) or drizzle; for drizzle,
+	// MigrationTable is the quoted "schema"."table" and the version
+	// recorded is the largest created_at (the last journal when applied).
+	MigrationFormat string `json:"migrationFormat,omitempty"`
 }
 
 // Retention is restic's forget policy, as the spec writes it. Zero
