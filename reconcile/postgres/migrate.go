@@ -48,7 +48,8 @@ func Migrate(ctx context.Context, db *sql.DB, m *spec.Migrations, steps []Step, 
 	if err != nil {
 		return nil, fmt.Errorf("migrations %s: %w", m.Dir, err)
 	}
-	defer p.Close()
+	// No p.Close(): it closes db, which the caller still uses (to observe
+	// the level reached, or to put a first failed apply back).
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()

@@ -1,0 +1,371 @@
+package reconcile_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/spec"
+)
+
+const drizzleSchemaV1 = `import { pgTable, serial, text, integer, timestamp, index } from "drizzle-orm/pg-core";
+export const users = pgTable("users", {
+  id: serial("id").primaryKey(),
+  email: text("email").notNull().unique(),
+});
+export const orders = pgTable("orders", {
+  id: serial("id").primaryKey(),
+  userId: integer("user_id").references(() => users.id),
+  createdAt: timestamp("created_at").defaultNow(),
+}, (t) => [index("orders_user_idx").on(t.userId)]);
+`
+
+const drizzleSchemaV2 = drizzleSchemaV1 + `export const disputes = pgTable("disputes", {
+  id: serial("id").primaryKey(),
+  orderId: integer("order_id").notNull().references(() => orders.id),
+  reason: text("reason"),
+});
+`
+
+// drizzleRow is one row of drizzle's migrations table.
+type drizzleRow struct {
+	ID        int64
+	Hash      string
+	CreatedAt int64
+}
+
+func drizzleRows(t *testing.T, url, table string) []drizzleRow {
+	t.Helper()
+	db := testsrv.OpenDB(t, url)
+	rows, err := db.QueryContext(context.Background(), "SELECT id, hash, created_at FROM "+table+" ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []drizzleRow
+	for rows.Next() {
+		var r drizzleRow
+		if err := rows.Scan(&r.ID, &r.Hash, &r.CreatedAt); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// schemaDump is `pg_dump --schema-only` of the database, without the
+// random \restrict key pg_dump 18 writes.
+func schemaDump(t *testing.T, url string) string {
+	t.Helper()
+	bin, err := testsrv.FindPostgresBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(bin, "pg_dump"), "--schema-only", "--no-owner", url).Output()
+	if err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	var keep []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, `\restrict`) && !strings.HasPrefix(line, `\unrestrict`) {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// TestDrizzleTakesTurnsWithDrizzleTools generates migrations with the real
+// drizzle-kit and applies them with drizzle-orm's migrator and with dbops,
+// in both file prefix styles and with drizzle's default and custom tables.
+func TestDrizzleTakesTurnsWithDrizzleTools(t *testing.T) {
+	tests := []struct {
+		name, prefix, table, schema, yaml string
+	}{
+		{name: "index prefix, default table", prefix: "index", table: `"drizzle"."__drizzle_migrations"`},
+		{name: "timestamp prefix, custom table", prefix: "timestamp", table: `"ops"."migs"`, schema: "ops",
+			yaml: "\n      table: migs\n      schema: ops"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := testsrv.NewDrizzle(t)
+			f := newFixture(t, nil)
+			out := filepath.Join(f.dir, "migrations")
+			d.WriteSchema(t, drizzleSchemaV1)
+			d.Generate(t, out, "init", tt.prefix)
+			tblName := strings.Trim(tt.table[strings.LastIndex(tt.table, ".")+1:], `"`)
+			if tt.table == `"drizzle"."__drizzle_migrations"` {
+				tblName = ""
+			}
+			yaml := stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+tt.yaml+"\n")
+
+			// 1. drizzle's migrator migrates; dbops sees the database in sync.
+			urlA := testsrv.PostgresDB(t)
+			d.Migrate(t, urlA, out, tblName, tt.schema)
+			f.env["PG_URL"] = urlA
+			p := plan(t, f.load(t, yaml))
+			sp := p.Stacks[0]
+			if len(sp.Errors) > 0 || len(sp.Changes) > 0 {
+				t.Fatalf("plan after drizzle's migrator: errors %v, changes %v", sp.Errors, sp.Changes)
+			}
+			entries, err := spec.ReadJournal(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sp.Postgres.Format != spec.FormatDrizzle || sp.Postgres.LevelBefore != entries[0].Tag {
+				t.Errorf("format %q level %q, want drizzle at %s", sp.Postgres.Format, sp.Postgres.LevelBefore, entries[0].Tag)
+			}
+
+			// 2. a new migration applied by dbops; drizzle then has nothing to do.
+			d.WriteSchema(t, drizzleSchemaV2)
+			gen := d.Generate(t, out, "add_disputes", tt.prefix)
+			if entries, err = spec.ReadJournal(out); err != nil || len(entries) != 2 {
+				t.Fatalf("journal: %v %v; drizzle-kit said:\n%s", entries, err, gen)
+			}
+			stacks := f.load(t, yaml)
+			p = plan(t, stacks)
+			text := planText(p)
+			for _, want := range []string{"+ up   " + entries[1].Tag, "migration level " + entries[0].Tag + " → " + entries[1].Tag} {
+				if !strings.Contains(text, want) {
+					t.Errorf("plan lacks %q:\n%s", want, text)
+				}
+			}
+			mustApply(t, stacks, p)
+			rows := drizzleRows(t, urlA, tt.table)
+			d.Migrate(t, urlA, out, tblName, tt.schema) // would fail on "disputes" already existing
+			if again := drizzleRows(t, urlA, tt.table); !slices.Equal(rows, again) || len(again) != 2 {
+				t.Errorf("drizzle's migrator changed the rows dbops wrote: %v, then %v", rows, again)
+			}
+
+			// 3. fresh databases: dbops and drizzle leave the same schema and rows.
+			urlB, urlC := testsrv.PostgresDB(t), testsrv.PostgresDB(t)
+			f.env["PG_URL"] = urlB
+			stacks = f.load(t, yaml)
+			mustApply(t, stacks, plan(t, stacks))
+			d.Migrate(t, urlC, out, tblName, tt.schema)
+			if a, b := schemaDump(t, urlB), schemaDump(t, urlC); a != b {
+				t.Errorf("schema after dbops differs from schema after drizzle:\n--- dbops\n%s\n--- drizzle\n%s", a, b)
+			}
+			a, b := drizzleRows(t, urlB, tt.table), drizzleRows(t, urlC, tt.table)
+			if !slices.Equal(a, b) || len(a) != 2 {
+				t.Errorf("migration rows differ:\ndbops   %v\ndrizzle %v", a, b)
+			}
+			for i, e := range entries {
+				if a[i].CreatedAt != e.When {
+					t.Errorf("row %d created_at %d, want the journal's when %d", i, a[i].CreatedAt, e.When)
+				}
+			}
+		})
+	}
+}
+
+// drizzleFixture writes a drizzle-kit style folder by hand: journal order
+// deliberately differs from file name order.
+func drizzleFixture(t *testing.T, files ...string) *fixture {
+	t.Helper()
+	f := newFixture(t, nil)
+	var entries []string
+	for i := 0; i < len(files); i += 2 {
+		f.write(t, filepath.Join("migrations", files[i]+".sql"), files[i+1])
+		entries = append(entries, `{"idx":`+strconv.Itoa(i/2)+`,"version":"7","when":`+strconv.Itoa(1700000000000+i*1000)+`,"tag":"`+files[i]+`","breakpoints":true}`)
+	}
+	f.write(t, "migrations/meta/_journal.json", `{"version":"7","dialect":"postgresql","entries":[`+strings.Join(entries, ",")+`]}`)
+	return f
+}
+
+func TestDrizzlePlanRules(t *testing.T) {
+	testsrv.Servers(t)
+	f := drizzleFixture(t,
+		"0001_b", "CREATE TABLE b (id int);\n--> statement-breakpoint\nINSERT INTO b VALUES (1);",
+		"0000_a", "CREATE TABLE a (id int);",
+		"0002_c", "CREATE TABLE c (id int);\n--> statement-breakpoint\nCREATE TABLE c2 (id int); CREATE TABLE c3 (id int);",
+	)
+	url := testsrv.PostgresDB(t)
+	f.env["PG_URL"] = url
+	yaml := func(extra string) string {
+		return stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
+	}
+	db := testsrv.OpenDB(t, url)
+	ctx := context.Background()
+
+	// plan is read-only: nothing created.
+	stacks := f.load(t, yaml("\n      target: \"0000_a\""))
+	p := plan(t, stacks)
+	var schema *string
+	if err := db.QueryRowContext(ctx, "SELECT to_regnamespace('drizzle')::text").Scan(&schema); err != nil || schema != nil {
+		t.Fatalf("plan created the drizzle schema (%v, %v)", schema, err)
+	}
+	if got := planText(p); !strings.Contains(got, "+ up   0001_b\n") || !strings.Contains(got, "+ up   0000_a\n") || strings.Contains(got, "0002_c") {
+		t.Fatalf("plan to target 0000_a (journal order 0001_b, 0000_a) wrong:\n%s", got)
+	}
+	mustApply(t, stacks, p)
+
+	// on to latest; several statements in one breakpoint chunk run too
+	stacks = f.load(t, yaml(""))
+	mustApply(t, stacks, plan(t, stacks))
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM c3").Scan(&n); err != nil {
+		t.Fatalf("0002_c's second statement did not run: %v", err)
+	}
+
+	tests := []struct {
+		name, extra, edit, want string
+	}{
+		{name: "target below the live level", extra: "\n      target: \"0000_a\"",
+			want: "target 0000_a is below the live level 0002_c, and drizzle has no down migrations"},
+		{name: "edited applied migration", edit: "0001_b",
+			want: "0001_b (recorded "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.edit != "" {
+				path := filepath.Join(f.dir, "migrations", tt.edit+".sql")
+				orig, _ := os.ReadFile(path)
+				f.write(t, filepath.Join("migrations", tt.edit+".sql"), string(orig)+"\n-- edited\n")
+				defer os.WriteFile(path, orig, 0o644)
+			}
+			p := plan(t, f.load(t, yaml(tt.extra)))
+			if errs := strings.Join(p.Stacks[0].Errors, "\n"); !strings.Contains(errs, tt.want) {
+				t.Errorf("plan errors %q, want %q", errs, tt.want)
+			}
+		})
+	}
+}
+
+// TestBaseline: a database that predates dbops is refused until a
+// baseline says where it is; then the migrations up to it are recorded,
+// the rest run, and the baseline is ignored from then on.
+func TestBaseline(t *testing.T) {
+	testsrv.Servers(t)
+	tests := []struct {
+		name, baseline, noBaseline, line string
+		fixture                          func(t *testing.T) *fixture
+		versionTable                     string
+	}{
+		{
+			name: "goose", baseline: "2",
+			noBaseline: "database has 2 tables but no goose_db_version: set migrations.baseline to the goose version it is at",
+			line:       "= baseline: record 1–2 as applied, run 3 (no goose_db_version)",
+			fixture: func(t *testing.T) *fixture {
+				return newFixture(t, map[string]string{
+					"00001_a.sql": mig("CREATE TABLE a (id int);", "DROP TABLE a;"),
+					"00002_b.sql": mig("CREATE TABLE b (id int);", "DROP TABLE b;"),
+					"00003_c.sql": mig("CREATE TABLE c (id int);", "DROP TABLE c;"),
+				})
+			},
+			versionTable: "goose_db_version",
+		},
+		{
+			name: "drizzle", baseline: "0001_b",
+			noBaseline: "database has 2 tables but no drizzle.__drizzle_migrations: set migrations.baseline to the drizzle tag it is at",
+			line:       "= baseline: record 0000_a–0001_b as applied, run 0002_c (no drizzle.__drizzle_migrations)",
+			fixture: func(t *testing.T) *fixture {
+				return drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);", "0001_b", "CREATE TABLE b (id int);", "0002_c", "CREATE TABLE c (id int);")
+			},
+			versionTable: "drizzle.__drizzle_migrations",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.fixture(t)
+			url := testsrv.PostgresDB(t)
+			f.env["PG_URL"] = url
+			db := testsrv.OpenDB(t, url)
+			if _, err := db.Exec("CREATE TABLE a (id int); CREATE TABLE b (id int)"); err != nil {
+				t.Fatal(err)
+			}
+			yaml := func(extra string) string {
+				return stackYAML("old", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
+			}
+			p := plan(t, f.load(t, yaml("")))
+			if errs := strings.Join(p.Stacks[0].Errors, "\n"); !strings.Contains(errs, tt.noBaseline) {
+				t.Fatalf("plan errors %q, want %q", errs, tt.noBaseline)
+			}
+			stacks := f.load(t, yaml("\n      baseline: \""+tt.baseline+"\""))
+			p = plan(t, stacks)
+			if text := planText(p); !strings.Contains(text, tt.line) {
+				t.Fatalf("plan lacks %q:\n%s", tt.line, text)
+			}
+			var exists bool
+			if err := db.QueryRow("SELECT to_regclass($1) IS NOT NULL", tt.versionTable).Scan(&exists); err != nil || exists {
+				t.Fatalf("plan created %s (%v)", tt.versionTable, err)
+			}
+			res := mustApply(t, stacks, p)
+			if len(res.Stacks[0].Changes) != 2 {
+				t.Errorf("apply results %+v, want the baseline and one migration", res.Stacks[0].Changes)
+			}
+			if err := db.QueryRow("SELECT to_regclass('c') IS NOT NULL").Scan(&exists); err != nil || !exists {
+				t.Errorf("migration after the baseline did not run (%v)", err)
+			}
+			// Once recorded, the baseline is ignored: in sync, nothing re-recorded.
+			p = plan(t, stacks)
+			if sp := p.Stacks[0]; len(sp.Errors) > 0 || len(sp.Changes) > 0 {
+				t.Errorf("plan after baseline: errors %v changes %v", sp.Errors, sp.Changes)
+			}
+		})
+	}
+}
+
+// TestFailedFirstApplyLeavesNoVersionTable: a first apply that fails
+// leaves the database as it found it, version table included.
+func TestFailedFirstApplyLeavesNoVersionTable(t *testing.T) {
+	testsrv.Servers(t)
+	bad := "CREATE TABLE a (id int);" // already exists
+	tests := []struct {
+		name, baseline, table string
+		fixture               func(t *testing.T) *fixture
+		existing              bool
+	}{
+		{name: "goose, fresh database", table: "goose_db_version", fixture: func(t *testing.T) *fixture {
+			return newFixture(t, map[string]string{"00001_a.sql": mig("SELECT * FROM no_such_table;", "")})
+		}},
+		{name: "goose, baseline", table: "goose_db_version", baseline: "1", existing: true, fixture: func(t *testing.T) *fixture {
+			return newFixture(t, map[string]string{"00001_a.sql": mig("CREATE TABLE a (id int);", ""), "00002_a.sql": mig(bad, "")})
+		}},
+		{name: "drizzle, fresh database", table: "drizzle.__drizzle_migrations", fixture: func(t *testing.T) *fixture {
+			return drizzleFixture(t, "0000_a", "CREATE TABLE z (id int);\n--> statement-breakpoint\nSELECT * FROM no_such_table;")
+		}},
+		{name: "drizzle, baseline", table: "drizzle.__drizzle_migrations", baseline: "0000_a", existing: true, fixture: func(t *testing.T) *fixture {
+			return drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);", "0001_b", bad)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.fixture(t)
+			url := testsrv.PostgresDB(t)
+			f.env["PG_URL"] = url
+			db := testsrv.OpenDB(t, url)
+			if tt.existing {
+				if _, err := db.Exec("CREATE TABLE a (id int)"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			extra := ""
+			if tt.baseline != "" {
+				extra = "\n      baseline: \"" + tt.baseline + "\""
+			}
+			stacks := f.load(t, stackYAML("x", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n"))
+			p := plan(t, stacks)
+			if len(p.Stacks[0].Errors) > 0 {
+				t.Fatalf("plan: %v", p.Stacks[0].Errors)
+			}
+			res := reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})
+			if !res.Failed() {
+				t.Fatal("apply succeeded, want a failure")
+			}
+			var out strings.Builder
+			res.WriteText(&out, reconcile.Style{})
+			t.Log(out.String())
+			var exists bool
+			if err := db.QueryRow("SELECT to_regclass($1) IS NOT NULL", tt.table).Scan(&exists); err != nil || exists {
+				t.Errorf("a failed first apply left %s behind (%v)", tt.table, err)
+			}
+		})
+	}
+}
