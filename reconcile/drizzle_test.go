@@ -369,3 +369,47 @@ func TestFailedFirstApplyLeavesNoVersionTable(t *testing.T) {
 		})
 	}
 }
+
+// TestAmanatDrizzleExample: examples/amanat-drizzle works with dbops and
+// with drizzle's migrator alike.
+func TestAmanatDrizzleExample(t *testing.T) {
+	d := testsrv.NewDrizzle(t)
+	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	urlB, urlC := testsrv.PostgresDB(t), testsrv.PostgresDB(t)
+	load := func(url string) []spec.Stack {
+		t.Helper()
+		env := map[string]string{"PG_URL": url, "REDIS_URL": r.URL()}
+		res, err := spec.Load([]string{"../examples/amanat-drizzle"}, spec.Options{Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Stacks
+	}
+	stacks := load(urlB)
+	p := plan(t, stacks)
+	if n := len(p.Stacks[0].Changes); n < 20 {
+		t.Fatalf("plan on a fresh database has %d changes, want the 20 migrations and more:\n%s", n, planText(p))
+	}
+	mustApply(t, stacks, p)
+	folder, err := filepath.Abs("../examples/amanat-drizzle/drizzle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Migrate(t, urlC, folder, "", "")
+	if a, b := schemaDump(t, urlB), schemaDump(t, urlC); a != b {
+		t.Errorf("schema after dbops differs from schema after drizzle:\n--- dbops\n%s\n--- drizzle\n%s", a, b)
+	}
+	table := `"drizzle"."__drizzle_migrations"`
+	if a, b := drizzleRows(t, urlB, table), drizzleRows(t, urlC, table); !slices.Equal(a, b) || len(a) != 20 {
+		t.Errorf("migration rows differ:\ndbops   %v\ndrizzle %v", a, b)
+	}
+	p = plan(t, load(urlC))
+	sp := p.Stacks[0]
+	if len(sp.Errors) > 0 || sp.Postgres.LevelBefore != "0019_add_payments_and_notifications_concurrent_indexes" || hasMigration(sp.Changes) {
+		t.Errorf("plan after drizzle's migrator: errors %v, level %q, changes %v", sp.Errors, sp.Postgres.LevelBefore, sp.Changes)
+	}
+}
+
+func hasMigration(changes []reconcile.Change) bool {
+	return slices.ContainsFunc(changes, func(c reconcile.Change) bool { return c.Kind == reconcile.ResourceMigration })
+}
