@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,6 +137,8 @@ func TestDrizzleTakesTurnsWithDrizzleTools(t *testing.T) {
 					t.Errorf("plan lacks %q:\n%s", want, text)
 				}
 			}
+			js, _ := json.Marshal(p)
+			checkPlanJSON(t, string(js), 1)
 			mustApply(t, stacks, p)
 			rows := drizzleRows(t, urlA, tt.table)
 			d.Migrate(t, urlA, out, tblName, tt.schema) // would fail on "disputes" already existing
@@ -292,6 +295,8 @@ func TestBaseline(t *testing.T) {
 			if text := planText(p); !strings.Contains(text, tt.line) {
 				t.Fatalf("plan lacks %q:\n%s", tt.line, text)
 			}
+			js, _ := json.Marshal(p)
+			checkPlanJSON(t, string(js), 2)
 			var exists bool
 			if err := db.QueryRow("SELECT to_regclass($1) IS NOT NULL", tt.versionTable).Scan(&exists); err != nil || exists {
 				t.Fatalf("plan created %s (%v)", tt.versionTable, err)
@@ -412,4 +417,25 @@ func TestAmanatDrizzleExample(t *testing.T) {
 
 func hasMigration(changes []reconcile.Change) bool {
 	return slices.ContainsFunc(changes, func(c reconcile.Change) bool { return c.Kind == reconcile.ResourceMigration })
+}
+
+// TestDrizzleSavedPlanMoved: a saved plan of a drizzle stack is refused
+// when the database moved, naming the levels by tag.
+func TestDrizzleSavedPlanMoved(t *testing.T) {
+	testsrv.Servers(t)
+	f := drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);", "0001_b", "CREATE TABLE b (id int);")
+	f.env["PG_URL"] = testsrv.PostgresDB(t)
+	yaml := func(extra string) string {
+		return stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
+	}
+	saved := &reconcile.Saved{Plan: plan(t, f.load(t, yaml("")))}
+	if moved := saved.Moved(plan(t, f.load(t, yaml(""))), saved.Spec); len(moved) > 0 {
+		t.Fatalf("nothing moved, but: %v", moved)
+	}
+	stacks := f.load(t, yaml("\n      target: \"0000_a\""))
+	mustApply(t, stacks, plan(t, stacks))
+	moved := strings.Join(saved.Moved(plan(t, f.load(t, yaml(""))), saved.Spec), "\n")
+	if !strings.Contains(moved, "stack shop: postgres migration level was none, now 0000_a") {
+		t.Errorf("moved = %q", moved)
+	}
 }
