@@ -2,6 +2,8 @@ package reconcile_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -438,4 +440,62 @@ func TestDrizzleSavedPlanMoved(t *testing.T) {
 	if !strings.Contains(moved, "stack shop: postgres migration level was none, now 0000_a") {
 		t.Errorf("moved = %q", moved)
 	}
+}
+
+// TestDrizzlePlanErrors: states of drizzle's table that drizzle's migrator
+// would mishandle silently are plan errors naming what to do.
+func TestDrizzlePlanErrors(t *testing.T) {
+	testsrv.Servers(t)
+	table := `"drizzle"."__drizzle_migrations"`
+	create := "CREATE SCHEMA drizzle; CREATE TABLE " + table + " (id serial PRIMARY KEY, hash text NOT NULL, created_at bigint);"
+	tests := []struct {
+		name  string
+		files []string // tag, SQL, ... (when = 1700000000000 + 1000*2*index)
+		setup string
+		want  string
+	}{
+		{
+			name:  "a recorded migration missing from the journal",
+			files: []string{"0000_a", "SELECT 1;"},
+			setup: create + "INSERT INTO " + table + " (hash, created_at) VALUES ('x', 1600000000000)",
+			want:  "has rows with created_at 1600000000000 that match no migration in migrations/meta/_journal.json",
+		},
+		{
+			name:  "a migration drizzle would skip for good",
+			files: []string{"0000_a", "SELECT 1;", "0001_b", "SELECT 2;"},
+			setup: create + "INSERT INTO " + table + " (hash, created_at) VALUES ('" + sha("SELECT 2;") + "', 1700000002000)",
+			want:  "0000_a not recorded in drizzle.__drizzle_migrations but a later migration is (the database is at 0001_b)",
+		},
+		{
+			name:  "a row without created_at",
+			files: []string{"0000_a", "SELECT 1;"},
+			setup: create + "INSERT INTO " + table + " (hash) VALUES ('x')",
+			want:  "row id 1 has no created_at",
+		},
+		{
+			name:  "tables and an empty migrations table",
+			files: []string{"0000_a", "SELECT 1;"},
+			setup: create + "CREATE TABLE legacy (id int)",
+			want:  "database has 1 tables but an empty drizzle.__drizzle_migrations: set migrations.baseline to the drizzle tag it is at (e.g. baseline: 0000_a)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := drizzleFixture(t, tt.files...)
+			url := testsrv.PostgresDB(t)
+			f.env["PG_URL"] = url
+			if _, err := testsrv.OpenDB(t, url).Exec(tt.setup); err != nil {
+				t.Fatal(err)
+			}
+			p := plan(t, f.load(t, stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
+			if errs := strings.Join(p.Stacks[0].Errors, "\n"); !strings.Contains(errs, tt.want) {
+				t.Errorf("plan errors %q, want %q", errs, tt.want)
+			}
+		})
+	}
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
