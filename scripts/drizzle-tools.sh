@@ -25,7 +25,7 @@ trap 'rm -rf "$tmp"' EXIT
 (
   cd "$tmp"
   echo '{"name":"dbops-drizzle-tools","private":true}' > package.json
-  npm install --no-audit --no-fund --loglevel=error --save-exact \
+  npm install --no-audit --no-fund --prefer-offline --loglevel=error --save-exact \
     "drizzle-kit@$DRIZZLE_KIT" "drizzle-orm@$DRIZZLE_ORM" "pg@$PG"
 ) >&2
 touch "$tmp/.complete"
