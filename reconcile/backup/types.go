@@ -77,7 +77,8 @@ type Manifest struct {
 	Server        string    `json:"server"` // host:port[/db], no credentials
 	ServerVersion string    `json:"serverVersion"`
 	ClientVersion string    `json:"clientVersion,omitempty"` // pg_dump --version
-	// MigrationVersion is goose's version when the dump's snapshot was taken.
+	// MigrationVersion is goose's version when the dump's snapshot was taken
+	// (for a drizzle stack, the last created_at in its migrations table).
 	MigrationVersion *int64 `json:"migrationVersion,omitempty"`
 	// RowCounts per table ("schema.table") in the dumped snapshot; recorded
 	// for verify: restore, and compared after a restore.
