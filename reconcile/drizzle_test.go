@@ -499,3 +499,35 @@ func sha(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+// TestDrizzleMigratorWaitsForDbops: drizzle's migrator started while dbops
+// applies waits for dbops' lock on the migrations table, then finds
+// nothing to do (no migration run twice, no duplicate row).
+func TestDrizzleMigratorWaitsForDbops(t *testing.T) {
+	d := testsrv.NewDrizzle(t)
+	f := drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);",
+		"0001_slow", "SELECT pg_sleep(2);\n--> statement-breakpoint\nCREATE TABLE slow (id int);")
+	url := testsrv.PostgresDB(t)
+	f.env["PG_URL"] = url
+	yaml := func(extra string) string {
+		return stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
+	}
+	stacks := f.load(t, yaml("\n      target: \"0000_a\""))
+	mustApply(t, stacks, plan(t, stacks))
+
+	stacks = f.load(t, yaml(""))
+	p := plan(t, stacks)
+	applied := make(chan *reconcile.Result)
+	go func() { applied <- reconcile.Apply(context.Background(), stacks, p, reconcile.Options{}) }()
+	db := testsrv.OpenDB(t, url)
+	for n := 0; n == 0; {
+		db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(2)%'").Scan(&n)
+	}
+	d.Migrate(t, url, filepath.Join(f.dir, "migrations"), "", "") // fails if it ran 0001_slow again
+	if res := <-applied; res.Failed() {
+		t.Fatalf("dbops apply failed: %+v", res.Stacks)
+	}
+	if rows := drizzleRows(t, url, `"drizzle"."__drizzle_migrations"`); len(rows) != 2 {
+		t.Errorf("rows %v, want one per migration", rows)
+	}
+}
