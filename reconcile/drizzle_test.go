@@ -531,3 +531,36 @@ func TestDrizzleMigratorWaitsForDbops(t *testing.T) {
 		t.Errorf("rows %v, want one per migration", rows)
 	}
 }
+
+// TestDrizzleHashOfCRLFFile: drizzle-orm 0.45 hashes a CRLF file as it is,
+// newer drizzle-orm sources after making its line ends LF; a row written by
+// either is the same migration, and any other hash is an edit.
+func TestDrizzleHashOfCRLFFile(t *testing.T) {
+	testsrv.Servers(t)
+	text := "CREATE TABLE a (id int);\r\n--> statement-breakpoint\r\nCREATE TABLE b (id int);\r\n"
+	create := `CREATE SCHEMA drizzle; CREATE TABLE drizzle.__drizzle_migrations (id serial PRIMARY KEY, hash text NOT NULL, created_at bigint);
+		CREATE TABLE a (id int); CREATE TABLE b (id int);`
+	tests := []struct{ name, hash, wantErr string }{
+		{name: "as drizzle-orm 0.45 hashes it", hash: sha(text)},
+		{name: "with LF line ends", hash: sha(strings.ReplaceAll(text, "\r\n", "\n"))},
+		{name: "anything else", hash: sha("CREATE TABLE a (id int);"), wantErr: "0000_a (recorded "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := drizzleFixture(t, "0000_a", text)
+			url := testsrv.PostgresDB(t)
+			f.env["PG_URL"] = url
+			if _, err := testsrv.OpenDB(t, url).Exec(create + "INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('" + tt.hash + "', 1700000000000)"); err != nil {
+				t.Fatal(err)
+			}
+			p := plan(t, f.load(t, stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
+			errs := strings.Join(p.Stacks[0].Errors, "\n")
+			if tt.wantErr == "" && (errs != "" || len(p.Stacks[0].Changes) > 0) {
+				t.Errorf("plan: errors %q, changes %v; want in sync", errs, p.Stacks[0].Changes)
+			}
+			if !strings.Contains(errs, tt.wantErr) {
+				t.Errorf("plan errors %q, want %q", errs, tt.wantErr)
+			}
+		})
+	}
+}

@@ -158,7 +158,8 @@ func DetectFormat(dir string) string {
 	return FormatGoose
 }
 
-var gooseUp = regexp.MustCompile(`(?m)^--\s*\+goose\s+Up\b`)
+// gooseUp matches an Up annotation as goose reads it: case-insensitive.
+var gooseUp = regexp.MustCompile(`(?mi)^--\s*\+goose\s+up\b`)
 
 // checkMigrationSet detects the format of m.Path when not set, fills in the
 // format's default table, and checks the migrations and m's references to

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -35,16 +36,25 @@ var ErrEdited = errors.New("applied migration changed")
 // "drizzle"."__drizzle_migrations" with hash = SHA-256 hex of the file's
 // text and created_at = the journal's when; a migration is applied when its
 // when is at most the created_at of the row ordered last by created_at.
-type drizzleEngine struct{ m *spec.Migrations }
+type drizzleEngine struct {
+	m    *spec.Migrations
+	migs []drizzleMigration // read once per engine (one plan or one apply)
+}
 
 // drizzleMigration is a journal entry and its file as drizzle reads it.
 type drizzleMigration struct {
 	spec.JournalEntry
 	text string
 	hash string
+	// lfHash is the hash of the text with CRLF line ends made LF, which
+	// newer drizzle-orm sources hash instead; either counts as unchanged.
+	lfHash string
 }
 
 func (e *drizzleEngine) read() ([]drizzleMigration, error) {
+	if e.migs != nil {
+		return e.migs, nil
+	}
 	entries, err := spec.ReadJournal(e.m.Path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", e.m.Dir, err)
@@ -56,8 +66,10 @@ func (e *drizzleEngine) read() ([]drizzleMigration, error) {
 			return nil, err
 		}
 		sum := sha256.Sum256(body)
-		out[i] = drizzleMigration{JournalEntry: en, text: string(body), hash: hex.EncodeToString(sum[:])}
+		lf := sha256.Sum256(bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n")))
+		out[i] = drizzleMigration{JournalEntry: en, text: string(body), hash: hex.EncodeToString(sum[:]), lfHash: hex.EncodeToString(lf[:])}
 	}
+	e.migs = out
 	return out, nil
 }
 
@@ -148,7 +160,7 @@ func (e *drizzleEngine) Diff(live Live) (Plan, error) {
 		switch {
 		case !ok:
 			missing = append(missing, strconv.FormatInt(at, 10))
-		case live.Hashes[at] != m.hash:
+		case live.Hashes[at] != m.hash && live.Hashes[at] != m.lfHash:
 			edited = append(edited, fmt.Sprintf("%s (recorded %.12s…, file %.12s…; to accept the edit: UPDATE %s SET hash = '%s' WHERE created_at = %d)",
 				m.Tag, live.Hashes[at], m.hash, e.table(), m.hash, at))
 		}
