@@ -564,3 +564,31 @@ func TestDrizzleHashOfCRLFFile(t *testing.T) {
 		})
 	}
 }
+
+// TestDrizzleRiskyMigrationRefused: risk analysis and its gate apply to
+// drizzle migrations: a DROP of a populated table is refused without a
+// window or --allow-risky, and the migrations after it wait.
+func TestDrizzleRiskyMigrationRefused(t *testing.T) {
+	testsrv.Servers(t)
+	f := drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);\n--> statement-breakpoint\nINSERT INTO a VALUES (1);",
+		"0001_b", "DROP TABLE a;", "0002_c", "CREATE TABLE c (id int);")
+	f.env["PG_URL"] = testsrv.PostgresDB(t)
+	yaml := func(extra string) string {
+		return stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
+	}
+	stacks := f.load(t, yaml("\n      target: \"0000_a\""))
+	mustApply(t, stacks, plan(t, stacks))
+	stacks = f.load(t, yaml(""))
+	p := plan(t, stacks)
+	res := reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})
+	got := map[string]string{}
+	for _, c := range res.Stacks[0].Changes {
+		got[c.Name] = c.Status
+	}
+	if got["0001_b"] != reconcile.StatusRefused || got["0002_c"] != reconcile.StatusRefused {
+		t.Errorf("statuses %v, want 0001_b refused (risky) and 0002_c held behind it", got)
+	}
+	if c, _ := riskOf(p, "postgres.migration.0001_b"); !strings.Contains(c.Risk, "DROP TABLE a") {
+		t.Errorf("0001_b risk %q, want the DROP TABLE named", c.Risk)
+	}
+}
