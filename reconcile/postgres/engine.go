@@ -62,7 +62,7 @@ type Baseline struct {
 }
 
 // ErrNoBaseline: the database has tables but no recorded migrations.
-var ErrNoBaseline = errors.New("database predates dbops")
+var ErrNoBaseline = errors.New("no recorded migrations")
 
 // EngineFor returns the engine of m's format.
 func EngineFor(m *spec.Migrations) Engine {
@@ -95,7 +95,10 @@ func needsBaseline(live Live, table, what, example string) error {
 	if live.TableExists {
 		where = "an empty " + table
 	}
-	return fmt.Errorf("%w: database has %d tables but %s: set migrations.baseline to the %s it is at (e.g. baseline: %s); apply then records the migrations up to it as applied without running them",
+	if example != "" {
+		example = " (e.g. baseline: " + example + ")"
+	}
+	return fmt.Errorf("%w: database has %d tables but %s: set migrations.baseline to the %s it is at%s; apply then records the migrations up to it as applied without running them",
 		ErrNoBaseline, live.Tables, where, what, example)
 }
 
@@ -135,17 +138,17 @@ func (e *gooseEngine) Diff(live Live) (Plan, error) {
 	b := e.m.Baseline
 	if b == nil {
 		if live.Tables > 0 {
-			return Plan{}, needsBaseline(live, e.m.Table, "goose version", "19")
+			return Plan{}, needsBaseline(live, e.m.Table, "goose version", "")
 		}
 		return named(Diff(e.m, available, live.State))
 	}
 	base := &Baseline{Version: b.Version, Name: b.String()}
+	if err := e.baselineRecord(base); err != nil {
+		return Plan{}, err
+	}
 	assumed := State{}
-	for _, v := range slices.Sorted(maps.Keys(available)) {
-		if v <= b.Version {
-			assumed.Applied = append(assumed.Applied, v)
-			base.Record = append(base.Record, Step{Version: v, File: available[v], Name: available[v]})
-		}
+	for _, s := range base.Record {
+		assumed.Applied = append(assumed.Applied, s.Version)
 	}
 	p, err := Diff(e.m, available, assumed)
 	if err != nil {
