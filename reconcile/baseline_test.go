@@ -16,9 +16,9 @@ import (
 func TestBaseline(t *testing.T) {
 	testsrv.Servers(t)
 	tests := []struct {
-		name, baseline, noBaseline, line string
-		fixture                          func(t *testing.T) *fixture
-		versionTable                     string
+		name, baseline, noBaseline, line, now string
+		fixture                               func(t *testing.T) *fixture
+		versionTable                          string
 	}{
 		{
 			name: "goose", baseline: "2",
@@ -32,6 +32,7 @@ func TestBaseline(t *testing.T) {
 				})
 			},
 			versionTable: "goose_db_version",
+			now:          "postgres now at migration version 3",
 		},
 		{
 			name: "drizzle", baseline: "0001_b",
@@ -41,6 +42,7 @@ func TestBaseline(t *testing.T) {
 				return drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);", "0001_b", "CREATE TABLE b (id int);", "0002_c", "CREATE TABLE c (id int);")
 			},
 			versionTable: "drizzle.__drizzle_migrations",
+			now:          "postgres now at migration level 0002_c",
 		},
 	}
 	for _, tt := range tests {
@@ -73,6 +75,11 @@ func TestBaseline(t *testing.T) {
 			res := mustApply(t, stacks, p)
 			if len(res.Stacks[0].Changes) != 2 {
 				t.Errorf("apply results %+v, want the baseline and one migration", res.Stacks[0].Changes)
+			}
+			var out strings.Builder
+			res.WriteText(&out, reconcile.Style{})
+			if !strings.Contains(out.String(), tt.now) { // goose's Provider used to close the handle this is read with
+				t.Errorf("apply output lacks %q:\n%s", tt.now, out.String())
 			}
 			if err := db.QueryRow("SELECT to_regclass('c') IS NOT NULL").Scan(&exists); err != nil || !exists {
 				t.Errorf("migration after the baseline did not run (%v)", err)
