@@ -226,3 +226,39 @@ func TestDrizzleRiskyMigrationRefused(t *testing.T) {
 		t.Errorf("0001_b risk %q, want the DROP TABLE named", c.Risk)
 	}
 }
+
+// TestDrizzleBackupBeforeMigrate: backupBeforeMigrate guards drizzle
+// migrations as it guards goose ones.
+func TestDrizzleBackupBeforeMigrate(t *testing.T) {
+	testsrv.Servers(t)
+	f := drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);", "0001_b", "CREATE TABLE b (id int);")
+	url := testsrv.PostgresDB(t)
+	f.env["PG_URL"] = url
+	stacks := f.load(t, stackYAML("shop", `  postgres:
+    url: ${PG_URL}
+    migrations: {dir: migrations}
+  backupBeforeMigrate: pg
+  backups:
+    - {name: pg, source: postgres, schedule: "@yearly", destination: `+t.TempDir()+`, retention: {keepLast: 3}}
+`))
+	o := reconcile.Options{}
+	o.Backup.PgDumpPath = "/nonexistent/pg_dump"
+	res := reconcile.Apply(context.Background(), stacks, plan(t, stacks), o)
+	for _, c := range res.Stacks[0].Changes {
+		if c.Kind == reconcile.ResourceMigration && (c.Status != reconcile.StatusFailed || !strings.Contains(c.Error, "backupBeforeMigrate job pg failed")) {
+			t.Errorf("migration %s: %s %q, want refused", c.Name, c.Status, c.Error)
+		}
+	}
+	var exists bool
+	if err := testsrv.OpenDB(t, url).QueryRow("SELECT to_regclass('a') IS NOT NULL").Scan(&exists); err != nil || exists {
+		t.Fatalf("migrated although the backup before migrating failed (%v)", err)
+	}
+	res = mustApply(t, stacks, plan(t, stacks))
+	var order []string
+	for _, c := range res.Stacks[0].Changes {
+		order = append(order, c.Kind+" "+c.Name)
+	}
+	if want := "backup pg,postgres.migration 0000_a,postgres.migration 0001_b"; strings.Join(order, ",") != want {
+		t.Errorf("applied %v, want %s", order, want)
+	}
+}
