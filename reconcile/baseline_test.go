@@ -102,11 +102,17 @@ func TestFailedFirstApplyLeavesNoVersionTable(t *testing.T) {
 		name, baseline, table string
 		fixture               func(t *testing.T) *fixture
 		existing              bool
+		// emptyTable: goose's table is there with its version 0 row only
+		// (an earlier goose run failed); it must stay so.
+		emptyTable bool
 	}{
 		{name: "goose, fresh database", table: "goose_db_version", fixture: func(t *testing.T) *fixture {
 			return newFixture(t, map[string]string{"00001_a.sql": mig("SELECT * FROM no_such_table;", "")})
 		}},
 		{name: "goose, baseline", table: "goose_db_version", baseline: "1", existing: true, fixture: func(t *testing.T) *fixture {
+			return newFixture(t, map[string]string{"00001_a.sql": mig("CREATE TABLE a (id int);", ""), "00002_a.sql": mig(bad, "")})
+		}},
+		{name: "goose, empty version table, baseline", table: "goose_db_version", baseline: "1", existing: true, emptyTable: true, fixture: func(t *testing.T) *fixture {
 			return newFixture(t, map[string]string{"00001_a.sql": mig("CREATE TABLE a (id int);", ""), "00002_a.sql": mig(bad, "")})
 		}},
 		{name: "drizzle, fresh database", table: "drizzle.__drizzle_migrations", fixture: func(t *testing.T) *fixture {
@@ -127,6 +133,12 @@ func TestFailedFirstApplyLeavesNoVersionTable(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			if tt.emptyTable {
+				if _, err := db.Exec(`CREATE TABLE goose_db_version (id serial PRIMARY KEY, version_id bigint NOT NULL, is_applied boolean NOT NULL, tstamp timestamp DEFAULT now());
+					INSERT INTO goose_db_version (version_id, is_applied) VALUES (0, true)`); err != nil {
+					t.Fatal(err)
+				}
+			}
 			extra := ""
 			if tt.baseline != "" {
 				extra = "\n      baseline: \"" + tt.baseline + "\""
@@ -144,6 +156,23 @@ func TestFailedFirstApplyLeavesNoVersionTable(t *testing.T) {
 			res.WriteText(&out, reconcile.Style{})
 			t.Log(out.String())
 			var exists bool
+			if tt.emptyTable {
+				var rows []int64
+				r, err := db.Query("SELECT version_id FROM goose_db_version ORDER BY id")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for r.Next() {
+					var v int64
+					r.Scan(&v)
+					rows = append(rows, v)
+				}
+				r.Close()
+				if len(rows) != 1 || rows[0] != 0 {
+					t.Errorf("goose_db_version holds versions %v after a failed first apply, want only its row 0 as before", rows)
+				}
+				return
+			}
 			if err := db.QueryRow("SELECT to_regclass($1) IS NOT NULL", tt.table).Scan(&exists); err != nil || exists {
 				t.Errorf("a failed first apply left %s behind (%v)", tt.table, err)
 			}
