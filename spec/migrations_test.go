@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -178,5 +179,37 @@ func TestMigrationFolderErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestMigrationRefJSON(t *testing.T) {
+	tests := []struct {
+		in, want, str string
+		tag           bool
+	}{
+		{in: `19`, want: `19`, str: "19"},
+		{in: `"19"`, want: `19`, str: "19"},
+		{in: `"0003_add_disputes"`, want: `"0003_add_disputes"`, str: "0003_add_disputes", tag: true},
+		{in: `"20250101120000_init"`, want: `"20250101120000_init"`, str: "20250101120000_init", tag: true},
+	}
+	for _, tt := range tests {
+		var r MigrationRef
+		if err := json.Unmarshal([]byte(tt.in), &r); err != nil {
+			t.Fatalf("%s: %v", tt.in, err)
+		}
+		out, _ := json.Marshal(r)
+		if string(out) != tt.want || r.String() != tt.str || (r.Tag != "") != tt.tag {
+			t.Errorf("%s: marshals %s, String %q, tag %q", tt.in, out, r.String(), r.Tag)
+		}
+		var tg Target
+		if err := json.Unmarshal([]byte(tt.in), &tg); err != nil || !tg.Pinned || tg.String() != tt.str {
+			t.Errorf("target %s: %+v %v", tt.in, tg, err)
+		}
+	}
+	for _, bad := range []string{`-1`, `1.5`, `""`, `"a/b"`, `true`} {
+		var r MigrationRef
+		if err := json.Unmarshal([]byte(bad), &r); err == nil {
+			t.Errorf("%s accepted as %+v", bad, r)
+		}
 	}
 }
