@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/amanat/dbops/reconcile/backup"
 	"github.com/amanat/dbops/spec"
 )
@@ -41,8 +43,11 @@ func Job(st *spec.Stack, b spec.Backup) backup.Job {
 	}
 	if pg := st.Spec.Postgres; pg != nil {
 		j.PostgresURL = pg.URL
-		if pg.Migrations != nil {
-			j.MigrationTable = pg.Migrations.Table
+		if m := pg.Migrations; m != nil {
+			j.MigrationTable, j.MigrationFormat = m.Table, m.Format
+			if m.Format == spec.FormatDrizzle {
+				j.MigrationTable = pgx.Identifier{m.Schema, m.Table}.Sanitize()
+			}
 		}
 	}
 	if r := st.Spec.Redis; r != nil {

@@ -51,6 +51,10 @@ type Job struct {
 	RedisURL    string `json:"-"`
 	// MigrationTable is goose's version table; default goose_db_version.
 	MigrationTable string `json:"migrationTable,omitempty"`
+	// MigrationFormat is goose (default) or drizzle; for drizzle,
+	// MigrationTable is the quoted "schema"."table" and the version
+	// recorded is the largest created_at (the last journal when applied).
+	MigrationFormat string `json:"migrationFormat,omitempty"`
 }
 
 // Retention is restic's forget policy, as the spec writes it. Zero
@@ -73,7 +77,8 @@ type Manifest struct {
 	Server        string    `json:"server"` // host:port[/db], no credentials
 	ServerVersion string    `json:"serverVersion"`
 	ClientVersion string    `json:"clientVersion,omitempty"` // pg_dump --version
-	// MigrationVersion is goose's version when the dump's snapshot was taken.
+	// MigrationVersion is goose's version when the dump's snapshot was taken
+	// (for a drizzle stack, the last created_at in its migrations table).
 	MigrationVersion *int64 `json:"migrationVersion,omitempty"`
 	// RowCounts per table ("schema.table") in the dumped snapshot; recorded
 	// for verify: restore, and compared after a restore.
