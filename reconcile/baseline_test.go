@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ func TestBaseline(t *testing.T) {
 		name, baseline, noBaseline, line, now string
 		fixture                               func(t *testing.T) *fixture
 		versionTable                          string
+		ledger                                map[int64]string // dbops' checksum ledger: goose only
 	}{
 		{
 			name: "goose", baseline: "2",
@@ -33,6 +35,7 @@ func TestBaseline(t *testing.T) {
 			},
 			versionTable: "goose_db_version",
 			now:          "postgres now at migration version 3",
+			ledger:       map[int64]string{1: "adoption", 2: "adoption", 3: "applied"},
 		},
 		{
 			name: "drizzle", baseline: "0001_b",
@@ -83,6 +86,9 @@ func TestBaseline(t *testing.T) {
 			}
 			if err := db.QueryRow("SELECT to_regclass('c') IS NOT NULL").Scan(&exists); err != nil || !exists {
 				t.Errorf("migration after the baseline did not run (%v)", err)
+			}
+			if got := ledger(t, db); !maps.Equal(got, tt.ledger) {
+				t.Errorf("checksum ledger %v, want %v", got, tt.ledger)
 			}
 			// Once recorded, the baseline is ignored: in sync, nothing re-recorded.
 			p = plan(t, stacks)

@@ -157,6 +157,13 @@ func TestMigrationFolderErrors(t *testing.T) {
 			want:       []string{`0000_init.sql is not UTF-8`},
 		},
 		{
+			name: "drizzle file with a bad dbops annotation",
+			files: map[string]string{"m/meta/_journal.json": okJournal, "m/0000_init.sql": drizzleSQL,
+				"m/0001_more.sql": "-- dbops:lock-timeout soon\n" + drizzleSQL},
+			migrations: "{dir: m}",
+			want:       []string{`spec.postgres.migrations.dir: 0001_more.sql: line 1: dbops:lock-timeout: "soon" is not a duration`},
+		},
+		{
 			name:       "unknown format",
 			files:      map[string]string{"m/00001_a.sql": migration},
 			migrations: "{dir: m, format: flyway}",
