@@ -20,8 +20,10 @@ type backupTarget struct {
 	job   spec.Backup
 }
 
-func (e *env) backupTargets(sel string, needJob bool) ([]backupTarget, error) {
-	res, err := e.load(e.specPaths, false)
+// offline: the command reads only the backup folders, so unset ${VAR}s in
+// the stack's URLs are warnings, as for validate.
+func (e *env) backupTargets(sel string, needJob, offline bool) ([]backupTarget, error) {
+	res, err := e.load(e.specPaths, offline)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +64,7 @@ func newBackupRunCommand(e *env) *cobra.Command {
 		Short: "Take and verify a backup now, whatever the schedule",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := e.backupTargets(args[0], true)
+			targets, err := e.backupTargets(args[0], true, false)
 			if err != nil {
 				return err
 			}
@@ -95,7 +97,7 @@ func newBackupListCommand(e *env) *cobra.Command {
 			if len(args) == 1 {
 				sel = args[0]
 			}
-			targets, err := e.backupTargets(sel, false)
+			targets, err := e.backupTargets(sel, false, true)
 			if err != nil {
 				return err
 			}
@@ -126,7 +128,7 @@ func newBackupListCommand(e *env) *cobra.Command {
 						counted = "no"
 					}
 					fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stack, r.Job, b.ID, b.Time().Format(time.RFC3339),
-						reconcile.HumanBytes(b.Manifest.Size), counted, b.Manifest.Verification.Method, b.Reason)
+						reconcile.HumanBytes(b.Manifest.Size), counted, verified(b), b.Reason)
 				}
 			}
 			return tw.Flush()
@@ -149,7 +151,7 @@ backups are restored. For Redis it checks the RDB file and prints the manual
 procedure (stop Redis, replace dump.rdb, start).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := e.backupTargets(args[0], true)
+			targets, err := e.backupTargets(args[0], true, true) // restores into --to-url, not the stack's URL
 			if err != nil {
 				return err
 			}
@@ -173,7 +175,7 @@ procedure (stop Redis, replace dump.rdb, start).`,
 				if err != nil {
 					return exitError{code: 1, msg: fmt.Sprintf("%s is not usable: %v", chosen.File, err)}
 				}
-				fmt.Fprintf(e.stdout, "%s is a usable RDB (version %d, %d keys, %s).\n%s\n", chosen.File, info.Version, info.Keys, reconcile.HumanBytes(info.Size), backup.RedisRestoreProcedure)
+				fmt.Fprintf(e.stdout, "%s is a usable RDB (%s; %s).\n%s\n", chosen.File, info.Summary(), reconcile.HumanBytes(info.Size), backup.RedisRestoreProcedure)
 				return nil
 			}
 			if toURL == "" {
@@ -193,4 +195,17 @@ procedure (stop Redis, replace dump.rdb, start).`,
 	cmd.Flags().StringSliceVarP(&e.specPaths, "file", "f", []string{"."}, "spec files or folders holding the stacks")
 	cmd.Flags().BoolVar(&clean, "clean", false, "drop the backup's objects first, allowing a restore over a database that has tables")
 	return cmd
+}
+
+// verified is the VERIFIED column: the method when verification passed,
+// "NO (method)" when it failed or did not read every record.
+func verified(b backup.Backup) string {
+	v := b.Manifest.Verification
+	switch {
+	case v.Method == "":
+		return "-"
+	case v.OK && v.Method != backup.VerifyNone && !strings.HasPrefix(b.Reason, "NOT verified"):
+		return v.Method
+	}
+	return "NO (" + v.Method + ")"
 }
