@@ -69,14 +69,21 @@ func binVersion(bin string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// announce prints the versions under test at the start of a package's run.
+// announce prints the versions under test at the start of a package's
+// run, to stderr (helper child processes speak on stdout), once: test
+// binaries re-run as children inherit the guard variable.
 func announce() {
-	line := "testsrv: versions under test: " + Versions()
-	fmt.Println(line)
+	const guard = "DBOPS_TEST_VERSIONS_ANNOUNCED"
+	if os.Getenv(guard) != "" {
+		return
+	}
+	os.Setenv(guard, "1")
+	versions := Versions()
+	fmt.Fprintln(os.Stderr, "testsrv: versions under test: "+versions)
 	if f := os.Getenv(EnvVersionsFile); f != "" {
 		pkg, _ := os.Getwd()
 		if fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-			fmt.Fprintf(fh, "%s: %s\n", filepath.Base(pkg), line)
+			fmt.Fprintf(fh, "%s: %s\n", filepath.Base(pkg), versions)
 			fh.Close()
 		}
 	}
