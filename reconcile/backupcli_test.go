@@ -72,6 +72,30 @@ func TestBackupCLI(t *testing.T) {
 		})
 	}
 
+	// dbops restores the RDB itself into a server with AOF on, given its
+	// data directory and start command (it stops it with SHUTDOWN NOSAVE).
+	t.Run("restore redis itself", func(t *testing.T) {
+		dst := testsrv.NewRedis(t, testsrv.RedisOptions{ConfigFile: true, Args: []string{"--appendonly", "yes"}})
+		bin, err := testsrv.FindRedisServer()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dc := dst.Client(t)
+		t.Cleanup(func() { dc.ShutdownNoSave(context.Background()) }) // the daemon dbops started
+		dc.Set(ctx, "stale", 1, 0)
+		start := fmt.Sprintf("%s %s --daemonize yes --pidfile %s", bin, dst.ConfFile, filepath.Join(dst.Dir, "redis.pid"))
+		res := f.run(t, "restore", "shop/cache", "-f", "stack.yaml", "--to-url", dst.URL(), "--redis-dir", dst.Dir, "--redis-start", start)
+		if res.code != 0 || !strings.Contains(res.stdout, fmt.Sprintf("%d keys loaded; the file holds %d", keys, keys)) {
+			t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
+		}
+		if n, _ := dc.DBSize(ctx).Result(); n != keys {
+			t.Errorf("restored server has %d keys, want %d", n, keys)
+		}
+		if got := testsrv.ConfigGet(t, dc, "appendonly"); got != "yes" {
+			t.Errorf("appendonly %s after the restore", got)
+		}
+	})
+
 	res := f.run(t, "backup", "list", "-f", "stack.yaml", "--format", "json")
 	var rows []struct {
 		Job     string `json:"job"`

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,16 +20,7 @@ import (
 // case is the procedure dbops printed before: with AOF on, Redis comes up
 // empty.
 func TestRedisRestoreProcedure(t *testing.T) {
-	ctx := testCtx(t)
-	src := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	fillEveryType(t, src.Client(t), true)
-	want := totalKeys(t, src.Client(t))
-	job := redisJob(t, src.URL())
-	m, err := Run(ctx, job, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	backupFile := filepath.Join(job.Destination, m.File)
+	_, backupFile, want := everyTypeBackup(t)
 	for _, step := range []string{"SHUTDOWN NOSAVE", "--appendonly no", "CONFIG SET appendonly yes", "CONFIG REWRITE", "appenddirname"} {
 		if !strings.Contains(RedisRestoreProcedure, step) {
 			t.Errorf("the printed procedure lacks %q", step)
@@ -111,6 +103,94 @@ func TestRedisRestoreProcedure(t *testing.T) {
 			}
 			if got := testsrv.ConfigGet(t, c, "appendonly"); got != appendonly {
 				t.Errorf("after a restart appendonly is %s, want %s", got, appendonly)
+			}
+		})
+	}
+}
+
+// everyTypeBackup takes a backup of a server holding every value type and
+// returns its manifest, file and key count.
+func everyTypeBackup(t *testing.T) (Manifest, string, int64) {
+	t.Helper()
+	src := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	fillEveryType(t, src.Client(t), true)
+	keys := totalKeys(t, src.Client(t))
+	job := redisJob(t, src.URL())
+	m, err := Run(testCtx(t), job, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, filepath.Join(job.Destination, m.File), keys
+}
+
+// TestRestoreRedis: RestoreRedis performs the procedure itself, with AOF
+// on and off, given the data directory and how to start the server
+// (stopped with SHUTDOWN NOSAVE); and refuses what it cannot do safely.
+func TestRestoreRedis(t *testing.T) {
+	m, backupFile, want := everyTypeBackup(t)
+	for _, tc := range []struct {
+		name       string
+		aof        bool
+		configFile bool
+		wrongDir   bool
+		wantErr    string
+	}{
+		{"AOF off", false, true, false, ""},
+		{"AOF off, no config file", false, false, false, ""},
+		{"AOF on", true, true, false, ""},
+		{"AOF on, no config file", true, false, false, "no config file"},
+		{"another data directory", false, true, true, "CONFIG GET dir"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			aof := map[bool]string{true: "yes", false: "no"}[tc.aof]
+			dst := testsrv.NewRedis(t, testsrv.RedisOptions{ConfigFile: tc.configFile, Args: []string{"--appendonly", aof}})
+			c := dst.Client(t)
+			if err := c.Set(ctx, "stale", "before the restore", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			to := RedisRestoreTarget{URL: dst.URL(), Dir: dst.Dir, Start: func(ctx context.Context) error {
+				if err := dst.WaitExit(30 * time.Second); err != nil {
+					return err
+				}
+				return dst.Start(ctx)
+			}}
+			if tc.wrongDir {
+				to.Dir = t.TempDir()
+			}
+			rep, err := RestoreRedis(ctx, m, backupFile, to, Options{})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("RestoreRedis = %v, want an error containing %q", err, tc.wantErr)
+				}
+				if n, _ := c.Exists(ctx, "stale").Result(); n != 1 || testsrv.ConfigGet(t, c, "appendonly") != aof {
+					t.Error("a refused restore changed the server")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(rep.String())
+			c = dst.Client(t)
+			if rep.Keys != want || rep.KeysInFile != want || totalKeys(t, c) != want || rep.AOF != tc.aof {
+				t.Fatalf("report %+v, server has %d keys; want %d", rep, totalKeys(t, c), want)
+			}
+			if n, _ := c.Exists(ctx, "stale").Result(); n != 0 {
+				t.Error("a key of the replaced dataset survived")
+			}
+			if !tc.configFile {
+				return // a restart would lose the test's command-line settings
+			}
+			if err := dst.Restart(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c = dst.Client(t)
+			if got := totalKeys(t, c); got != want {
+				t.Errorf("after a restart the server has %d keys, want %d", got, want)
+			}
+			if got := testsrv.ConfigGet(t, c, "appendonly"); got != aof {
+				t.Errorf("after a restart appendonly is %s, want %s", got, aof)
 			}
 		})
 	}
