@@ -92,7 +92,8 @@ func RestoreRedis(ctx context.Context, m Manifest, file string, to RedisRestoreT
 	}
 	rep.Target = t.opt.Addr
 	opt := *t.opt
-	opt.DialTimeout, opt.MaxRetries, opt.PoolSize = opts.connectTimeout(), -1, 1
+	// One dial attempt per command: the waits below poll a stopped server.
+	opt.DialTimeout, opt.MaxRetries, opt.DialerRetries, opt.PoolSize = opts.connectTimeout(), -1, 1, 1
 	c := goredis.NewClient(&opt)
 	defer c.Close()
 
