@@ -65,28 +65,12 @@ func (e *IncompleteError) Error() string {
 // opcode, and the trailing CRC-64 over all other bytes. A walk that stops
 // before the EOF opcode (a record type it does not know) is an
 // *IncompleteError, whatever the checksum says.
-func CheckRDB(path string) (RDBInfo, error) { return checkRDB(path, zeroIfWalked) }
+func CheckRDB(path string) (RDBInfo, error) { return checkRDB(path, false) }
 
-// What a zero stored checksum means, from the server's rdbchecksum.
-type zeroPolicy int
-
-const (
-	zeroIfWalked zeroPolicy = iota // setting unknown: accept when every record parsed
-	zeroAccept                     // rdbchecksum no
-	zeroReject                     // rdbchecksum yes: a zero checksum is corruption
-)
-
-func zeroPolicyOf(rdbChecksum string) zeroPolicy {
-	switch rdbChecksum {
-	case "no":
-		return zeroAccept
-	case "yes":
-		return zeroReject
-	}
-	return zeroIfWalked
-}
-
-func checkRDB(path string, zero zeroPolicy) (RDBInfo, error) {
+// checkRDB is CheckRDB; rejectZero is set when the server runs rdbchecksum
+// yes, so a zero stored checksum is damage. Otherwise a zero checksum
+// (rdbchecksum no) leaves the walk as the only check.
+func checkRDB(path string, rejectZero bool) (RDBInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return RDBInfo{}, err
@@ -129,7 +113,7 @@ func checkRDB(path string, zero zeroPolicy) (RDBInfo, error) {
 		return info, fmt.Errorf("truncated or corrupt RDB: byte %d before the checksum is 0x%02x, not the EOF opcode 0xff", info.Size-9, tail[0])
 	}
 	info.Checksum = binary.LittleEndian.Uint64(tail[1:])
-	if info.Checksum == 0 && zero == zeroReject {
+	if info.Checksum == 0 && rejectZero {
 		return info, errors.New("corrupt RDB: the checksum is zero but the server runs rdbchecksum yes")
 	}
 	if info.Checksum != 0 && info.Checksum != c.crc {

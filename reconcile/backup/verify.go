@@ -45,7 +45,7 @@ func Verify(ctx context.Context, m Manifest, dir string, job Job, opts Options) 
 func verifyContent(ctx context.Context, path string, m Manifest, job Job, opts Options) (string, error) {
 	switch m.Source {
 	case SourceRedis:
-		info, err := checkRDB(path, zeroPolicyOf(m.RDBChecksum))
+		info, err := checkRDB(path, m.RDBChecksum == "yes")
 		if err != nil {
 			return info.Summary(), err
 		}
