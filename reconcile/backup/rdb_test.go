@@ -290,3 +290,56 @@ func TestRDBFieldTTLFixtures(t *testing.T) {
 		})
 	}
 }
+
+// TestIncompleteWalkIsNotVerified: Verify fails a backup whose walk
+// stops early, saying so, and List does not count one that an older dbops
+// recorded as verified although its walk had stopped.
+func TestIncompleteWalkIsNotVerified(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	job := Job{Stack: "shop", Name: "cache", Source: SourceRedis, Destination: dir}
+	data := filepath.Join(dir, "shop-cache-20260101T000000Z.rdb")
+	copyFile(t, filepath.Join("testdata", "redis-8.0.6-field-ttl-nochecksum.rdb"), data)
+	b, err := os.ReadFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[bytes.Index(b, append([]byte{25, 5}, "small"...))] = 26 // a type this dbops does not know
+	if err := os.WriteFile(data, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	size, sum, err := hashFile(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Manifest{Stack: "shop", Job: "cache", Source: SourceRedis, File: filepath.Base(data), Size: size, SHA256: sum,
+		StartedAt: time.Now().UTC(), RDBChecksum: "no"}
+	v := Verify(ctx, m, dir, job, Options{})
+	if v.OK || !strings.HasPrefix(v.Error, "NOT verified: walk stopped") || !strings.Contains(v.Detail, "keys read before the walk stopped") ||
+		strings.Contains(v.Detail+v.Error, "checksum still covers") {
+		t.Fatalf("Verify = %+v, want NOT verified with the reason", v)
+	}
+
+	// What an older dbops recorded for such a file: verified, with a note.
+	for _, tc := range []struct {
+		name, detail string
+		counted      bool
+	}{
+		{"walked to EOF", "RDB version 12, 4 keys read up to the EOF opcode, no checksum (written with rdbchecksum no): only the record walk checked the file", true},
+		{"walk stopped (older dbops)", "RDB version 12, 1311 keys, CRC-64 0000000000000000; walk stopped at byte 5303: value type 25 is not parsed (the checksum still covers it)", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m.Verification = Verification{Method: VerifyRead, OK: true, Detail: tc.detail, At: time.Now().UTC()}
+			if err := WriteManifest(dir, m); err != nil {
+				t.Fatal(err)
+			}
+			bs, err := List(dir, job)
+			if err != nil || len(bs) != 1 {
+				t.Fatalf("List = %+v, %v", bs, err)
+			}
+			if bs[0].Counted != tc.counted || !tc.counted && !strings.HasPrefix(bs[0].Reason, "NOT verified") {
+				t.Errorf("listed %+v, want counted %v", bs[0], tc.counted)
+			}
+		})
+	}
+}
