@@ -44,7 +44,8 @@ func TestBackupCLI(t *testing.T) {
 	f.write(t, "stack.yaml", backupStack(dest, ""))
 	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
 	for _, job := range []string{"shop/pg", "shop/cache"} {
-		if res := f.run(t, "backup", "run", job, "-f", "stack.yaml"); res.code != 0 || !strings.Contains(res.stdout, "verification:") {
+		if res := f.run(t, "backup", "run", job, "-f", "stack.yaml"); res.code != 0 || !strings.Contains(res.stdout, "verification:") ||
+			job == "shop/cache" && !strings.Contains(res.stdout, fmt.Sprintf("%d keys read up to the EOF opcode", keys)) {
 			t.Fatalf("backup run %s: exit %d\n%s%s", job, res.code, res.stdout, res.stderr)
 		}
 	}

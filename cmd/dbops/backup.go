@@ -80,6 +80,9 @@ func newBackupRunCommand(e *env) *cobra.Command {
 			}
 			fmt.Fprintf(e.stdout, "backup %s/%s: %s, %s in %s, sha256 %s, verification: %s\n", t.stack.Metadata.Name, t.job.Name,
 				m.File, reconcile.HumanBytes(m.Size), m.Duration().Round(time.Millisecond), m.SHA256[:16], m.Verification.Method)
+			if m.Verification.Detail != "" {
+				fmt.Fprintf(e.stdout, "  %s\n", m.Verification.Detail) // what was read: the key count, the checksum
+			}
 			return nil
 		},
 	}

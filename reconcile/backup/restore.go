@@ -67,11 +67,11 @@ var ErrNotEmpty = errors.New("target database has tables")
 // privileges (objects belong to the connecting role). It first checks the
 // file against its manifest. A database that has tables is refused unless
 // clean, which drops the backup's objects first (--clean --if-exists).
-// Redis backups are restored by hand: see RedisRestoreProcedure and CheckRDB.
+// Redis backups are restored by RestoreRedis or by hand (RedisRestoreProcedure).
 func Restore(ctx context.Context, m Manifest, file string, toURL string, clean bool, opts Options) (Report, error) {
 	r := Report{Backup: filepath.Base(file), Clean: clean, StartedAt: opts.now().UTC()}
 	if m.Source != SourcePostgres {
-		return r, fmt.Errorf("%s is a %s backup; dbops restores Postgres only.\n%s", r.Backup, m.Source, RedisRestoreProcedure)
+		return r, fmt.Errorf("%s is a %s backup: restore it with RestoreRedis (dbops restore --redis-dir) or by hand.\n%s", r.Backup, m.Source, RedisRestoreProcedure)
 	}
 	t, err := parsePG(toURL)
 	if err != nil {
