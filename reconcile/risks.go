@@ -54,6 +54,11 @@ func migrationRisks(ctx context.Context, db *sql.DB, m *spec.Migrations, changes
 			c.Risk = "cannot analyse: this dbops was built without cgo (no SQL parser)"
 			continue
 		}
+		var pg18 *risk.PG18SyntaxError
+		if errors.As(err, &pg18) {
+			c.Risk = pg18.Error() // "cannot analyse (PostgreSQL 18 syntax ...)"
+			continue
+		}
 		if err != nil {
 			c.Risk = "cannot analyse: " + err.Error()
 			continue
