@@ -84,6 +84,33 @@ func TestLoadValid(t *testing.T) {
 	}
 }
 
+// TestLoadParsesSchedules checks that Load hands out parsed schedules and
+// windows, and that -1 (unlimited) retention passes schema and checks.
+func TestLoadParsesSchedules(t *testing.T) {
+	root := writeTree(t, map[string]string{"s.yaml": stackDoc("a", `  redis: {url: "redis://c:1"}
+  maintenanceWindows:
+    - {start: "0 22 * * *", duration: 2h, timezone: Europe/Berlin}
+  backups:
+    - {name: nightly, source: redis, schedule: "0 3 * * *", timezone: Asia/Tokyo, destination: /b, retention: {keepLast: 2, keepMonthly: -1}}
+`)})
+	res, err := Load([]string{root}, Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res.Stacks[0].Spec
+	b := st.Backups[0]
+	if got := b.Schedule.Next(utc("2025-06-10T00:00:00Z")); !got.Equal(utc("2025-06-10T18:00:00Z")) {
+		t.Errorf("schedule next = %v, want 03:00 in Tokyo", got)
+	}
+	if b.Retention.KeepMonthly != Unlimited {
+		t.Errorf("keepMonthly = %d, want Unlimited", b.Retention.KeepMonthly)
+	}
+	open, until, _ := st.MaintenanceWindows.Open(utc("2025-06-10T21:00:00Z"))
+	if !open || !until.Equal(utc("2025-06-10T22:00:00Z")) {
+		t.Errorf("window open = %v until %v, want open until 00:00 Berlin", open, until)
+	}
+}
+
 func TestLoadAppendonlyBoolOrString(t *testing.T) {
 	for _, v := range []string{"yes", "\"yes\"", "true", "YES"} {
 		root := writeTree(t, map[string]string{"s.yaml": stackDoc("a", "  redis:\n    url: redis://cache:6379\n    config:\n      appendonly: "+v+"\n      maxmemory: 1073741824\n")})
@@ -186,17 +213,39 @@ func TestLoadErrors(t *testing.T) {
     - {name: ok, source: postgres, schedule: "@daily", destination: /b, retention: {keepDaily: 7}}
 `)},
 			want: []string{
-				`spec.backups[1].schedule: "0 0 3 * * *" is not a 5-field cron expression`,
-				`spec.backups[1].timezone: "Narnia/Cair" is not an IANA time zone`,
+				`spec.backups[1].schedule: "0 0 3 * * *": expected exactly 5 fields`,
+				`spec.backups[1].timezone: "Narnia/Cair" is not a known IANA time zone`,
 				`spec.backups[1].destination: "rel/dir" must be an absolute folder`,
 				`spec.backups[1].retention: empty`,
 				`spec.backups[1].verify: restore verification is for postgres backups`,
 				`spec.backups[2].name: duplicate backup job "ok"`,
 				`spec.backups[2].source: postgres backups need spec.postgres`,
 				`spec.backupBeforeMigrate: "nope" is not a postgres backup job of this stack`,
-				`spec.maintenanceWindows[1].start: "0 0 2 * * SUN" is not a 5-field cron expression`,
+				`spec.maintenanceWindows[1].start: "0 0 2 * * SUN": expected exactly 5 fields`,
 				`spec.maintenanceWindows[1].duration: "-1h" is not a positive duration`,
-				`spec.maintenanceWindows[1].timezone: "Mars/Olympus" is not an IANA time zone`,
+				`spec.maintenanceWindows[1].timezone: "Mars/Olympus" is not a known IANA time zone`,
+			},
+		},
+		{
+			// Both were accepted by validate: the window deferred risky
+			// changes "until 0001-01-01", the job was refused by plan and
+			// never fired by dbops run.
+			name: "a window that cannot open, a schedule too frequent",
+			files: map[string]string{"envs/prod.yaml": stackDoc("amanat-prod", `  redis: {url: "redis://c:1"}
+  maintenanceWindows:
+    - {start: "@every 1h", duration: 30m}
+    - {start: "0 0 30 2 *", duration: 1h}
+    - {start: "@weekly", duration: "2 hours", timezone: Local}
+  backups:
+    - {name: often, source: redis, schedule: "@every 10s", destination: /b, retention: {keepLast: 1, keepDaily: -2}}
+`)},
+			want: []string{
+				`envs/prod.yaml: stack "amanat-prod": spec.maintenanceWindows[0].start: @every 1h: @every has no fixed start`,
+				`envs/prod.yaml: stack "amanat-prod": spec.maintenanceWindows[1].start: "0 0 30 2 *" never fires`,
+				`envs/prod.yaml: stack "amanat-prod": spec.maintenanceWindows[2].duration: "2 hours" is not a positive duration`,
+				`envs/prod.yaml: stack "amanat-prod": spec.maintenanceWindows[2].timezone: "Local" depends on the host`,
+				`envs/prod.yaml: stack "amanat-prod": spec.backups[0].schedule: "@every 10s": interval 10s is shorter than 1m0s`,
+				`envs/prod.yaml: stack "amanat-prod": spec.backups[0].retention.keepDaily: -2 is negative: use a count, or -1 for unlimited`,
 			},
 		},
 		{

@@ -69,7 +69,7 @@ func newBackupRunCommand(e *env) *cobra.Command {
 			t := targets[0]
 			o := e.options()
 			o.Backup.NoVerify = skipVerify
-			m, err := backup.Run(cmd.Context(), reconcile.Job(t.stack, t.job), o.Backup)
+			m, err := backup.Run(cmd.Context(), backup.NewJob(t.stack, t.job), o.Backup)
 			if err != nil {
 				return exitError{code: 1, msg: err.Error()}
 			}
@@ -106,7 +106,7 @@ func newBackupListCommand(e *env) *cobra.Command {
 			}
 			var rows []row
 			for _, t := range targets {
-				bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, reconcile.Job(t.stack, t.job))
+				bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, backup.NewJob(t.stack, t.job))
 				if err != nil {
 					return exitError{code: 1, msg: err.Error()}
 				}
@@ -154,7 +154,7 @@ procedure (stop Redis, replace dump.rdb, start).`,
 				return err
 			}
 			t := targets[0]
-			job := reconcile.Job(t.stack, t.job)
+			job := backup.NewJob(t.stack, t.job)
 			bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, job)
 			if err != nil {
 				return exitError{code: 1, msg: err.Error()}

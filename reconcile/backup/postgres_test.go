@@ -39,7 +39,7 @@ var wantCounts = map[string]int64{"shop.customers": 2000, "shop.orders": 20000, 
 	"public.empty_table": 0, "public.goose_db_version": 5}
 
 func pgJob(t *testing.T, url, verify string) Job {
-	return Job{Stack: "shop", Name: "pg", Source: SourcePostgres, Schedule: "@daily", Destination: t.TempDir(),
+	return Job{Stack: "shop", Name: "pg", Source: SourcePostgres, Schedule: mustSchedule(t, "@daily", ""), Destination: t.TempDir(),
 		Retention: Retention{KeepLast: 3}, Verify: verify, PostgresURL: url}
 }
 

@@ -66,7 +66,7 @@ func fillRedis(t *testing.T, rawURL string) (int64, int64) {
 }
 
 func redisJob(t *testing.T, url string) Job {
-	return Job{Stack: "shop", Name: "redis", Source: SourceRedis, Schedule: "@daily", Destination: t.TempDir(),
+	return Job{Stack: "shop", Name: "redis", Source: SourceRedis, Schedule: mustSchedule(t, "@daily", ""), Destination: t.TempDir(),
 		Retention: Retention{KeepLast: 7}, RedisURL: url}
 }
 
