@@ -205,7 +205,7 @@ func TestParseWindowErrors(t *testing.T) {
 	}{
 		{"0 25 * * *", "1h", "", []string{"start: \"0 25 * * *\": "}},
 		{"0 0 2 * * 6", "1h", "", []string{"start: \"0 0 2 * * 6\": expected exactly 5 fields"}},
-		{"", "1h", "", []string{"start: required"}},
+		{"", "1h", "", []string{"start: required: a 5-field cron expression"}},
 		{"@every 1h", "1h", "", []string{"start: @every 1h: @every has no fixed start"}},
 		{"CRON_TZ=Europe/Berlin 0 2 * * *", "1h", "", []string{"start: \"CRON_TZ=Europe/Berlin 0 2 * * *\": set the time zone in the timezone field"}},
 		{"0 0 30 2 *", "1h", "", []string{"start: \"0 0 30 2 *\" never fires"}},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -46,14 +47,33 @@ func schemaErrors(file, stack string, doc any) ErrorList {
 	seen := map[string]bool{}
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
-		if len(e.Causes) > 0 {
-			for _, c := range e.Causes {
-				walk(c)
-			}
-			return
-		}
-		field := strings.Join(e.InstanceLocation, ".")
+		field := fieldPath(e.InstanceLocation)
 		var msgs []FieldError
+		switch k := e.ErrorKind.(type) {
+		case *kind.AnyOf, *kind.OneOf:
+			// One message for the field, not one per alternative ("keepHourly
+			// is missing", "keepDaily is missing"...); the checks usually
+			// have a better one for the same field.
+			msgs = append(msgs, FieldError{Field: field, Msg: "does not match any of the allowed forms (see schemas/stack.schema.json)"})
+		case *kind.PropertyNames:
+			// The library's InstanceLocation for propertyNames aliases a
+			// slice it goes on changing: find the object holding the name.
+			if loc, ok := findKey(doc, k.Property, nil); ok {
+				field = fieldPath(loc)
+			}
+			for _, c := range e.Causes {
+				msgs = append(msgs, FieldError{Field: joinField(field, k.Property), Msg: "not a valid name: " + c.ErrorKind.LocalizedString(p)})
+			}
+		case *kind.FalseSchema:
+			msgs = append(msgs, FieldError{Field: field, Msg: "not allowed"})
+		default:
+			if len(e.Causes) > 0 {
+				for _, c := range e.Causes {
+					walk(c)
+				}
+				return
+			}
+		}
 		switch k := e.ErrorKind.(type) {
 		case *kind.AdditionalProperties:
 			for _, prop := range k.Properties {
@@ -63,6 +83,7 @@ func schemaErrors(file, stack string, doc any) ErrorList {
 			for _, prop := range k.Missing {
 				msgs = append(msgs, FieldError{Field: joinField(field, prop), Msg: "required field is missing"})
 			}
+		case *kind.AnyOf, *kind.OneOf, *kind.PropertyNames, *kind.FalseSchema:
 		default:
 			msgs = append(msgs, FieldError{Field: field, Msg: e.ErrorKind.LocalizedString(p)})
 		}
@@ -77,6 +98,45 @@ func schemaErrors(file, stack string, doc any) ErrorList {
 	walk(verr)
 	slices.SortStableFunc(out, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
 	return out
+}
+
+// findKey returns the location of the first object in doc with key.
+func findKey(doc any, key string, loc []string) ([]string, bool) {
+	switch v := doc.(type) {
+	case map[string]any:
+		if _, ok := v[key]; ok {
+			return loc, true
+		}
+		for _, k := range sortedKeys(v) {
+			if l, ok := findKey(v[k], key, append(slices.Clip(loc), k)); ok {
+				return l, true
+			}
+		}
+	case []any:
+		for i, item := range v {
+			if l, ok := findKey(item, key, append(slices.Clip(loc), strconv.Itoa(i))); ok {
+				return l, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// fieldPath writes a JSON pointer the way the checks name fields:
+// spec.backups[0].retention.
+func fieldPath(loc []string) string {
+	var b strings.Builder
+	for _, part := range loc {
+		if _, err := strconv.Atoi(part); err == nil && b.Len() > 0 {
+			b.WriteString("[" + part + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
 }
 
 func joinField(parent, child string) string {

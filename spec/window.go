@@ -1,6 +1,9 @@
 package spec
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Window is a recurring maintenance window: it opens at each Start, in
 // Timezone, and stays open for Duration of elapsed time. Load parses Start
@@ -21,7 +24,9 @@ func ParseWindow(start, duration, tz string) (Window, []FieldError) {
 		errs = append(errs, FieldError{Field: "timezone", Msg: lerr.Error()})
 		tz = "" // still check start
 	}
-	if w.Start, err = ParseSchedule(start, tz); err != nil {
+	if strings.TrimSpace(start) == "" {
+		errs = append(errs, FieldError{Field: "start", Msg: "required: a 5-field cron expression such as \"0 2 * * 6\", or @daily, @weekly"})
+	} else if w.Start, err = ParseSchedule(start, tz); err != nil {
 		errs = append(errs, FieldError{Field: "start", Msg: err.Error()})
 	} else if !w.Start.Calendar() {
 		errs = append(errs, FieldError{Field: "start", Msg: start + ": @every has no fixed start; a window opens at calendar times: use a cron expression such as \"0 2 * * 6\" or @daily"})
