@@ -175,7 +175,11 @@ func loadDocument(file string, doc document, opts Options) (*Stack, ErrorList, [
 		return nil, fail(err.Error()), nil
 	}
 	name := stackName(generic)
-	errs := schemaErrors(file, name, generic)
+	if name == "" {
+		// name: off is read as false; name the stack as it was written.
+		name = scalarToken(doc.data, "name", "boolean")
+	}
+	errs := schemaErrors(file, name, generic, doc.data)
 	if name == "" && len(errs) == 0 {
 		errs = fail("metadata.name is missing")
 	}

@@ -249,6 +249,18 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "YAML 1.1 booleans where a string is wanted",
+			files: map[string]string{
+				"off.yaml":    stackDoc("off", redisOnly),
+				"labels.yaml": "apiVersion: dbops/v1\nkind: Stack\nmetadata:\n  name: a\n  labels: {pci: yes, tier: On}\nspec:\n" + redisOnly,
+			},
+			want: []string{
+				`off.yaml: stack "off": metadata.name: YAML reads off as a boolean: quote it (name: "off")`,
+				`labels.yaml: stack "a": metadata.labels.pci: YAML reads yes as a boolean: quote it (pci: "yes")`,
+				`labels.yaml: stack "a": metadata.labels.tier: YAML reads On as a boolean: quote it (tier: "On")`,
+			},
+		},
+		{
 			name:  "wrong scheme, password not shown",
 			files: map[string]string{"a.yaml": stackDoc("a", "  postgres:\n    url: mysql://root:pgSecret42@db/x\n")},
 			want:  []string{`spec.postgres.url: mysql://root:xxxxx@db/x: scheme must be postgres:// or postgresql://`},

@@ -32,7 +32,7 @@ var stackSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
 
 // schemaErrors validates a decoded document against schemas/stack.schema.json
 // and turns every failed leaf into a FieldError with its field path.
-func schemaErrors(file, stack string, doc any) ErrorList {
+func schemaErrors(file, stack string, doc any, raw []byte) ErrorList {
 	sch, err := stackSchema()
 	if err != nil {
 		panic(fmt.Sprintf("embedded stack schema: %v", err)) // a build defect, caught by tests
@@ -66,6 +66,10 @@ func schemaErrors(file, stack string, doc any) ErrorList {
 			}
 		case *kind.FalseSchema:
 			msgs = append(msgs, FieldError{Field: field, Msg: "not allowed"})
+		case *kind.Type:
+			if (k.Got == "boolean" || k.Got == "number") && slices.Contains(k.Want, "string") {
+				msgs = append(msgs, FieldError{Field: field, Msg: yamlTypeHint(raw, field, k.Got)})
+			}
 		default:
 			if len(e.Causes) > 0 {
 				for _, c := range e.Causes {
@@ -84,6 +88,10 @@ func schemaErrors(file, stack string, doc any) ErrorList {
 				msgs = append(msgs, FieldError{Field: joinField(field, prop), Msg: "required field is missing"})
 			}
 		case *kind.AnyOf, *kind.OneOf, *kind.PropertyNames, *kind.FalseSchema:
+		case *kind.Type:
+			if len(msgs) == 0 {
+				msgs = append(msgs, FieldError{Field: field, Msg: e.ErrorKind.LocalizedString(p)})
+			}
 		default:
 			msgs = append(msgs, FieldError{Field: field, Msg: e.ErrorKind.LocalizedString(p)})
 		}
