@@ -74,6 +74,9 @@ func Load(paths []string, opts Options) (*Result, error) {
 			res.Stacks = append(res.Stacks, *st)
 		}
 	}
+	cerrs, cwarns := checkConflicts(res.Stacks)
+	errs = append(errs, cerrs...)
+	res.Warnings = append(res.Warnings, cwarns...)
 	if len(files) > 0 && len(res.Stacks) == 0 && len(errs) == 0 {
 		errs = append(errs, FieldError{File: strings.Join(paths, ", "), Msg: "no Stack documents found"})
 	}

@@ -47,8 +47,8 @@ func TestLoadValid(t *testing.T) {
 		"migrations/00001_a.sql":      migration,
 		"migrations/00002_b.sql":      migration,
 		"envs/dev/stack.yaml":         stackDoc("dev", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: ../../migrations\n      target: 2\n"),
-		"envs/prod/stack.yml":         stackDoc("prod", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: ../../migrations\n"),
-		"envs/prod/more.yaml":         stackDoc("cache-a", redisOnly) + "---\n# second document\n" + stackDoc("cache-b", redisOnly) + "---\n",
+		"envs/prod/stack.yml":         stackDoc("prod", "  postgres:\n    url: postgres://db:5432/prod\n    migrations:\n      dir: ../../migrations\n"),
+		"envs/prod/more.yaml":         stackDoc("cache-a", redisOnly) + "---\n# second document\n" + stackDoc("cache-b", strings.Replace(redisOnly, "maxmemory: 256mb", "hz: 10", 1)) + "---\n",
 		"envs/prod/notes.txt":         "not yaml, ignored",
 		"envs/prod/.hidden/skip.yaml": "not: a stack",
 	})
@@ -285,6 +285,60 @@ func TestLoadErrors(t *testing.T) {
 			}
 			if strings.Contains(msg, "Secret42") {
 				t.Errorf("error shows a password:\n%s", msg)
+			}
+		})
+	}
+}
+
+// TestLoadStacksDoNotFight: two stacks managing one thing are an error
+// naming both; offline, with ${VAR} unset, identical text still compares
+// and anything else is a warning that says it was not compared.
+func TestLoadStacksDoNotFight(t *testing.T) {
+	pg := func(name, url string) string {
+		return stackDoc(name, "  postgres:\n    url: "+url+"\n    migrations: {dir: m}\n")
+	}
+	rd := func(name, url, param string) string {
+		return stackDoc(name, "  redis:\n    url: "+url+"\n    config: {"+param+": \"1\"}\n")
+	}
+	tests := []struct {
+		name    string
+		files   map[string]string
+		vars    map[string]string
+		offline bool
+		err     string // "" for none
+		warn    string
+	}{
+		{name: "same database after expansion", files: map[string]string{"a.yaml": pg("a", "${A_URL}"), "b.yaml": pg("b", "postgres://u:pw@DB:5432/app?sslmode=disable")},
+			vars: map[string]string{"A_URL": "postgres://other:pw@db/app"},
+			err:  `b.yaml: stack "b": spec.postgres.url: db:5432/app is also managed by stack "a" (a.yaml)`},
+		{name: "other database", files: map[string]string{"a.yaml": pg("a", "postgres://db/app"), "b.yaml": pg("b", "postgres://db/app2")}},
+		{name: "same redis parameter, other db index", files: map[string]string{"a.yaml": rd("a", "redis://cache:6379/0", "hz"), "b.yaml": rd("b", "redis://cache/3", "hz")},
+			err: `b.yaml: stack "b": spec.redis.config.hz: cache:6379 hz is also managed by stack "a" (a.yaml)`},
+		{name: "other redis parameter", files: map[string]string{"a.yaml": rd("a", "redis://cache:6379", "hz"), "b.yaml": rd("b", "redis://cache:6379", "maxclients")}},
+		{name: "offline: the same unset variable", offline: true, files: map[string]string{"a.yaml": rd("a", "${R}", "hz"), "b.yaml": rd("b", "${R}", "hz")},
+			err: `b.yaml: stack "b": spec.redis.config.hz: ${R} hz is also managed by stack "a" (a.yaml)`},
+		{name: "offline: cannot compare", offline: true, files: map[string]string{"a.yaml": pg("a", "${A_URL}"), "b.yaml": pg("b", "postgres://db/app")},
+			warn: `a.yaml: stack "a": spec.postgres.url: not compared with the other stacks' servers (a variable is unset)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.files[".git/HEAD"] = "x"
+			tt.files["m/00001_a.sql"] = migration
+			root := writeTree(t, tt.files)
+			t.Chdir(root)
+			res, err := Load([]string{"a.yaml", "b.yaml"}, Options{Getenv: env(tt.vars), KeepUnsetVars: tt.offline})
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("Load: %v", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("Load error %v, want one containing %q", err, tt.err)
+			}
+			var warns []string
+			for _, w := range res.Warnings {
+				warns = append(warns, w.Error())
+			}
+			if got := strings.Join(warns, "\n"); tt.warn != "" && !strings.Contains(got, tt.warn) {
+				t.Errorf("warnings lack %q:\n%s", tt.warn, got)
 			}
 		})
 	}

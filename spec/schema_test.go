@@ -29,6 +29,8 @@ var notInSchema = map[string]string{
 	"x-memory-overflow.yaml":        "a memory size fits in 64 bits (numeric range of a string)",
 	"x-url-scheme.yaml":             "URL scheme and host, checked after ${VAR} expansion",
 	"x-stack-name-duplicate.yaml":   "stack names unique across documents and files",
+	"x-same-database.yaml":          "no two stacks migrate the same Postgres database (host:port/db after ${VAR} expansion)",
+	"x-same-redis-parameter.yaml":   "no two stacks manage the same parameter of one Redis server (host:port after ${VAR} expansion)",
 }
 
 type corpusDoc struct {
