@@ -173,11 +173,9 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 		}
 		fmt.Fprintf(w, "%s %s\n", s.bold("stack"), s.bold(sr.Stack))
 		for _, c := range sr.Changes {
-			label := c.Name
+			label := c.Action + " " + c.Name
 			if c.Kind == ResourceRedisConfig {
 				label = fmt.Sprintf("%s = %s", c.Name, quote(c.After))
-			} else {
-				label = c.Action + " " + c.Name
 			}
 			switch c.Status {
 			case StatusDone:

@@ -47,7 +47,7 @@ func ParseSchedule(expr, tz string) (Schedule, error) {
 	}
 	e := strings.TrimSpace(expr)
 	if e == "" {
-		return Schedule{}, errors.New("required: a 5-field cron expression or @daily, @hourly, @every 6h...")
+		return Schedule{}, errors.New("required: a 5-field cron expression, or a descriptor such as @daily or @every 6h")
 	}
 	if strings.HasPrefix(e, "TZ=") || strings.HasPrefix(e, "CRON_TZ=") {
 		return Schedule{}, fmt.Errorf("%q: set the time zone in the timezone field, not in the expression", expr)

@@ -15,6 +15,7 @@ import (
 )
 
 func redisClient(t *testing.T, rawURL string, db int) *goredis.Client {
+	t.Helper()
 	opt, err := goredis.ParseURL(rawURL)
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +67,7 @@ func fillRedis(t *testing.T, rawURL string) (int64, int64) {
 }
 
 func redisJob(t *testing.T, url string) Job {
+	t.Helper()
 	return Job{Stack: "shop", Name: "redis", Source: SourceRedis, Schedule: mustSchedule(t, "@daily", ""), Destination: t.TempDir(),
 		Retention: Retention{KeepLast: 7}, RedisURL: url}
 }

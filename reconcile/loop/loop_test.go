@@ -281,6 +281,7 @@ func sign(secret, body string) string {
 }
 
 func post(t *testing.T, url, body, sig string) int {
+	t.Helper()
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	if sig != "" {
 		req.Header.Set("X-Hub-Signature-256", sig)
