@@ -40,7 +40,7 @@ func TestDiff(t *testing.T) {
 			state: State{Values: map[string]string{"hz": "ten"}}, want: []Change{{Param: "hz", Before: "ten", After: "10"}}},
 		{name: "a parameter the server does not know", desired: map[string]spec.RedisValue{"maxmemory": "1gb", "no-such": "1"},
 			state: State{Version: "7.2.4", Values: map[string]string{"maxmemory": "0"}, Unknown: []string{"no-such", "unmanaged"}},
-			msg: "the server (Redis 7.2.4) does not know parameter no-such: check the name"},
+			msg:   "the server (Redis 7.2.4) does not know parameter no-such: check the name"},
 		{name: "an invalid desired value", desired: map[string]spec.RedisValue{"maxmemory": "lots"},
 			msg: `maxmemory: "lots" is not a memory size`},
 		{name: "nothing managed", desired: nil},
