@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -62,7 +63,11 @@ func schemaErrors(file, stack string, doc any, raw []byte) ErrorList {
 				field = fieldPath(loc)
 			}
 			for _, c := range e.Causes {
-				msgs = append(msgs, FieldError{Field: joinField(field, k.Property), Msg: "not a valid name: " + c.ErrorKind.LocalizedString(p)})
+				msg := c.ErrorKind.LocalizedString(p)
+				if d := describe(c.SchemaURL); d != "" {
+					msg = d
+				}
+				msgs = append(msgs, FieldError{Field: joinField(field, k.Property), Msg: "not a valid name: " + msg})
 			}
 		case *kind.FalseSchema:
 			msgs = append(msgs, FieldError{Field: field, Msg: "not allowed"})
@@ -88,6 +93,14 @@ func schemaErrors(file, stack string, doc any, raw []byte) ErrorList {
 				msgs = append(msgs, FieldError{Field: joinField(field, prop), Msg: "required field is missing"})
 			}
 		case *kind.AnyOf, *kind.OneOf, *kind.PropertyNames, *kind.FalseSchema:
+		case *kind.Pattern, *kind.Not:
+			// A regular expression tells a user little: say what the field
+			// wants, from the schema's own description.
+			msg := e.ErrorKind.LocalizedString(p)
+			if d := describe(e.SchemaURL); d != "" {
+				msg = fmt.Sprintf("%s is not valid here: %s", jsonText(valueAt(doc, e.InstanceLocation)), d)
+			}
+			msgs = append(msgs, FieldError{Field: field, Msg: msg})
 		case *kind.Type:
 			if len(msgs) == 0 {
 				msgs = append(msgs, FieldError{Field: field, Msg: e.ErrorKind.LocalizedString(p)})
@@ -106,6 +119,59 @@ func schemaErrors(file, stack string, doc any, raw []byte) ErrorList {
 	walk(verr)
 	slices.SortStableFunc(out, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
 	return out
+}
+
+var stackSchemaDoc = sync.OnceValue(func() any {
+	var v any
+	_ = json.Unmarshal(schemas.Stack, &v) // compiled by stackSchema, so valid
+	return v
+})
+
+// describe returns the description of the stack schema node that url (a
+// dereferenced schema location) points at; "" when it has none.
+func describe(url string) string {
+	_, frag, _ := strings.Cut(url, "#")
+	node := stackSchemaDoc()
+	for _, tok := range strings.Split(frag, "/") {
+		if tok == "" {
+			continue
+		}
+		m, ok := node.(map[string]any)
+		if !ok {
+			return ""
+		}
+		node = m[strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")]
+	}
+	m, _ := node.(map[string]any)
+	d, _ := m["description"].(string)
+	return d
+}
+
+// valueAt returns the value at loc in doc, nil when there is none.
+func valueAt(doc any, loc []string) any {
+	for _, k := range loc {
+		switch v := doc.(type) {
+		case map[string]any:
+			doc = v[k]
+		case []any:
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(v) {
+				return nil
+			}
+			doc = v[i]
+		default:
+			return nil
+		}
+	}
+	return doc
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
 }
 
 // findKey returns the location of the first object in doc with key.
