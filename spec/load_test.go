@@ -263,7 +263,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			// name: off stops decoding, so only the schema speaks: its
 			// pattern errors quote the field's description, not a regexp.
-			name: "schema pattern errors say what the field wants",
+			name:  "schema pattern errors say what the field wants",
 			files: map[string]string{"a.yaml": stackDoc("off", "  redis: {url: \"redis://c:1\"}\n  maintenanceWindows:\n    - {start: \"@every 1h\", duration: 1h}\n")},
 			want: []string{
 				`a.yaml: stack "off": spec.maintenanceWindows[0].start: "@every 1h" is not valid here: 5-field cron or @daily, @weekly...: when the window opens (not @every`,
