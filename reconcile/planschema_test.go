@@ -17,10 +17,16 @@ func TestPlanJSONMatchesSchema(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
 	f := newFixture(t, map[string]string{
-		"00001_t.sql":    mig("CREATE TABLE t (id int);", "DROP TABLE t;"),
-		"00002_drop.sql": mig("DROP TABLE t;", "CREATE TABLE t (id int);"),
+		"00001_t.sql": mig("CREATE TABLE t (id int); INSERT INTO t VALUES (1);", "DROP TABLE t;"),
 	})
 	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
+	// A table with a row, so that dropping it is risky.
+	f.write(t, "stack.yaml", stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	if res := f.run(t, "apply", "--auto-approve", "stack.yaml"); res.code != 0 {
+		t.Fatalf("apply: %+v", res)
+	}
+	f.write(t, "migrations/00002_drop.sql", mig("DROP TABLE t;", "CREATE TABLE t (id int);"))
+	f.write(t, "migrations/00003_u.sql", mig("CREATE TABLE u (id int);", "DROP TABLE u;"))
 	dest := t.TempDir()
 	f.write(t, "stack.yaml", stackYAML("shop", `  postgres:
     url: ${PG_URL}

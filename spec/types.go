@@ -85,6 +85,9 @@ type Migrations struct {
 	// Table is goose's version table.
 	Table string `json:"table,omitempty"`
 
+	// MigrationSession: lockTimeout, statementTimeout (migrations_session.go).
+	MigrationSession
+
 	// Path is Dir resolved to an absolute path by Load.
 	Path string `json:"-"`
 }
