@@ -17,20 +17,21 @@ import (
 // validate refuses them. Every other document gets the same verdict from
 // ajv and from Load.
 var notInSchema = map[string]string{
-	"x-job-name-duplicate.yaml":     "backup job names unique within a stack (uniqueness of one property across array items)",
-	"x-backup-before-migrate.yaml":  "backupBeforeMigrate names a postgres backup job of the stack (a cross-reference)",
-	"x-migrations-dir-missing.yaml": "migrations.dir exists (the file system)",
-	"x-migrations-dir-outside.yaml": "migrations.dir resolves inside the repository root (the file system, symlinks)",
-	"x-target-not-in-dir.yaml":      "migrations.target is a version present in dir (the file system)",
-	"x-cron-range.yaml":             "cron field values in range (minute 0-59, ...: calendar validity)",
-	"x-cron-never-fires.yaml":       "a cron expression fires at all, e.g. not Feb 30 (calendar validity)",
-	"x-every-too-short.yaml":        "@every at least 1m (comparing durations)",
-	"x-timezone-unknown.yaml":       "timezone is a zone of the IANA database",
-	"x-memory-overflow.yaml":        "a memory size fits in 64 bits (numeric range of a string)",
-	"x-url-scheme.yaml":             "URL scheme and host, checked after ${VAR} expansion",
-	"x-stack-name-duplicate.yaml":   "stack names unique across documents and files",
-	"x-same-database.yaml":          "no two stacks migrate the same Postgres database (host:port/db after ${VAR} expansion)",
-	"x-same-redis-parameter.yaml":   "no two stacks manage the same parameter of one Redis server (host:port after ${VAR} expansion)",
+	"x-job-name-duplicate.yaml":      "backup job names unique within a stack (uniqueness of one property across array items)",
+	"x-backup-before-migrate.yaml":   "backupBeforeMigrate names a postgres backup job of the stack (a cross-reference)",
+	"x-migrations-dir-missing.yaml":  "migrations.dir exists (the file system)",
+	"x-migrations-dir-outside.yaml":  "migrations.dir resolves inside the repository root (the file system, symlinks)",
+	"x-target-not-in-dir.yaml":       "migrations.target is a version present in dir (the file system)",
+	"x-cron-range.yaml":              "cron field values in range (minute 0-59, ...: calendar validity)",
+	"x-cron-never-fires.yaml":        "a cron expression fires at all, e.g. not Feb 30 (calendar validity)",
+	"x-every-too-short.yaml":         "@every at least 1m (comparing durations)",
+	"x-timezone-unknown.yaml":        "timezone is a zone of the IANA database",
+	"x-memory-overflow.yaml":         "a memory size fits in 64 bits (numeric range of a string)",
+	"x-url-scheme.yaml":              "URL scheme and host, checked after ${VAR} expansion",
+	"x-stack-name-duplicate.yaml":    "stack names unique across documents and files",
+	"x-timeout-sub-millisecond.yaml": "lock/statement timeouts in whole milliseconds, at most 2^31-1 ms (arithmetic on a duration string)",
+	"x-same-database.yaml":           "no two stacks migrate the same Postgres database (host:port/db after ${VAR} expansion)",
+	"x-same-redis-parameter.yaml":    "no two stacks manage the same parameter of one Redis server (host:port after ${VAR} expansion)",
 }
 
 type corpusDoc struct {
