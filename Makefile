@@ -23,6 +23,7 @@ demo: build servers
 
 # The whole suite, with real throwaway servers (never skipped here).
 test: servers
+	@scripts/ensure-node.sh
 	DBOPS_REQUIRE_SERVERS=1 $(GO) test -count=1 -timeout 30m ./...
 
 # The version matrix: the server-backed tests on PostgreSQL 18 and Redis 8

@@ -105,15 +105,7 @@ func windowsAt(st *spec.Stack, now time.Time) windowState {
 	if len(st.Spec.MaintenanceWindows) == 0 {
 		return windowState{}
 	}
-	ws := make([]risk.Window, len(st.Spec.MaintenanceWindows))
-	for i, w := range st.Spec.MaintenanceWindows {
-		ws[i] = risk.Window{Start: w.Start, Duration: w.DurationValue(), Timezone: w.Timezone}
-	}
-	parsed, err := risk.ParseWindows(ws)
-	if err != nil {
-		return windowState{has: true} // validated at load; never open if not
-	}
-	open, _, next := parsed.Open(now)
+	open, _, next := st.Spec.MaintenanceWindows.Open(now)
 	return windowState{has: true, open: open, next: next}
 }
 

@@ -74,7 +74,7 @@ func newBackupRunCommand(e *env) *cobra.Command {
 			t := targets[0]
 			o := e.options()
 			o.Backup.NoVerify = skipVerify
-			m, err := backup.Run(cmd.Context(), reconcile.Job(t.stack, t.job), o.Backup)
+			m, err := backup.Run(cmd.Context(), backup.NewJob(t.stack, t.job), o.Backup)
 			if err != nil {
 				return exitError{code: 1, msg: err.Error()}
 			}
@@ -114,7 +114,7 @@ func newBackupListCommand(e *env) *cobra.Command {
 			}
 			var rows []row
 			for _, t := range targets {
-				bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, reconcile.Job(t.stack, t.job))
+				bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, backup.NewJob(t.stack, t.job))
 				if err != nil {
 					return exitError{code: 1, msg: err.Error()}
 				}
@@ -169,7 +169,7 @@ the AOF folder moved aside), start, key count checked, AOF back on.`,
 				return err
 			}
 			t := targets[0]
-			job := reconcile.Job(t.stack, t.job)
+			job := backup.NewJob(t.stack, t.job)
 			bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, job)
 			if err != nil {
 				return exitError{code: 1, msg: err.Error()}

@@ -158,6 +158,7 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 
 // Client returns a go-redis client for r, closed when the test ends.
 func (r *Redis) Client(t testing.TB) *goredis.Client {
+	t.Helper()
 	c := goredis.NewClient(&goredis.Options{Addr: r.addr(), Password: r.Password})
 	t.Cleanup(func() { c.Close() })
 	return c
