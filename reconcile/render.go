@@ -195,11 +195,9 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 		}
 		fmt.Fprintf(w, "%s %s\n", s.bold("stack"), s.bold(sr.Stack))
 		for _, c := range sr.Changes {
-			label := c.Name
+			label := c.Action + " " + c.Name
 			if c.Kind == ResourceRedisConfig {
 				label = fmt.Sprintf("%s = %s", c.Name, quote(c.After))
-			} else {
-				label = c.Action + " " + c.Name
 			}
 			if c.Retries > 0 {
 				label += fmt.Sprintf(" (retried %d× after lock timeout)", c.Retries)

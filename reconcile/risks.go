@@ -52,6 +52,11 @@ func migrationRisks(ctx context.Context, db *sql.DB, eng postgres.Engine, change
 			c.Risk = "cannot analyse: this dbops was built without cgo (no SQL parser)"
 			continue
 		}
+		var pg18 *risk.PG18SyntaxError
+		if errors.As(err, &pg18) {
+			c.Risk = pg18.Error() // "cannot analyse (PostgreSQL 18 syntax ...)"
+			continue
+		}
 		if err != nil {
 			c.Risk = "cannot analyse: " + err.Error()
 			continue
@@ -98,15 +103,7 @@ func windowsAt(st *spec.Stack, now time.Time) windowState {
 	if len(st.Spec.MaintenanceWindows) == 0 {
 		return windowState{}
 	}
-	ws := make([]risk.Window, len(st.Spec.MaintenanceWindows))
-	for i, w := range st.Spec.MaintenanceWindows {
-		ws[i] = risk.Window{Start: w.Start, Duration: w.DurationValue(), Timezone: w.Timezone}
-	}
-	parsed, err := risk.ParseWindows(ws)
-	if err != nil {
-		return windowState{has: true} // validated at load; never open if not
-	}
-	open, _, next := parsed.Open(now)
+	open, _, next := st.Spec.MaintenanceWindows.Open(now)
 	return windowState{has: true, open: open, next: next}
 }
 

@@ -152,6 +152,7 @@ func mustApplyWith(t *testing.T, stacks []spec.Stack, p *reconcile.Plan, o recon
 }
 
 func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
 	loc, err := time.LoadLocation(name)
 	if err != nil {
 		t.Fatal(err)

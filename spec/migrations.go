@@ -62,8 +62,8 @@ func (r *MigrationRef) UnmarshalJSON(b []byte) error {
 		return nil
 	case string:
 		ref, err := parseRef(v)
-		if err != nil {
-			return err
+		if err != nil { // a MigrationRef is only ever the baseline
+			return FieldError{Field: "spec.postgres.migrations.baseline", Msg: err.Error()}
 		}
 		*r = ref
 		return nil
@@ -79,11 +79,17 @@ func (r MigrationRef) MarshalJSON() ([]byte, error) {
 	return []byte(strconv.FormatInt(r.Version, 10)), nil
 }
 
+// numeric is what parseRef reads as a number, as the schema's
+// migrationVersion and migrationTag tell them apart.
+var numeric = regexp.MustCompile(`^[+-]?[0-9]+$`)
+
 // parseRef reads a number as a goose version and anything else as a tag.
+// A number out of range is an error, not a tag.
 func parseRef(s string) (MigrationRef, error) {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n < 0 {
-			return MigrationRef{}, fmt.Errorf("%q is not a migration version", s)
+	if numeric.MatchString(s) {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return MigrationRef{}, fmt.Errorf("%q is not a migration version (0 to 2^63-1)", s)
 		}
 		return MigrationRef{Version: n}, nil
 	}

@@ -213,7 +213,7 @@ func TestMigrationRefJSON(t *testing.T) {
 			t.Errorf("target %s: %+v %v", tt.in, tg, err)
 		}
 	}
-	for _, bad := range []string{`-1`, `1.5`, `""`, `"a/b"`, `true`} {
+	for _, bad := range []string{`-1`, `"-1"`, `"99999999999999999999"`, `1.5`, `""`, `"a/b"`, `true`} {
 		var r MigrationRef
 		if err := json.Unmarshal([]byte(bad), &r); err == nil {
 			t.Errorf("%s accepted as %+v", bad, r)

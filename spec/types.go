@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // APIVersion and Kind identify a dbops Stack document.
@@ -51,7 +50,7 @@ type StackSpec struct {
 	Backups []Backup `json:"backups,omitempty"`
 	// MaintenanceWindows are when risky changes may be applied without
 	// --allow-risky; outside them risky changes are deferred.
-	MaintenanceWindows []Window `json:"maintenanceWindows,omitempty"`
+	MaintenanceWindows Windows `json:"maintenanceWindows,omitempty"`
 
 	// BackupBeforeMigrate names a postgres backup job that apply takes and
 	// verifies before running any migration; it refuses to migrate if that
@@ -138,7 +137,7 @@ func (t *Target) UnmarshalJSON(b []byte) error {
 		}
 		ref, err := parseRef(v)
 		if err != nil {
-			return err
+			return FieldError{Field: "spec.postgres.migrations.target", Msg: err.Error()}
 		}
 		*t = Target{Pinned: true, Version: ref.Version, Tag: ref.Tag}
 	default:
@@ -190,17 +189,4 @@ func (v *RedisValue) UnmarshalJSON(b []byte) error {
 		*v = RedisValue(s)
 	}
 	return nil
-}
-
-// Window is a recurring maintenance window.
-type Window struct {
-	Start    string `json:"start"`              // 5-field cron: when the window opens
-	Duration string `json:"duration"`           // how long it stays open, e.g. 2h
-	Timezone string `json:"timezone,omitempty"` // IANA zone of Start; UTC when empty
-}
-
-// DurationValue is Duration parsed; Load has validated it.
-func (w Window) DurationValue() time.Duration {
-	d, _ := time.ParseDuration(w.Duration)
-	return d
 }

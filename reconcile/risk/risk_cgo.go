@@ -419,5 +419,8 @@ func parseError(sql string, err error) error {
 		}
 		pos++
 	}
+	if what, ok := pg18Construct(sql, pe.Cursorpos); ok {
+		return &PG18SyntaxError{Construct: what, Line: line, Err: err}
+	}
 	return fmt.Errorf("cannot parse SQL: line %d: %w", line, err)
 }
