@@ -142,13 +142,9 @@ func (e *drizzleEngine) UpSQL(s Step) (string, error) {
 	}
 	for _, m := range migs {
 		if m.When == s.Version {
-			var stmts []string
-			for _, stmt := range strings.Split(m.text, spec.Breakpoint) {
-				if strings.TrimSpace(stmt) != "" {
-					stmts = append(stmts, stmt)
-				}
-			}
-			return strings.Join(stmts, "\n;\n"), nil
+			// Each breakpoint ends a statement; replacing it by ";" in place
+			// keeps the file's line numbers for risk's messages.
+			return strings.Join(strings.Split(m.text, spec.Breakpoint), ";"), nil
 		}
 	}
 	return "", fmt.Errorf("no migration with when %d in %s", s.Version, spec.JournalPath)
