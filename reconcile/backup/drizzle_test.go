@@ -52,7 +52,7 @@ func TestPostgresBackupMigrationLevel(t *testing.T) {
 		wantLevel  int64
 	}{
 		{
-			name:       "drizzle, own schema and table",
+			name:       "drizzle own schema and table",
 			migrations: "dir: ./drizzle\n      schema: app_meta\n      table: applied",
 			files: map[string]string{"drizzle/meta/_journal.json": journal,
 				"drizzle/0000_init.sql": "CREATE TABLE users (id int);", "drizzle/0001_more.sql": "CREATE TABLE orders (id int);"},
@@ -63,7 +63,7 @@ CREATE TABLE users (id int); CREATE TABLE orders (id int);`,
 			wantTable: `"app_meta"."applied"`, wantFormat: spec.FormatDrizzle, wantLevel: 1700000005000,
 		},
 		{
-			name:       "drizzle, drizzle-orm's defaults",
+			name:       "drizzle defaults",
 			migrations: "dir: ./drizzle",
 			files: map[string]string{"drizzle/meta/_journal.json": journal,
 				"drizzle/0000_init.sql": "CREATE TABLE users (id int);", "drizzle/0001_more.sql": "CREATE TABLE orders (id int);"},
@@ -98,7 +98,7 @@ spec:
     migrations:
       ` + tc.migrations + `
   backups:
-    - {name: pg, source: postgres, schedule: "@daily", destination: ` + dest + `, retention: {keepLast: 3}}
+    - {name: pg, source: postgres, schedule: "@daily", destination: "` + dest + `", retention: {keepLast: 3}}
 `}
 			for k, v := range tc.files {
 				files[k] = v
@@ -112,8 +112,11 @@ spec:
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.MigrationVersion == nil || *m.MigrationVersion != tc.wantLevel {
-				t.Errorf("manifest migration version %v, want %d", m.MigrationVersion, tc.wantLevel)
+			switch v := m.MigrationVersion; {
+			case v == nil:
+				t.Errorf("manifest has no migration version, want %d", tc.wantLevel)
+			case *v != tc.wantLevel:
+				t.Errorf("manifest migration version %d, want %d", *v, tc.wantLevel)
 			}
 		})
 	}
