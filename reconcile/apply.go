@@ -11,13 +11,6 @@ import (
 	"github.com/amanat/dbops/spec"
 )
 
-// Outcomes of an applied Change.
-const (
-	StatusDone    = "done"
-	StatusFailed  = "failed"
-	StatusSkipped = "skipped"
-)
-
 // Result is what Apply did to each stack.
 type Result struct {
 	Stacks []StackResult `json:"stacks"`
@@ -37,7 +30,7 @@ type StackResult struct {
 // ChangeResult is one Change and its outcome.
 type ChangeResult struct {
 	Change
-	Status string `json:"status"`
+	Status Status `json:"status"`
 	Error  string `json:"error,omitempty"`
 	// Retries counts the runs again of a migration after a lock timeout.
 	Retries int `json:"retries,omitempty"`
@@ -82,7 +75,7 @@ func Apply(ctx context.Context, stacks []spec.Stack, plan *Plan, o Options) *Res
 	return res
 }
 
-func outcome(changes []Change, status, msg string) []ChangeResult {
+func outcome(changes []Change, status Status, msg string) []ChangeResult {
 	out := make([]ChangeResult, len(changes))
 	for i, c := range changes {
 		out[i] = ChangeResult{Change: c, Status: status, Error: msg}
@@ -108,7 +101,7 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 		}
 	}
 	if len(migs) == 0 { // no migration left to back up for
-		backups = slices.DeleteFunc(backups, func(c Change) bool { return c.Before == "backupBeforeMigrate" })
+		backups = slices.DeleteFunc(backups, func(c Change) bool { return c.BeforeMigrate })
 	}
 	if len(cfg)+len(migs)+len(backups)+len(record) == 0 {
 		return sr
@@ -126,7 +119,10 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 	if job := st.Spec.BackupBeforeMigrate; job != "" && len(migs) > 0 {
 		// The runbook's maintenance checklist: back up first. The plan holds
 		// this backup as a change of its own.
-		i := slices.IndexFunc(backups, func(ch Change) bool { return ch.Kind == ResourceBackup && ch.Name == job })
+		// It is either the change added for it, or the job's own when due anyway.
+		i := slices.IndexFunc(backups, func(ch Change) bool {
+			return ch.BeforeMigrate || ch.Kind == ResourceBackup && ch.Name == job
+		})
 		if i >= 0 {
 			res := applyBackups(ctx, st, backups[i:i+1], o)
 			sr.Changes = append(sr.Changes, res...)

@@ -11,14 +11,6 @@ import (
 	"github.com/amanat/dbops/spec"
 )
 
-// Resource kinds and actions of backup changes.
-const (
-	ResourceBackup = "backup"       // a due backup to take
-	ResourcePrune  = "backup.prune" // a backup file retention deletes
-	ActionBackup   = "backup"
-	ActionDelete   = "delete"
-)
-
 // BackupStatus is a backup job as plan sees it.
 type BackupStatus struct {
 	Job         string    `json:"job"`
@@ -53,11 +45,11 @@ func planBackups(ctx context.Context, st *spec.Stack, now time.Time) ([]BackupSt
 			last = fmt.Sprintf("%s (%s ago)", obs.Last.Time().Format(time.RFC3339), now.Sub(obs.Last.Time()).Round(time.Minute))
 		}
 		if obs.Due {
-			changes = append(changes, Change{Stack: st.Metadata.Name, Kind: ResourceBackup, Resource: ResourceBackup + "." + b.Name,
+			changes = append(changes, Change{Stack: st.Metadata.Name, Kind: ResourceBackup, Resource: ResourceBackup.Address(b.Name),
 				Name: b.Name, Action: ActionBackup, Before: "last " + last, After: "new " + b.Source + " backup in " + b.Destination})
 		}
 		for _, d := range obs.Delete {
-			changes = append(changes, Change{Stack: st.Metadata.Name, Kind: ResourcePrune, Resource: ResourcePrune + "." + b.Name + "." + d.ID,
+			changes = append(changes, Change{Stack: st.Metadata.Name, Kind: ResourcePrune, Resource: ResourcePrune.Address(b.Name + "." + d.ID),
 				Name: d.File, Action: ActionDelete, Before: "backup of " + d.Time().Format(time.RFC3339), After: "deleted (retention)"})
 		}
 		statuses = append(statuses, bs)
@@ -89,7 +81,7 @@ func applyBackups(ctx context.Context, st *spec.Stack, changes []Change, o Optio
 		return out
 	}
 	for _, b := range st.Spec.Backups {
-		prefix := ResourcePrune + "." + b.Name + "."
+		prefix := ResourcePrune.Address(b.Name + ".")
 		obs, err := backup.Observe(ctx, backup.NewJob(st, b), time.Now())
 		for _, d := range obs.Delete {
 			ch, ok := planned[prefix+d.ID]

@@ -37,7 +37,7 @@ func backupStack(dest, extra string) string {
 func kinds(p *reconcile.Plan) map[string]int {
 	out := map[string]int{}
 	for _, c := range p.Stacks[0].Changes {
-		out[c.Kind+" "+c.Action]++
+		out[string(c.Kind)+" "+string(c.Action)]++
 	}
 	return out
 }
@@ -158,6 +158,12 @@ func TestBackupBeforeMigrateRefusesWhenBackupFails(t *testing.T) {
 	p := plan(t, stacks)
 	if k := kinds(p); k["backup backup"] != 1 || k["postgres.migration up"] != 3 {
 		t.Fatalf("plan: %v\n%s", k, planText(p))
+	}
+	// Apply knows the guard by a field, not by its display text.
+	for _, c := range p.Stacks[0].Changes {
+		if c.Kind == reconcile.ResourceBackup && !c.BeforeMigrate {
+			t.Errorf("backup change %s: BeforeMigrate false, want true", c.Resource)
+		}
 	}
 	o := reconcile.Options{}
 	o.Backup.PgDumpPath = "/nonexistent/pg_dump"

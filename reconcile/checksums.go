@@ -15,13 +15,6 @@ import (
 	"github.com/amanat/dbops/spec"
 )
 
-// Checksum ledger changes: recording the checksums of applied migrations
-// met for the first time ("recorded at adoption").
-const (
-	ResourceChecksums = "postgres.checksums"
-	ActionRecord      = "record"
-)
-
 // ChecksumStatus compares the applied migrations with the files now.
 type ChecksumStatus struct {
 	Ledger string `json:"ledger"` // the ledger table, beside goose's
@@ -92,7 +85,7 @@ func planChecksums(ctx context.Context, st *spec.Stack, db *sql.DB, live postgre
 	if cs.Unrecorded == 0 {
 		return cs, nil, nil
 	}
-	return cs, []Change{{Stack: st.Metadata.Name, Kind: ResourceChecksums, Resource: ResourceChecksums, Name: cs.Ledger,
+	return cs, []Change{{Stack: st.Metadata.Name, Kind: ResourceChecksums, Resource: string(ResourceChecksums), Name: cs.Ledger,
 		Action: ActionRecord, Before: fmt.Sprintf("%d applied migration(s) without checksum (%s)", cs.Unrecorded, span(unrecorded)),
 		After: "recorded at adoption"}}, nil
 }

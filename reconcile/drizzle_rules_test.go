@@ -215,7 +215,7 @@ func TestDrizzleRiskyMigrationRefused(t *testing.T) {
 	stacks = f.load(t, yaml(""))
 	p := plan(t, stacks)
 	res := reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})
-	got := map[string]string{}
+	got := map[string]reconcile.Status{}
 	for _, c := range res.Stacks[0].Changes {
 		got[c.Name] = c.Status
 	}
@@ -256,7 +256,7 @@ func TestDrizzleBackupBeforeMigrate(t *testing.T) {
 	res = mustApply(t, stacks, plan(t, stacks))
 	var order []string
 	for _, c := range res.Stacks[0].Changes {
-		order = append(order, c.Kind+" "+c.Name)
+		order = append(order, string(c.Kind)+" "+c.Name)
 	}
 	if want := "backup pg,postgres.migration 0000_a,postgres.migration 0001_b"; strings.Join(order, ",") != want {
 		t.Errorf("applied %v, want %s", order, want)

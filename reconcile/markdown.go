@@ -69,7 +69,7 @@ func (s Summary) Line() string {
 	return line
 }
 
-var mdIcons = map[string]string{ActionUp: "➕", ActionUpdate: "✏️", ActionDown: "➖", ActionBaseline: "📌", ActionBackup: "💾", ActionDelete: "🗑️", ActionRecord: "🔏"}
+var mdIcons = map[Action]string{ActionUp: "➕", ActionUpdate: "✏️", ActionDown: "➖", ActionBaseline: "📌", ActionBackup: "💾", ActionDelete: "🗑️", ActionRecord: "🔏"}
 
 // WriteMarkdown renders the plan for a pull request comment: a one-line
 // summary, then per stack a table of changes with risks flagged.

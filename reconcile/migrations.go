@@ -33,7 +33,7 @@ func baselineChange(st *spec.Stack, m *spec.Migrations, eng postgres.Engine, liv
 	if live.TableExists {
 		before = table + " empty"
 	}
-	return Change{Stack: st.Metadata.Name, Kind: ResourceMigration, Resource: ResourceMigration + ".baseline",
+	return Change{Stack: st.Metadata.Name, Kind: ResourceMigration, Resource: ResourceMigration.Address("baseline"),
 		Name: b.Name, Action: ActionBaseline, Version: b.Version, Before: before, After: after}
 }
 

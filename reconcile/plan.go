@@ -24,21 +24,6 @@ import (
 // FormatVersion identifies the JSON form of a Plan (schemas/plan.schema.json).
 const FormatVersion = "dbops.plan/v1"
 
-// Resource kinds of a Change.
-const (
-	ResourceRedisConfig = "redis.config"
-	ResourceMigration   = "postgres.migration"
-)
-
-// Actions of a Change.
-const (
-	ActionUpdate = "update"
-	ActionUp     = "up"
-	ActionDown   = "down"
-	// ActionBaseline records migrations as applied without running them.
-	ActionBaseline = "baseline"
-)
-
 // Plan is every change needed to bring the live stacks to their spec.
 type Plan struct {
 	FormatVersion string      `json:"formatVersion"`
@@ -100,9 +85,9 @@ type RedisStatus struct {
 type Change struct {
 	Stack    string `json:"stack"`
 	Resource string `json:"resource"` // e.g. redis.config.maxmemory, postgres.migration.12
-	Kind     string `json:"kind"`     // ResourceRedisConfig or ResourceMigration
-	Name     string `json:"name"`     // the parameter, or the migration file
-	Action   string `json:"action"`
+	Kind     Kind   `json:"kind"`
+	Name     string `json:"name"` // the parameter, the migration file, the backup job
+	Action   Action `json:"action"`
 	Before   string `json:"before"`
 	After    string `json:"after"`
 	Version  int64  `json:"version,omitempty"` // of a migration
@@ -115,6 +100,10 @@ type Change struct {
 	// Session is set on a migration whose file sets its own timeouts, or
 	// that is NO TRANSACTION (never retried).
 	Session string `json:"session,omitempty"`
+	// BeforeMigrate marks the backup of the stack's backupBeforeMigrate
+	// job that guards its migrations: apply takes it first, and not at all
+	// when no migration is left to run.
+	BeforeMigrate bool `json:"beforeMigrate,omitempty"`
 }
 
 // HasChanges reports whether applying the plan would change anything.
@@ -293,8 +282,8 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 	deferRisky(&sp, st, o)
 	if job := st.Spec.BackupBeforeMigrate; job != "" && hasKind(sp.Changes, ResourceMigration) &&
 		!slices.ContainsFunc(sp.Changes, func(c Change) bool { return c.Kind == ResourceBackup && c.Name == job }) {
-		sp.Changes = append(sp.Changes, Change{Stack: st.Metadata.Name, Kind: ResourceBackup, Resource: ResourceBackup + "." + job,
-			Name: job, Action: ActionBackup, Before: "backupBeforeMigrate", After: "verified backup before any migration"})
+		sp.Changes = append(sp.Changes, Change{Stack: st.Metadata.Name, Kind: ResourceBackup, Resource: ResourceBackup.Address(job),
+			Name: job, Action: ActionBackup, BeforeMigrate: true, Before: "backupBeforeMigrate", After: "verified backup before any migration"})
 	}
 	return sp
 }
@@ -340,7 +329,7 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 	}
 	for _, s := range mp.Steps {
 		c := Change{Stack: st.Metadata.Name, Kind: ResourceMigration, Name: s.Name, Version: s.Version,
-			Resource: ResourceMigration + "." + eng.Name(s.Version),
+			Resource: ResourceMigration.Address(eng.Name(s.Version)),
 			Action:   ActionUp, Before: "pending", After: "applied"}
 		if s.Down {
 			c.Action, c.Before, c.After = ActionDown, "applied", "rolled back"
@@ -392,7 +381,7 @@ func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options
 	var changes []Change
 	for _, d := range diff {
 		changes = append(changes, Change{Stack: st.Metadata.Name, Kind: ResourceRedisConfig, Name: d.Param,
-			Resource: ResourceRedisConfig + "." + d.Param, Action: ActionUpdate, Before: d.Before, After: d.After})
+			Resource: ResourceRedisConfig.Address(d.Param), Action: ActionUpdate, Before: d.Before, After: d.After})
 	}
 	redisRisks(live, changes)
 	warn := ""
@@ -405,6 +394,6 @@ func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options
 	return status, changes, warn, nil
 }
 
-func hasKind(changes []Change, kind string) bool {
+func hasKind(changes []Change, kind Kind) bool {
 	return slices.ContainsFunc(changes, func(c Change) bool { return c.Kind == kind })
 }

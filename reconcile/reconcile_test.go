@@ -36,7 +36,7 @@ func TestPlanApplyPlan(t *testing.T) {
 	}
 	var resources []string
 	for _, c := range sp.Changes {
-		resources = append(resources, c.Resource+" "+c.Action+" "+c.Before+" -> "+c.After)
+		resources = append(resources, c.Resource+" "+string(c.Action)+" "+c.Before+" -> "+c.After)
 	}
 	want := []string{
 		"postgres.migration.1 up pending -> applied",
@@ -131,7 +131,7 @@ func TestFailingMigrationStopsAtLastGoodVersion(t *testing.T) {
 	status := map[string]string{}
 	var failure string
 	for _, c := range res.Stacks[0].Changes {
-		status[c.Name] = c.Status
+		status[c.Name] = string(c.Status)
 		if c.Status == reconcile.StatusFailed {
 			failure = c.Error
 		}
@@ -178,7 +178,7 @@ func TestTargetBelowLiveVersion(t *testing.T) {
 	p = plan(t, down)
 	var steps []string
 	for _, c := range p.Stacks[0].Changes {
-		steps = append(steps, c.Action+" "+c.Name)
+		steps = append(steps, string(c.Action)+" "+c.Name)
 	}
 	if want := []string{"down 00003_index.sql", "down 00002_orders.sql"}; !slices.Equal(steps, want) {
 		t.Errorf("down plan = %v, want %v", steps, want)

@@ -24,9 +24,9 @@ func (s Style) yellow(t string) string { return s.paint("33", t) }
 func (s Style) red(t string) string    { return s.paint("31", t) }
 func (s Style) bold(t string) string   { return s.paint("1", t) }
 
-var symbols = map[string]string{ActionUpdate: "~", ActionUp: "+", ActionDown: "-", ActionBackup: "+", ActionDelete: "-", ActionRecord: "+", ActionBaseline: "="}
+var symbols = map[Action]string{ActionUpdate: "~", ActionUp: "+", ActionDown: "-", ActionBackup: "+", ActionDelete: "-", ActionRecord: "+", ActionBaseline: "="}
 
-func (s Style) action(a string) string {
+func (s Style) action(a Action) string {
 	switch a {
 	case ActionUp, ActionBackup:
 		return s.green(symbols[a])
@@ -195,7 +195,7 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 		}
 		fmt.Fprintf(w, "%s %s\n", s.bold("stack"), s.bold(sr.Stack))
 		for _, c := range sr.Changes {
-			label := c.Action + " " + c.Name
+			label := string(c.Action) + " " + c.Name
 			if c.Kind == ResourceRedisConfig {
 				label = fmt.Sprintf("%s = %s", c.Name, quote(c.After))
 			}

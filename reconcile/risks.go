@@ -14,16 +14,6 @@ import (
 	"github.com/amanat/dbops/spec"
 )
 
-// Outcomes of risky changes that were not applied.
-const (
-	// StatusDeferred: risky, outside the stack's maintenance windows; it is
-	// applied when a window opens. Not a failure.
-	StatusDeferred = "deferred"
-	// StatusRefused: risky, and the stack has no maintenance window; it
-	// needs --allow-risky. A failure.
-	StatusRefused = "refused"
-)
-
 // riskParams are read for Redis risk checks even when not managed.
 var riskParams = []string{"maxmemory", "maxmemory-policy", "appendonly"}
 

@@ -75,7 +75,7 @@ func TestRiskyChangesAgainstLiveServers(t *testing.T) {
 	res := reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})
 	status := map[string]string{}
 	for _, ch := range res.Stacks[0].Changes {
-		status[ch.Resource] = ch.Status
+		status[ch.Resource] = string(ch.Status)
 	}
 	wantStatus := map[string]string{
 		"postgres.migration.2": "refused", "postgres.migration.3": "refused", "postgres.migration.4": "refused",

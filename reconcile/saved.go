@@ -128,7 +128,7 @@ func stackMoved(old, cur *StackPlan) []string {
 			say("redis config file changed (%q, now %q)", old.Redis.ConfigFile, cur.Redis.ConfigFile)
 		}
 	}
-	key := func(c Change) string { return c.Resource + " " + c.Action + " " + c.After }
+	key := func(c Change) string { return c.Resource + " " + string(c.Action) + " " + c.After }
 	was, now := map[string]bool{}, map[string]bool{}
 	for _, c := range old.Changes {
 		was[key(c)] = true

@@ -29,7 +29,7 @@ type outcome struct {
 	reason, message        string
 	resources              []ResourceStatus
 	failed                 bool
-	applied, failedChanges map[string]int // per resource kind
+	applied, failedChanges map[reconcile.Kind]int
 }
 
 // dispatch starts reconciling st unless it is already running, or backing
@@ -127,9 +127,9 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	plan := &reconcile.Plan{FormatVersion: reconcile.FormatVersion, Stacks: []reconcile.StackPlan{*sp}}
 	res := reconcile.Apply(ctx, stacks, plan, l.o.Reconcile)
 
-	out := outcome{applied: map[string]int{}, failedChanges: map[string]int{}}
+	out := outcome{applied: map[reconcile.Kind]int{}, failedChanges: map[reconcile.Kind]int{}}
 	var errs, deferred []string
-	failedKinds := map[string]string{}
+	failedOn := map[string]string{} // resource ("postgres", "redis") → error
 	for _, c := range res.Stacks[0].Changes {
 		if c.Retries > 0 {
 			l.o.Logger.Warn("migration retried after lock timeout", "stack", c.Stack, "resource", c.Resource, "retries", c.Retries, "status", c.Status)
@@ -142,7 +142,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 			l.o.Logger.Info("applied", "stack", c.Stack, "resource", c.Resource, "before", c.Before, "after", c.After)
 		case reconcile.StatusFailed:
 			out.failedChanges[c.Kind]++
-			failedKinds[c.Kind] = c.Error
+			failedOn[c.Kind.Server()] = c.Error
 			errs = append(errs, c.Resource+": "+c.Error)
 		}
 	}
@@ -150,10 +150,8 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	out.resources = resources(sp, StateInSync)
 	for i, r := range out.resources {
 		r.Changes = nil
-		for kind, msg := range failedKinds {
-			if kindOf(r.Resource) == kind {
-				r.State, r.Error = StateFailed, msg
-			}
+		if msg, ok := failedOn[r.Resource]; ok {
+			r.State, r.Error = StateFailed, msg
 		}
 		out.resources[i] = r
 	}
@@ -167,7 +165,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 		out.reason, out.message = ReasonDeferred, strings.Join(deferred, "; ")
 		for i, r := range out.resources {
 			for _, c := range sp.Changes {
-				if c.Kind == kindOf(r.Resource) && c.Risk != "" {
+				if c.Kind.Server() == r.Resource && c.Risk != "" {
 					r.State, r.Changes = StateDrifted, append(r.Changes, c)
 				}
 			}
@@ -177,13 +175,6 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 		out.reason, out.message = ReasonSucceeded, fmt.Sprintf("applied %d change(s)", len(sp.Changes))
 	}
 	return out
-}
-
-func kindOf(resource string) string {
-	if resource == "postgres" {
-		return reconcile.ResourceMigration
-	}
-	return reconcile.ResourceRedisConfig
 }
 
 func (l *Loop) plan(ctx context.Context, stacks []spec.Stack) *reconcile.StackPlan {
@@ -257,10 +248,10 @@ func (l *Loop) finish(st *spec.Stack, out outcome, start time.Time) {
 		m.drift.WithLabelValues(name, r.Resource).Set(float64(len(r.Changes)))
 	}
 	for kind, n := range out.applied {
-		m.applied.WithLabelValues(name, kind).Add(float64(n))
+		m.applied.WithLabelValues(name, string(kind)).Add(float64(n))
 	}
 	for kind, n := range out.failedChanges {
-		m.failed.WithLabelValues(name, kind).Add(float64(n))
+		m.failed.WithLabelValues(name, string(kind)).Add(float64(n))
 	}
 
 	l.mu.Lock()

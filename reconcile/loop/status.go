@@ -89,10 +89,10 @@ type Condition struct {
 // state of drifted resources (Drifted, Applying or Suspended).
 func resources(sp *reconcile.StackPlan, drifted string) []ResourceStatus {
 	var out []ResourceStatus
-	add := func(name, kind, planErr string) {
+	add := func(name, planErr string) {
 		rs := ResourceStatus{Resource: name, State: StateInSync, Error: planErr}
 		for _, c := range sp.Changes {
-			if c.Kind == kind {
+			if c.Kind.Server() == name {
 				rs.Changes = append(rs.Changes, c)
 			}
 		}
@@ -105,10 +105,10 @@ func resources(sp *reconcile.StackPlan, drifted string) []ResourceStatus {
 		out = append(out, rs)
 	}
 	if sp.Postgres != nil {
-		add("postgres", reconcile.ResourceMigration, sp.Postgres.Error)
+		add("postgres", sp.Postgres.Error)
 	}
 	if sp.Redis != nil {
-		add("redis", reconcile.ResourceRedisConfig, sp.Redis.Error)
+		add("redis", sp.Redis.Error)
 	}
 	if len(out) == 0 && len(sp.Errors) > 0 { // the servers could not even be opened
 		out = append(out, ResourceStatus{Resource: "stack", State: StateFailed, Error: sp.Errors[0]})
