@@ -20,7 +20,7 @@ type Result struct {
 type StackResult struct {
 	Stack   string         `json:"stack"`
 	Changes []ChangeResult `json:"changes"`
-	Errors  []string       `json:"errors,omitempty"`
+	Errors  Errors         `json:"errors,omitempty"`
 	// Postgres is the migration version after applying, when known.
 	PostgresVersion *int64 `json:"postgresVersion,omitempty"`
 	// PostgresLevel names it: the goose version or the last drizzle tag.
@@ -65,7 +65,7 @@ func Apply(ctx context.Context, stacks []spec.Stack, plan *Plan, o Options) *Res
 		st, ok := byName[sp.Stack]
 		switch {
 		case !ok:
-			res.Stacks[i] = StackResult{Stack: sp.Stack, Errors: []string{"stack is in the plan but not in the spec"}}
+			res.Stacks[i] = StackResult{Stack: sp.Stack, Errors: Errors{permanent(errors.New("stack is in the plan but not in the spec"))}}
 		case len(sp.Errors) > 0:
 			res.Stacks[i] = StackResult{Stack: sp.Stack, Errors: sp.Errors, Changes: outcome(sp.Changes, StatusSkipped, "")}
 		default:
@@ -141,7 +141,7 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 		res, err := applyMigrations(ctx, st, sp, c, migs, o)
 		sr.Changes = append(sr.Changes, res...)
 		if err != nil {
-			sr.Errors = append(sr.Errors, err.Error())
+			sr.Errors = append(sr.Errors, err)
 		}
 		eng := postgres.EngineFor(st.Spec.Postgres.Migrations)
 		if live, err := eng.Observe(ctx, c.pg); err == nil {

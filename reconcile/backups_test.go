@@ -129,7 +129,7 @@ func TestBackupDestinationNotWritable(t *testing.T) {
 	os.WriteFile(blocker, []byte("x"), 0o644)
 	stacks := f.load(t, backupStack(blocker, ""))
 	p := plan(t, stacks)
-	if errs := strings.Join(p.Stacks[0].Errors, "\n"); !strings.Contains(errs, blocker) {
+	if errs := p.Stacks[0].Errors.Join("\n"); !strings.Contains(errs, blocker) {
 		t.Errorf("plan errors do not name the destination %s: %s", blocker, errs)
 	}
 	reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})

@@ -61,7 +61,7 @@ func TestBaseline(t *testing.T) {
 				return stackYAML("old", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
 			}
 			p := plan(t, f.load(t, yaml("")))
-			if errs := strings.Join(p.Stacks[0].Errors, "\n"); !strings.Contains(errs, tt.noBaseline) {
+			if errs := p.Stacks[0].Errors.Join("\n"); !strings.Contains(errs, tt.noBaseline) {
 				t.Fatalf("plan errors %q, want %q", errs, tt.noBaseline)
 			}
 			stacks := f.load(t, yaml("\n      baseline: \""+tt.baseline+"\""))

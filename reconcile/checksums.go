@@ -39,7 +39,7 @@ func planChecksums(ctx context.Context, st *spec.Stack, db *sql.DB, live postgre
 	m := st.Spec.Postgres.Migrations
 	available, err := spec.MigrationVersions(m.Path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("spec.postgres.migrations.dir: %w", err)
+		return nil, nil, permanent(fmt.Errorf("spec.postgres.migrations.dir: %w", err))
 	}
 	ledger, err := postgres.ReadLedger(ctx, db, m.Table)
 	var pe *pgconn.PgError
@@ -77,10 +77,10 @@ func planChecksums(ctx context.Context, st *spec.Stack, db *sql.DB, live postgre
 		}
 	}
 	if len(cs.Changed) > 0 {
-		return cs, nil, fmt.Errorf("spec.postgres.migrations.dir: %d applied migration(s) changed since they were applied: %s. "+
+		return cs, nil, permanent(fmt.Errorf("spec.postgres.migrations.dir: %d applied migration(s) changed since they were applied: %s. "+
 			"An applied migration must not be edited: restore it from git (and put the change in a new migration), or, "+
 			"if the edit is deliberate and harmless, run `dbops migrations repair %s` to record the files as they are now",
-			len(cs.Changed), strings.Join(cs.Changed, "; "), st.Metadata.Name)
+			len(cs.Changed), strings.Join(cs.Changed, "; "), st.Metadata.Name))
 	}
 	if cs.Unrecorded == 0 {
 		return cs, nil, nil

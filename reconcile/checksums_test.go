@@ -3,6 +3,7 @@ package reconcile_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 
+	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
 )
 
@@ -96,6 +98,9 @@ func TestChecksumLedger(t *testing.T) {
 	if res.code != 1 || !strings.Contains(res.stdout, "1 applied migration(s) changed since they were applied: 00002_orders.sql (sha256") ||
 		!strings.Contains(res.stdout, "dbops migrations repair shop") {
 		t.Errorf("plan with an edited applied migration: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	}
+	if errs := plan(t, f.load(t, cliStack)).Stacks[0].Errors; len(errs) != 1 || !errors.Is(errs[0], reconcile.ErrPermanent) {
+		t.Errorf("edited applied migration: errors %q, want one permanent", errs.Join("; "))
 	}
 	if res := f.run(t, "apply", "--auto-approve", "stack.yaml"); res.code != 1 {
 		t.Errorf("apply with an edited applied migration: exit %d\n%s", res.code, res.stdout)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,8 +81,12 @@ func TestDrizzlePlanRules(t *testing.T) {
 				defer os.WriteFile(path, orig, 0o644)
 			}
 			p := plan(t, f.load(t, yaml(tt.extra)))
-			if errs := strings.Join(p.Stacks[0].Errors, "\n"); !strings.Contains(errs, tt.want) {
+			if errs := p.Stacks[0].Errors.Join("\n"); !strings.Contains(errs, tt.want) {
 				t.Errorf("plan errors %q, want %q", errs, tt.want)
+			}
+			// fix the repository: dbops run waits for a new revision
+			if errs := p.Stacks[0].Errors; !errs.Permanent() || !errors.Is(errs[0], reconcile.ErrPermanent) {
+				t.Errorf("plan errors %q: not permanent", errs.Join("; "))
 			}
 		})
 	}
@@ -154,7 +159,7 @@ func TestDrizzlePlanErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := plan(t, f.load(t, stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
-			if errs := strings.Join(p.Stacks[0].Errors, "\n"); !strings.Contains(errs, tt.want) {
+			if errs := p.Stacks[0].Errors.Join("\n"); !strings.Contains(errs, tt.want) {
 				t.Errorf("plan errors %q, want %q", errs, tt.want)
 			}
 		})
@@ -188,7 +193,7 @@ func TestDrizzleHashOfCRLFFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := plan(t, f.load(t, stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
-			errs := strings.Join(p.Stacks[0].Errors, "\n")
+			errs := p.Stacks[0].Errors.Join("\n")
 			if tt.wantErr == "" && (errs != "" || len(p.Stacks[0].Changes) > 0) {
 				t.Errorf("plan: errors %q, changes %v; want in sync", errs, p.Stacks[0].Changes)
 			}

@@ -133,7 +133,7 @@ func (p *Plan) WriteMarkdown(w io.Writer) {
 			fmt.Fprintf(w, "\n> ⚠️ %s\n", cell(warn))
 		}
 		for _, e := range sp.Errors {
-			fmt.Fprintf(w, "\n> ❌ **error**: %s\n", cell(e))
+			fmt.Fprintf(w, "\n> ❌ **error**: %s\n", cell(e.Error()))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"os"
 	"strings"
@@ -39,7 +40,7 @@ func everyKind() *Plan {
 				{Stack: "amanat-dev", Kind: ResourceMigration, Resource: "postgres.migration.20", Name: "00020_add_index.sql", Action: ActionDown, Before: "applied", After: "rolled back", Version: 20, Risk: "down migration"},
 			},
 		},
-		{Stack: "amanat-staging", File: "envs/staging/stack.yaml", Changes: []Change{}, Errors: []string{"postgres staging:5432/amanat: cannot connect: connection refused"}},
+		{Stack: "amanat-staging", File: "envs/staging/stack.yaml", Changes: []Change{}, Errors: Errors{errors.New("postgres staging:5432/amanat: cannot connect: connection refused")}},
 		{Stack: "cache-only", File: "envs/cache.yaml", Redis: &RedisStatus{Server: "c:6379", Version: "8.0.2", Persisted: true}, Changes: []Change{}},
 	}}
 }

@@ -5,6 +5,7 @@ package reconcile
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -40,7 +41,9 @@ type StackPlan struct {
 	Backups  []BackupStatus  `json:"backups,omitempty"`
 	Changes  []Change        `json:"changes"`
 	Warnings []string        `json:"warnings,omitempty"`
-	Errors   []string        `json:"errors,omitempty"`
+	// Errors keep their class (ClassOf): `dbops run` retries transient
+	// ones with backoff and waits for a new revision after permanent ones.
+	Errors Errors `json:"errors,omitempty"`
 }
 
 // PostgresStatus is the migration level now and after the plan.
@@ -209,7 +212,7 @@ func PlanStacks(ctx context.Context, stacks []spec.Stack, o Options) *Plan {
 type conns struct {
 	pg    *sql.DB
 	redis *goredis.Client
-	err   []string
+	err   Errors
 }
 
 func openConns(st *spec.Stack, o Options, readOnly bool) *conns {
@@ -217,14 +220,14 @@ func openConns(st *spec.Stack, o Options, readOnly bool) *conns {
 	if pg := st.Spec.Postgres; pg != nil {
 		db, err := postgres.Open(pg.URL, o.timeout(), readOnly)
 		if err != nil {
-			c.err = append(c.err, err.Error())
+			c.err = append(c.err, err)
 		}
 		c.pg = db
 	}
 	if r := st.Spec.Redis; r != nil {
 		cl, err := redis.Open(r.URL, o.timeout())
 		if err != nil {
-			c.err = append(c.err, err.Error())
+			c.err = append(c.err, err)
 		}
 		c.redis = cl
 	}
@@ -254,7 +257,7 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 		}
 		if err != nil {
 			status.Error = err.Error()
-			sp.Errors = append(sp.Errors, err.Error())
+			sp.Errors = append(sp.Errors, err)
 		}
 	}
 	if r := st.Spec.Redis; r != nil {
@@ -266,7 +269,7 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 		}
 		if err != nil {
 			status.Error = err.Error()
-			sp.Errors = append(sp.Errors, err.Error())
+			sp.Errors = append(sp.Errors, err)
 		}
 	}
 	if len(st.Spec.Backups) > 0 && !o.SkipBackups {
@@ -275,7 +278,7 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 		sp.Changes = append(sp.Changes, changes...)
 		for _, b := range sp.Backups {
 			if b.Error != "" {
-				sp.Errors = append(sp.Errors, "backup "+b.Job+": "+b.Error)
+				sp.Errors = append(sp.Errors, errors.New("backup "+b.Job+": "+b.Error))
 			}
 		}
 	}
@@ -289,9 +292,10 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 }
 
 // serverError wraps a connection or query failure with the server's name and
-// what to check, without credentials.
+// what to check, without credentials. The driver's error cannot be wrapped
+// (its text may hold the password), so its class is kept instead.
 func serverError(kind, server string, err error, secret string) error {
-	return fmt.Errorf("%s %s: %s", kind, server, spec.RedactText(spec.Scrub(err.Error(), secret)))
+	return classed(ClassOf(err), fmt.Errorf("%s %s: %s", kind, server, spec.RedactText(spec.Scrub(err.Error(), secret))))
 }
 
 func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*PostgresStatus, []Change, error) {
@@ -302,7 +306,7 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 	err := db.PingContext(pctx)
 	cancel()
 	if err != nil {
-		return status, nil, serverError("postgres", server, fmt.Errorf("cannot connect: %w", err), spec.Password(pg.URL))
+		return status, nil, serverError("postgres", server, transient(fmt.Errorf("cannot connect: %w", err)), spec.Password(pg.URL))
 	}
 	m := pg.Migrations
 	if m == nil {
@@ -320,7 +324,8 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 	status.LevelAfter = status.LevelBefore
 	mp, err := eng.Diff(live)
 	if err != nil {
-		return status, nil, fmt.Errorf("spec.postgres.migrations: %w", err)
+		// the spec contradicts the live level: only a new revision helps
+		return status, nil, permanent(fmt.Errorf("spec.postgres.migrations: %w", err))
 	}
 	status.VersionAfter, status.LevelAfter = mp.To, eng.Name(mp.To)
 	var changes []Change
@@ -376,7 +381,7 @@ func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options
 	}
 	diff, err := redis.Diff(r.Config, live)
 	if err != nil {
-		return status, nil, "", fmt.Errorf("spec.redis.config: redis %s: %w", server, err)
+		return status, nil, "", permanent(fmt.Errorf("spec.redis.config: redis %s: %w", server, err))
 	}
 	var changes []Change
 	for _, d := range diff {

@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"strings"
@@ -164,8 +165,11 @@ func TestTargetBelowLiveVersion(t *testing.T) {
 
 	refused := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations, target: 1}\n"))
 	p := plan(t, refused)
-	if errs := p.Stacks[0].Errors; len(errs) != 1 || !strings.Contains(errs[0], "target 1 is below the live version 3") || !strings.Contains(errs[0], "allowDown") {
+	if errs := p.Stacks[0].Errors; len(errs) != 1 || !strings.Contains(errs[0].Error(), "target 1 is below the live version 3") || !strings.Contains(errs[0].Error(), "allowDown") {
 		t.Fatalf("plan errors = %v, want a refusal naming allowDown", errs)
+	}
+	if errs := p.Stacks[0].Errors; !errors.Is(errs[0], reconcile.ErrPermanent) || reconcile.ClassOf(errs[0]) != reconcile.ClassPermanent {
+		t.Errorf("target below the live version: class %v, want permanent", reconcile.ClassOf(errs[0]))
 	}
 	if res := reconcile.Apply(context.Background(), refused, p, reconcile.Options{}); !res.Failed() {
 		t.Error("apply of a refused plan did not fail")
@@ -210,7 +214,7 @@ func TestAppliedMigrationMissingFromDir(t *testing.T) {
 	g := newFixture(t, map[string]string{"00001_users.sql": threeMigrations["00001_users.sql"]})
 	g.env["PG_URL"] = pgURL
 	p := plan(t, g.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
-	if errs := p.Stacks[0].Errors; len(errs) != 1 || !strings.Contains(errs[0], "version 2, 3 applied in the database but not in migrations") {
+	if errs := p.Stacks[0].Errors; len(errs) != 1 || !strings.Contains(errs[0].Error(), "version 2, 3 applied in the database but not in migrations") {
 		t.Errorf("errors = %v, want versions 2 and 3 named as missing", errs)
 	}
 }
@@ -254,10 +258,13 @@ func TestUnreachableServers(t *testing.T) {
 	}
 	for name, host := range map[string]string{"hung": hung.Addr().String(), "closed": closedAddr} {
 		errs := byName[name].Errors
-		if len(errs) == 0 || !strings.Contains(errs[0], host) {
+		if len(errs) == 0 || !strings.Contains(errs[0].Error(), host) {
 			t.Errorf("stack %s: errors %v do not name host %s", name, errs, host)
 		}
-		if strings.Contains(strings.Join(errs, " "), "topSecret99") {
+		if len(errs) > 0 && !errors.Is(errs[0], reconcile.ErrTransient) {
+			t.Errorf("stack %s: %q is %v, want transient (retried with backoff)", name, errs[0], reconcile.ClassOf(errs[0]))
+		}
+		if strings.Contains(errs.Join(" "), "topSecret99") {
 			t.Errorf("stack %s: error shows the password: %v", name, errs)
 		}
 	}
@@ -294,7 +301,7 @@ func TestRedisUnknownParameter(t *testing.T) {
 	f.env["REDIS_URL"] = r.URL()
 	stacks := f.load(t, stackYAML("cache", "  redis:\n    url: ${REDIS_URL}\n    config:\n      maxmemory: 64mb\n      no-such-param: \"1\"\n"))
 	p := plan(t, stacks)
-	if errs := p.Stacks[0].Errors; len(errs) != 1 || !strings.Contains(errs[0], "does not know parameter no-such-param") {
+	if errs := p.Stacks[0].Errors; len(errs) != 1 || !strings.Contains(errs[0].Error(), "does not know parameter no-such-param") {
 		t.Fatalf("errors = %v, want the unknown parameter reported", errs)
 	}
 	reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/go-git/go-git/v5"
 )
@@ -110,7 +109,7 @@ func stackMoved(old, cur *StackPlan) []string {
 		out = append(out, fmt.Sprintf("stack %s: ", old.Stack)+fmt.Sprintf(format, args...))
 	}
 	if len(cur.Errors) > 0 {
-		say("cannot be planned now: %s", strings.Join(cur.Errors, "; "))
+		say("cannot be planned now: %s", cur.Errors.Join("; "))
 		return out
 	}
 	if old.Postgres != nil && cur.Postgres != nil && !slices.Equal(old.Postgres.Applied, cur.Postgres.Applied) {

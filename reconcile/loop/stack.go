@@ -22,13 +22,18 @@ type stackState struct {
 	failures int
 	retryAt  time.Time
 	retry    *time.Timer
+	// stalledAt is the revision a permanent error stalled the stack at: it
+	// is not tried again until another revision is in force.
+	stalledAt string
 }
 
 // outcome is the result of one stack cycle.
 type outcome struct {
-	reason, message        string
-	resources              []ResourceStatus
-	failed                 bool
+	reason, message string
+	resources       []ResourceStatus
+	failed          bool // retried with backoff
+	// stalled: a permanent error; retried on the next revision, not by backoff
+	stalled                bool
 	applied, failedChanges map[reconcile.Kind]int
 }
 
@@ -52,6 +57,11 @@ func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry b
 		l.mu.Unlock()
 		return
 	}
+	if s.stalledAt != "" && s.stalledAt == rev {
+		// The same files fail the same way: wait for the repository to change.
+		l.mu.Unlock()
+		return
+	}
 	s.running, s.rev = true, rev
 	l.mu.Unlock()
 
@@ -69,7 +79,7 @@ func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry b
 		defer func() { <-l.sem }()
 		start := time.Now()
 		out := l.reconcileStack(ctx, st)
-		l.finish(st, out, start)
+		l.finish(st, rev, out, start)
 	}()
 }
 
@@ -95,7 +105,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	sp := l.plan(ctx, stacks)
 	switch {
 	case len(sp.Errors) > 0:
-		return outcome{reason: ReasonPlanFailed, message: strings.Join(sp.Errors, "; "), resources: resources(sp, StateDrifted), failed: true}
+		return planFailed(sp)
 	case len(sp.Changes) == 0:
 		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
 	case st.Spec.Suspend:
@@ -117,7 +127,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	// Plan again under the lock: another process may have applied meanwhile.
 	sp = l.plan(ctx, stacks)
 	if len(sp.Errors) > 0 {
-		return outcome{reason: ReasonPlanFailed, message: strings.Join(sp.Errors, "; "), resources: resources(sp, StateDrifted), failed: true}
+		return planFailed(sp)
 	}
 	if len(sp.Changes) == 0 {
 		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
@@ -146,7 +156,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 			errs = append(errs, c.Resource+": "+c.Error)
 		}
 	}
-	errs = append(errs, res.Stacks[0].Errors...)
+	errs = append(errs, res.Stacks[0].Errors.Strings()...)
 	out.resources = resources(sp, StateInSync)
 	for i, r := range out.resources {
 		r.Changes = nil
@@ -173,6 +183,18 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 		}
 	default:
 		out.reason, out.message = ReasonSucceeded, fmt.Sprintf("applied %d change(s)", len(sp.Changes))
+	}
+	return out
+}
+
+// planFailed is the outcome of a plan with errors. When every error is
+// permanent (the spec contradicts the servers: fix the repository) the stack
+// is Stalled until a new revision; otherwise it is retried with backoff.
+func planFailed(sp *reconcile.StackPlan) outcome {
+	out := outcome{reason: ReasonPlanFailed, message: sp.Errors.Join("; "), resources: resources(sp, StateDrifted), failed: true}
+	if sp.Errors.Permanent() {
+		out.reason, out.failed, out.stalled = ReasonStalled, false, true
+		out.message += "; fix the repository: retried when a new revision is in force"
 	}
 	return out
 }
@@ -238,7 +260,7 @@ func (l *Loop) setResources(name string, rs []ResourceStatus) {
 
 // finish records a stack's outcome in its status and metrics, and schedules
 // a retry with backoff after a failure.
-func (l *Loop) finish(st *spec.Stack, out outcome, start time.Time) {
+func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) {
 	defer l.releaseSnapshots()
 	name := st.Metadata.Name
 	now := time.Now()
@@ -268,7 +290,15 @@ func (l *Loop) finish(st *spec.Stack, out outcome, start time.Time) {
 	s.status = StackStatus{
 		Name: name, Suspended: st.Spec.Suspend, DriftPolicy: string(st.Spec.DriftPolicy),
 		LastCycle: now, LastSuccess: prev.LastSuccess, Duration: now.Sub(start).Round(time.Millisecond).String(),
-		Resources: out.resources,
+		Resources:             out.resources,
+		LastAttemptedRevision: rev, LastAppliedRevision: prev.LastAppliedRevision,
+	}
+	if out.reason == ReasonSucceeded {
+		s.status.LastAppliedRevision = rev
+	}
+	s.stalledAt = ""
+	if out.stalled {
+		s.stalledAt = rev
 	}
 	ready := Condition{Type: "Ready", Status: "False", Reason: out.reason, Message: out.message, Since: now}
 	if out.reason == ReasonSucceeded {
@@ -283,7 +313,10 @@ func (l *Loop) finish(st *spec.Stack, out outcome, start time.Time) {
 		s.failures, s.retryAt = 0, time.Time{}
 		s.status.LastSuccess = now
 		m.lastSuccess.WithLabelValues(name).Set(float64(now.Unix()))
-		if out.reason != ReasonSucceeded || prev.Conditions == nil || prev.Conditions[0].Reason != out.reason {
+		switch {
+		case out.stalled:
+			l.o.Logger.Error("stack stalled: fix the repository; retried when a new revision is in force", "stack", name, "revision", rev, "err", out.message)
+		case out.reason != ReasonSucceeded || prev.Conditions == nil || prev.Conditions[0].Reason != out.reason:
 			l.o.Logger.Info("stack reconciled", "stack", name, "reason", out.reason, "message", out.message)
 		}
 		return

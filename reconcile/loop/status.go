@@ -26,6 +26,10 @@ const (
 	ReasonPlanFailed  = "PlanFailed"
 	ReasonApplyFail   = "ApplyFailed"
 	ReasonDeferred    = "RiskyChangeDeferred" // waits for a maintenance window
+	// ReasonStalled: retrying as things are cannot help. A permanent plan
+	// error (the spec contradicts the servers: fix the repository) is tried
+	// again only when a new revision is in force, not by backoff.
+	ReasonStalled = "Stalled"
 )
 
 // Status is what /status reports.
@@ -62,6 +66,11 @@ type StackStatus struct {
 	Duration    string           `json:"duration"`
 	Resources   []ResourceStatus `json:"resources"`
 	Conditions  []Condition      `json:"conditions"`
+	// LastAttemptedRevision is the revision of the last cycle;
+	// LastAppliedRevision the last one the stack fully reached (in sync
+	// after the cycle). They differ while a revision fails to apply.
+	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+	LastAppliedRevision   string `json:"lastAppliedRevision,omitempty"`
 	// RetryAt is when a failing stack is tried again (exponential backoff).
 	RetryAt *time.Time `json:"retryAt,omitempty"`
 	// Backups are the stack's backup jobs: last result and next run.
@@ -111,7 +120,7 @@ func resources(sp *reconcile.StackPlan, drifted string) []ResourceStatus {
 		add("redis", sp.Redis.Error)
 	}
 	if len(out) == 0 && len(sp.Errors) > 0 { // the servers could not even be opened
-		out = append(out, ResourceStatus{Resource: "stack", State: StateFailed, Error: sp.Errors[0]})
+		out = append(out, ResourceStatus{Resource: "stack", State: StateFailed, Error: sp.Errors[0].Error()})
 	}
 	return out
 }
