@@ -129,14 +129,19 @@ func (p *Plan) HasErrors() bool {
 	return false
 }
 
+// DefaultGrace is how long a running migration may go on after shutdown
+// begins (Options.Grace, dbops run --grace).
+const DefaultGrace = 30 * time.Second
+
 // Options tune how servers are reached.
 type Options struct {
-	// ConnectTimeout bounds each connection attempt; 5 s when zero.
+	// ConnectTimeout bounds each connection attempt;
+	// spec.DefaultConnectTimeout when zero.
 	ConnectTimeout time.Duration
 	// Concurrency bounds how many stacks are worked on at once; 8 when zero.
 	Concurrency int
 	// Grace is how long a running migration may go on once the context is
-	// cancelled, before its statement is cancelled too; 30 s when zero.
+	// cancelled, before its statement is cancelled too; DefaultGrace when zero.
 	Grace time.Duration
 	// Backup configures pg_dump/pg_restore for backup jobs.
 	Backup backup.Options
@@ -164,14 +169,17 @@ func (o Options) now() time.Time {
 
 func (o Options) grace() time.Duration {
 	if o.Grace <= 0 {
-		return 30 * time.Second
+		return DefaultGrace
 	}
 	return o.Grace
 }
 
-func (o Options) timeout() time.Duration {
+func (o Options) timeout() time.Duration { return o.Timeout() }
+
+// Timeout is the connect timeout in force: ConnectTimeout or its default.
+func (o Options) Timeout() time.Duration {
 	if o.ConnectTimeout <= 0 {
-		return 5 * time.Second
+		return spec.DefaultConnectTimeout
 	}
 	return o.ConnectTimeout
 }

@@ -18,6 +18,11 @@ import (
 // queued behind a waiting ALTER TABLE do not pile up into an outage.
 const DefaultLockTimeout = 5 * time.Second
 
+// DefaultConnectTimeout bounds each connection dbops makes to a server
+// unless --connect-timeout says otherwise: the one place of that default
+// for plan, apply, backups, locks and dbops run.
+const DefaultConnectTimeout = 5 * time.Second
+
 // MigrationSession is the session migrations run in: PostgreSQL's
 // lock_timeout and statement_timeout, per stack (migrations.lockTimeout,
 // migrations.statementTimeout) and per file (-- dbops:lock-timeout 30s).

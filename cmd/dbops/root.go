@@ -42,7 +42,7 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.PersistentFlags().StringVar(&e.root, "root", ".", "repository root bounding migration dirs, for spec files outside a git work tree")
-	root.PersistentFlags().DurationVar(&e.connectTimeout, "connect-timeout", 5*time.Second, "timeout for connecting to each server")
+	root.PersistentFlags().DurationVar(&e.connectTimeout, "connect-timeout", spec.DefaultConnectTimeout, "timeout for connecting to each server")
 	root.PersistentFlags().StringVar(&e.pgDump, "pg-dump", "", "pg_dump binary for backups (default: pg_dump on PATH)")
 	root.PersistentFlags().BoolVar(&e.noBackups, "skip-backups", false, "leave backup jobs out of plan and apply (e.g. a CI runner without the backup volume)")
 	root.PersistentFlags().StringVar(&e.pgRestore, "pg-restore", "", "pg_restore binary for verification and restore (default: pg_restore on PATH)")

@@ -72,7 +72,7 @@ transaction; locks are released, and dbops exits 0.`,
 	f.StringVar(&c.listen, "listen", "127.0.0.1:9090", "HTTP address for health, metrics, status and the webhook (0.0.0.0:9090 in a container)")
 	f.IntVar(&c.concurrency, "concurrency", 4, "stacks reconciled at once")
 	f.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	f.DurationVar(&c.grace, "grace", 30*time.Second, "on shutdown, how long a running migration may finish before it is cancelled")
+	f.DurationVar(&c.grace, "grace", reconcile.DefaultGrace, "on shutdown, how long a running migration may finish before it is cancelled")
 	f.StringVar(&c.hookEnv, "webhook-secret-env", "", "environment variable holding the webhook secret")
 	f.StringVar(&c.hookFile, "webhook-secret-file", "", "file holding the webhook secret")
 	f.BoolVar(&c.allowRisky, "allow-risky", false, "apply risky changes outside maintenance windows (default: wait for a window)")
@@ -147,14 +147,16 @@ func (c *runCommand) run(ctx context.Context) error {
 		return exitError{code: 1, msg: err.Error()}
 	}
 	host, _ := os.Hostname()
+	// the same options as plan and apply, plus what only the loop sets
+	o := c.options()
+	o.Concurrency, o.Grace, o.AllowRisky = 1, c.grace, c.allowRisky
 	l := loop.New(loop.Options{
 		Source:      src,
 		Interval:    c.interval,
 		Concurrency: c.concurrency,
-		Reconcile: reconcile.Options{ConnectTimeout: c.connectTimeout, Concurrency: 1, Grace: c.grace, AllowRisky: c.allowRisky,
-			Backup: c.options().Backup},
-		Logger: log,
-		Holder: fmt.Sprintf("%s-%d", host, os.Getpid()),
+		Reconcile:   o,
+		Logger:      log,
+		Holder:      fmt.Sprintf("%s-%d", host, os.Getpid()),
 	})
 
 	ln, err := net.Listen("tcp", c.listen)

@@ -126,7 +126,8 @@ type Options struct {
 	PgRestorePath string           // default: pg_restore on PATH
 	Now           func() time.Time // default time.Now
 	Logger        *slog.Logger     // default: discard
-	// ConnectTimeout bounds each connection to a server; default 5s.
+	// ConnectTimeout bounds each connection to a server;
+	// default spec.DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// NoVerify skips verification in Run (benchmarks); such a backup is
 	// recorded with method "none" and never counted.
@@ -151,7 +152,7 @@ func (o Options) connectTimeout() time.Duration {
 	if o.ConnectTimeout > 0 {
 		return o.ConnectTimeout
 	}
-	return 5 * time.Second
+	return spec.DefaultConnectTimeout
 }
 
 func (o Options) pgDump() string    { return orDefault(o.PgDumpPath, "pg_dump") }

@@ -207,10 +207,7 @@ func (l *Loop) plan(ctx context.Context, stacks []spec.Stack) *reconcile.StackPl
 // lock takes a single-writer lock named key: a Postgres advisory lock when
 // the stack has Postgres, else a Redis key with an expiry.
 func (l *Loop) lock(ctx context.Context, st *spec.Stack, key string) (lock.Lock, error) {
-	timeout := l.o.Reconcile.ConnectTimeout
-	if timeout <= 0 {
-		timeout = 5 * time.Second
-	}
+	timeout := l.o.Reconcile.Timeout()
 	if pg := st.Spec.Postgres; pg != nil {
 		return lock.Postgres(ctx, pg.URL, key, timeout)
 	}
