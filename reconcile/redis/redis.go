@@ -28,9 +28,9 @@ func (quiet) Printf(context.Context, string, ...any) {}
 // Open returns a client for rawURL with the given dial timeout. Nothing is
 // dialled until the first command.
 func Open(rawURL string, connectTimeout time.Duration) (*goredis.Client, error) {
-	opt, err := goredis.ParseURL(rawURL)
+	opt, err := spec.ParseRedis(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis %s: bad URL: %s", spec.Redact(rawURL), spec.RedactText(err.Error()))
+		return nil, fmt.Errorf("redis: %w", err)
 	}
 	if connectTimeout > 0 {
 		opt.DialTimeout = connectTimeout
@@ -43,11 +43,7 @@ func Open(rawURL string, connectTimeout time.Duration) (*goredis.Client, error) 
 
 // Server names the server of rawURL for messages: host:port, no credentials.
 func Server(rawURL string) string {
-	opt, err := goredis.ParseURL(rawURL)
-	if err != nil {
-		return spec.Redact(rawURL)
-	}
-	return opt.Addr
+	return spec.RedisServer(rawURL)
 }
 
 // State is what a server answered for the managed parameters.
