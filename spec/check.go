@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -38,12 +39,23 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 		r.URL = expandURL(r.URL, "spec.redis.url", st.File, opts, adderr, addwarn, checkRedisURL)
 		for _, name := range sortedKeys(r.Config) {
 			field := "spec.redis.config." + name
+			if !paramName.MatchString(name) {
+				adderr(field, "Redis parameter names are lower-case letters, digits and '-': write %q", strings.ToLower(name))
+				continue
+			}
 			if slices.Contains(secretParams, name) {
 				adderr(field, "%s holds a credential; dbops does not manage secrets (they would appear in plans)", name)
 				continue
 			}
-			if _, err := NormalizeRedis(name, string(r.Config[name])); err != nil {
+			if msg := redisParamRule(name); msg != "" {
+				adderr(field, "%s", msg)
+				continue
+			}
+			norm, err := NormalizeRedis(name, string(r.Config[name]))
+			if err != nil {
 				adderr(field, "%s", err.Error())
+			} else if stored, adjusted := RedisStored(name, norm); adjusted {
+				addwarn(field, fmt.Sprintf("Redis stores %s=%s for the requested %s; write %s", name, stored, norm, stored))
 			}
 		}
 	}
@@ -98,6 +110,9 @@ func checkMigrations(file string, m *Migrations, root string) []FieldError {
 	if len(versions) == 0 {
 		bad("dir", "%s holds no goose migrations (files like 00001_name.sql)", m.Dir)
 		return errs
+	}
+	for _, msg := range checkMigrationFiles(real, repo, versions) {
+		bad("dir", "%s", msg)
 	}
 	if m.Target.Pinned && m.Target.Version != 0 {
 		if _, ok := versions[m.Target.Version]; !ok {
@@ -156,6 +171,10 @@ func repoRoot(file, root string) (string, error) {
 	}
 	return r, nil
 }
+
+// paramName is the form of a Redis CONFIG parameter name (the schema's
+// propertyNames pattern).
+var paramName = regexp.MustCompile(`^[a-z0-9-]+$`)
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

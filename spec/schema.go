@@ -46,6 +46,12 @@ func schemaErrors(file, stack string, doc any) ErrorList {
 	seen := map[string]bool{}
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
+		if _, ok := e.ErrorKind.(*kind.PropertyNames); ok {
+			// The library reuses the instance location's backing array, so
+			// the field path of a propertyNames error is wrong; check()
+			// reports bad Redis parameter names with their field path.
+			return
+		}
 		if len(e.Causes) > 0 {
 			for _, c := range e.Causes {
 				walk(c)
