@@ -110,4 +110,3 @@ func TestMigrationFilesChecked(t *testing.T) {
 		})
 	}
 }
-
