@@ -37,6 +37,23 @@ type ChangeResult struct {
 	Change
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Stored is the value a server stored instead of After (Redis clamps
+	// some values); set only on such a failed change.
+	Stored string `json:"stored,omitempty"`
+}
+
+// adjustedOutcome marks the parameters Redis stored differently as failed,
+// naming both values, and the others as done.
+func adjustedOutcome(cfg []Change, adj *redis.AdjustedError) []ChangeResult {
+	out := outcome(cfg, StatusDone, "")
+	for i, c := range cfg {
+		for _, a := range adj.Params {
+			if a.Param == c.Name {
+				out[i].Status, out[i].Error, out[i].Stored = StatusFailed, a.String(), a.Stored
+			}
+		}
+	}
+	return out
 }
 
 // Failed reports whether any change or stack failed.
@@ -153,6 +170,10 @@ func applyRedis(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conns, cf
 		changes[i] = redis.Change{Param: ch.Name, Before: ch.Before, After: ch.After}
 	}
 	err := redis.Apply(ctx, c.redis, changes, sp.Redis != nil && sp.Redis.Persisted)
+	var adj *redis.AdjustedError
+	if errors.As(err, &adj) {
+		return adjustedOutcome(cfg, adj)
+	}
 	if err != nil {
 		err = serverError("redis", redis.Server(r.URL), err, spec.Password(r.URL))
 		return outcome(cfg, StatusFailed, err.Error())

@@ -155,10 +155,19 @@ func Apply(ctx context.Context, c *goredis.Client, changes []Change, persist boo
 	if err := c.Do(ctx, args...).Err(); err != nil {
 		return fmt.Errorf("CONFIG SET: %w", err)
 	}
+	// Redis clamps some values instead of refusing them: read back, so a
+	// value stored differently is a failure, not "done".
+	adjusted, err := readBack(ctx, c, changes)
+	if err != nil {
+		return err
+	}
 	if persist {
 		if err := c.ConfigRewrite(ctx).Err(); err != nil {
 			return fmt.Errorf("settings applied but CONFIG REWRITE failed, so they will be lost on restart: %w", err)
 		}
+	}
+	if len(adjusted) > 0 {
+		return &AdjustedError{Params: adjusted}
 	}
 	return nil
 }
