@@ -211,5 +211,39 @@ func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Chang
 			out[i].Error = serverError("postgres", server, fmt.Errorf("migrating: %w", err), spec.Password(pg.URL)).Error()
 		}
 	}
+	if err == nil {
+		explainSkipped(ctx, pg, o, out)
+	}
 	return out
+}
+
+// explainSkipped says why goose skipped a planned migration without error:
+// another process (a second apply, a goose CLI) ran it while this one
+// waited for goose's migration lock.
+func explainSkipped(ctx context.Context, pg *spec.Postgres, o Options, out []ChangeResult) {
+	if !slices.ContainsFunc(out, func(r ChangeResult) bool { return r.Status == StatusSkipped && r.Error == "" }) {
+		return
+	}
+	// goose's Provider closes the handle it migrated with: read on a new one.
+	db, err := postgres.Open(pg.URL, o.timeout(), true)
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	live, err := postgres.Observe(ctx, db, pg.Migrations.Table)
+	if err != nil {
+		return
+	}
+	for i, r := range out {
+		if r.Status != StatusSkipped || r.Error != "" {
+			continue
+		}
+		applied := slices.Contains(live.Applied, r.Version)
+		switch {
+		case r.Action == ActionDown && !applied:
+			out[i].Error = "already rolled back by another process while waiting for the migration lock"
+		case r.Action != ActionDown && applied:
+			out[i].Error = "already applied by another process while waiting for the migration lock"
+		}
+	}
 }
