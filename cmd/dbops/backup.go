@@ -103,6 +103,8 @@ func newBackupListCommand(e *env) *cobra.Command {
 				Stack   string          `json:"stack"`
 				Job     string          `json:"job"`
 				Backups []backup.Backup `json:"backups"`
+				// Incomplete are temporary files of unfinished runs.
+				Incomplete []backup.Backup `json:"incomplete,omitempty"`
 			}
 			var rows []row
 			for _, t := range targets {
@@ -110,7 +112,8 @@ func newBackupListCommand(e *env) *cobra.Command {
 				if err != nil {
 					return exitError{code: 1, msg: err.Error()}
 				}
-				rows = append(rows, row{t.stack.Metadata.Name, t.job.Name, bs})
+				job := reconcile.Job(t.stack, t.job)
+				rows = append(rows, row{t.stack.Metadata.Name, t.job.Name, bs, backup.Incomplete(t.job.Destination, job)})
 			}
 			if format == "json" {
 				enc := json.NewEncoder(e.stdout)
@@ -126,7 +129,11 @@ func newBackupListCommand(e *env) *cobra.Command {
 						counted = "no"
 					}
 					fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stack, r.Job, b.ID, b.Time().Format(time.RFC3339),
-						reconcile.HumanBytes(b.Manifest.Size), counted, b.Manifest.Verification.Method, b.Reason)
+						reconcile.HumanBytes(b.Manifest.Size), counted, verifiedColumn(b), b.Reason)
+				}
+				for _, b := range r.Incomplete {
+					fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\tno\t-\t%s\n", r.Stack, r.Job, b.ID, b.Time().Format(time.RFC3339),
+						reconcile.HumanBytes(b.Manifest.Size), b.Reason)
 				}
 			}
 			return tw.Flush()
@@ -193,4 +200,20 @@ procedure (stop Redis, replace dump.rdb, start).`,
 	cmd.Flags().StringSliceVarP(&e.specPaths, "file", "f", []string{"."}, "spec files or folders holding the stacks")
 	cmd.Flags().BoolVar(&clean, "clean", false, "drop the backup's objects first, allowing a restore over a database that has tables")
 	return cmd
+}
+
+// verifiedColumn shows how a backup was verified, and that the
+// verification no longer holds when the file changed since (checksum or
+// size mismatch, file missing).
+func verifiedColumn(b backup.Backup) string {
+	v := b.Manifest.Verification
+	switch {
+	case v.Method == "" || v.Method == backup.VerifyNone:
+		return "-"
+	case !v.OK:
+		return "FAILED " + v.Method
+	case !b.Counted:
+		return "VOID (was " + v.Method + ")"
+	}
+	return v.Method
 }

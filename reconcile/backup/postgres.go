@@ -157,6 +157,7 @@ func (t pgTarget) connect(ctx context.Context, timeout time.Duration, readOnly b
 // its stderr, scrubbed.
 func runTool(ctx context.Context, t pgTarget, bin string, args []string, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = childAttr()
 	cmd.Env = t.env()
 	cmd.Stdout = out
 	var stderr tailBuffer
@@ -388,6 +389,7 @@ func streamTool(ctx context.Context, t pgTarget, bin string, args []string, w io
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = childAttr()
 	cmd.Env = t.env()
 	var stderr tailBuffer
 	cmd.Stderr = &stderr
