@@ -95,10 +95,13 @@ func ParsePostgres(raw string) (*pgconn.Config, error) {
 		return nil, fmt.Errorf("not a valid keyword/value connection string %s: "+
 			"quote values holding spaces or quotes as 'it\\'s'", Hidden)
 	}
+	if err := misparsed(cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
-// misparsed refuses what an unescaped password leaves behind: libpq takes
+// misparsed refuses what an unescaped or unquoted password leaves behind: libpq takes
 // the first '@' as the end of the credentials, so the rest of a password
 // with '@' lands in the host, and a password with '/' ends the host part
 // early and lands in the database name. Neither can hold an '@'.
@@ -107,13 +110,16 @@ func misparsed(cfg *pgconn.Config) error {
 	for _, f := range cfg.Fallbacks {
 		hosts = append(hosts, f.Host)
 	}
+	// In keyword/value form an empty value ("host= password=x") makes
+	// libpq take the next word as the value: the host would show the
+	// password.
 	for _, h := range hosts {
-		if strings.Contains(h, "@") {
-			return fmt.Errorf("%w: an '@' in the host; %s", errHiddenURL, encodeHint)
+		if strings.ContainsAny(h, "@= \t\n") {
+			return fmt.Errorf("%w: the host holds '@', '=' or a space; %s; in keyword/value form quote values (host='db')", errHiddenURL, encodeHint)
 		}
 	}
-	if strings.Contains(cfg.Database, "@") {
-		return fmt.Errorf("%w: an '@' in the database name; %s", errHiddenURL, encodeHint)
+	if strings.ContainsAny(cfg.Database, "@=") {
+		return fmt.Errorf("%w: the database name holds '@' or '='; %s", errHiddenURL, encodeHint)
 	}
 	return nil
 }
