@@ -246,7 +246,12 @@ func Secrets(raw string) []string {
 	if raw == "" {
 		return nil
 	}
-	out := []string{raw}
+	var out []string
+	_, pgErr := ParsePostgres(raw)
+	_, redisErr := ParseRedis(raw)
+	if Password(raw) != "" || (pgErr != nil && redisErr != nil) {
+		out = append(out, raw) // a value that holds or may hold a password
+	}
 	add := func(s string) {
 		if s != "" {
 			out = append(out, s, url.QueryEscape(s), url.PathEscape(s),
