@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"regexp"
@@ -77,6 +78,9 @@ func ParsePostgres(raw string) (*pgconn.Config, error) {
 		// parts of the value, so they are never shown.
 		cfg, err := pgconn.ParseConfig(raw)
 		if err != nil {
+			if ferr := fileError(err); ferr != nil {
+				return nil, ferr
+			}
 			return nil, fmt.Errorf("%w: %s", errHiddenURL, encodeHint)
 		}
 		if err := misparsed(cfg); err != nil {
@@ -92,6 +96,9 @@ func ParsePostgres(raw string) (*pgconn.Config, error) {
 	}
 	cfg, err := pgconn.ParseConfig(raw)
 	if err != nil {
+		if ferr := fileError(err); ferr != nil {
+			return nil, ferr
+		}
 		return nil, fmt.Errorf("not a valid keyword/value connection string %s: "+
 			"quote values holding spaces or quotes as 'it\\'s'", Hidden)
 	}
@@ -99,6 +106,17 @@ func ParsePostgres(raw string) (*pgconn.Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// fileError reports a file the connection string names (sslrootcert,
+// sslcert, sslkey, passfile) that cannot be read: a path is no secret, and
+// "not a valid URL" would mislead.
+func fileError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("cannot read %s, named by the connection string (sslrootcert, sslcert or sslkey): %v", pe.Path, pe.Err)
+	}
+	return nil
 }
 
 // misparsed refuses what an unescaped or unquoted password leaves behind: libpq takes

@@ -270,3 +270,15 @@ func TestEmptyAndFileSecrets(t *testing.T) {
 		})
 	}
 }
+
+func TestMissingCertFileNamed(t *testing.T) {
+	for _, raw := range []string{
+		"postgres://app:s3cret42@db/shop?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+		"host=db password=s3cret42 sslmode=verify-full sslrootcert=/nonexistent/ca.pem",
+	} {
+		_, err := ParsePostgres(raw)
+		if err == nil || !strings.Contains(err.Error(), "cannot read /nonexistent/ca.pem") || strings.Contains(err.Error(), "s3cret42") {
+			t.Errorf("ParsePostgres(%q) = %v", raw, err)
+		}
+	}
+}
