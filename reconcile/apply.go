@@ -37,6 +37,8 @@ type ChangeResult struct {
 	Change
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Retries counts the runs again of a migration after a lock timeout.
+	Retries int `json:"retries,omitempty"`
 	// Stored is the value a server stored instead of After (Redis clamps
 	// some values); set only on such a failed change.
 	Stored string `json:"stored,omitempty"`
@@ -107,13 +109,15 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 	sr := StackResult{Stack: sp.Stack}
 	changes, held := gate(st, sp.Changes, o)
 	sr.Changes = held
-	var cfg, migs, backups []Change
+	var cfg, migs, backups, record []Change
 	for _, c := range changes {
 		switch c.Kind {
 		case ResourceRedisConfig:
 			cfg = append(cfg, c)
 		case ResourceMigration:
 			migs = append(migs, c)
+		case ResourceChecksums:
+			record = append(record, c)
 		default:
 			backups = append(backups, c)
 		}
@@ -121,7 +125,7 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 	if len(migs) == 0 { // no migration left to back up for
 		backups = slices.DeleteFunc(backups, func(c Change) bool { return c.Before == "backupBeforeMigrate" })
 	}
-	if len(cfg)+len(migs)+len(backups) == 0 {
+	if len(cfg)+len(migs)+len(backups)+len(record) == 0 {
 		return sr
 	}
 	c := openConns(st, o, false)
@@ -149,8 +153,15 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 			}
 		}
 	}
+	if len(record) > 0 { // before migrations: adoption covers what ran before dbops
+		sr.Changes = append(sr.Changes, applyRecord(ctx, st, c, record)...)
+	}
 	if len(migs) > 0 {
-		sr.Changes = append(sr.Changes, applyMigrations(ctx, st, c, migs, o)...)
+		res, err := applyMigrations(ctx, st, c, migs, o)
+		sr.Changes = append(sr.Changes, res...)
+		if err != nil {
+			sr.Errors = append(sr.Errors, err.Error())
+		}
 		pg := st.Spec.Postgres
 		if live, err := postgres.Observe(ctx, c.pg, pg.Migrations.Table); err == nil {
 			v := live.Version()
@@ -181,17 +192,36 @@ func applyRedis(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conns, cf
 	return outcome(cfg, StatusDone, "")
 }
 
-func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Change, o Options) []ChangeResult {
+// applyRecord backfills the checksum ledger.
+func applyRecord(ctx context.Context, st *spec.Stack, c *conns, record []Change) []ChangeResult {
+	pg := st.Spec.Postgres
+	if err := recordChecksums(ctx, c.pg, pg.Migrations); err != nil {
+		err = serverError("postgres", postgres.Server(pg.URL), err, spec.Password(pg.URL))
+		return outcome(record, StatusFailed, err.Error())
+	}
+	return outcome(record, StatusDone, "")
+}
+
+// applyMigrations runs the migrations, then records the checksums of those
+// that ran; the error is about that record only.
+func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Change, o Options) ([]ChangeResult, error) {
 	pg := st.Spec.Postgres
 	server := postgres.Server(pg.URL)
 	steps := make([]postgres.Step, len(migs))
 	for i, ch := range migs {
 		steps[i] = postgres.Step{Version: ch.Version, File: ch.Name, Down: ch.Action == ActionDown}
 	}
-	done, err := postgres.Migrate(ctx, c.pg, pg.Migrations, steps, o.grace())
-	ran := map[int64]bool{}
+	done, err := postgres.Migrate(ctx, c.pg, pg.Migrations, steps, o.grace(), postgres.MigrateOptions{
+		Open: postgres.OpenerFor(pg.URL, o.timeout()), Retry: o.LockRetry})
+	var recErr error
+	if len(done) > 0 {
+		if err := recordApplied(context.WithoutCancel(ctx), c.pg, pg.Migrations, done); err != nil {
+			recErr = serverError("postgres", server, fmt.Errorf("migrations applied, but their checksums were not recorded (the next plan records them at adoption): %w", err), spec.Password(pg.URL))
+		}
+	}
+	ran := map[int64]int{} // version → retries
 	for _, s := range done {
-		ran[s.Version] = true
+		ran[s.Version] = s.Retries
 	}
 	var merr *postgres.MigrationError
 	errors.As(err, &merr)
@@ -199,10 +229,10 @@ func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Chang
 	for i, ch := range migs {
 		out[i] = ChangeResult{Change: ch, Status: StatusSkipped}
 		switch {
-		case ran[ch.Version]:
-			out[i].Status = StatusDone
+		case hasKey(ran, ch.Version):
+			out[i].Status, out[i].Retries = StatusDone, ran[ch.Version]
 		case merr != nil && merr.Version == ch.Version:
-			out[i].Status = StatusFailed
+			out[i].Status, out[i].Retries = StatusFailed, merr.Retries
 			out[i].Error = serverError("postgres", server, err, spec.Password(pg.URL)).Error()
 		case errors.Is(err, postgres.ErrInterrupted):
 			out[i].Error = "not started: dbops is shutting down"
@@ -214,7 +244,12 @@ func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Chang
 	if err == nil {
 		explainSkipped(ctx, pg, o, out)
 	}
-	return out
+	return out, recErr
+}
+
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // explainSkipped says why goose skipped a planned migration without error:

@@ -33,30 +33,12 @@ type BackupStatus struct {
 	Destination string    `json:"destination"`
 }
 
-// Job turns a stack's backup spec into the backup package's job.
-func Job(st *spec.Stack, b spec.Backup) backup.Job {
-	j := backup.Job{
-		Stack: st.Metadata.Name, Name: b.Name, Source: b.Source, Schedule: b.Schedule, Timezone: b.Timezone,
-		Destination: b.Destination, Verify: b.Verify, Retention: b.Retention,
-	}
-	if pg := st.Spec.Postgres; pg != nil {
-		j.PostgresURL = pg.URL
-		if pg.Migrations != nil {
-			j.MigrationTable = pg.Migrations.Table
-		}
-	}
-	if r := st.Spec.Redis; r != nil {
-		j.RedisURL = r.URL
-	}
-	return j
-}
-
 // planBackups lists due backups and the files retention would delete.
 func planBackups(ctx context.Context, st *spec.Stack, now time.Time) ([]BackupStatus, []Change) {
 	var statuses []BackupStatus
 	var changes []Change
 	for _, b := range st.Spec.Backups {
-		job := Job(st, b)
+		job := backup.NewJob(st, b)
 		bs := BackupStatus{Job: b.Name, Source: b.Source, Suspended: b.Suspend, Destination: b.Destination}
 		obs, err := backup.Observe(ctx, job, now)
 		if err != nil {
@@ -108,7 +90,7 @@ func applyBackups(ctx context.Context, st *spec.Stack, changes []Change, o Optio
 	}
 	for _, b := range st.Spec.Backups {
 		prefix := ResourcePrune + "." + b.Name + "."
-		obs, err := backup.Observe(ctx, Job(st, b), time.Now())
+		obs, err := backup.Observe(ctx, backup.NewJob(st, b), time.Now())
 		for _, d := range obs.Delete {
 			ch, ok := planned[prefix+d.ID]
 			if !ok {
@@ -142,7 +124,7 @@ func runBackup(ctx context.Context, st *spec.Stack, name string, o Options) erro
 			if bo.ConnectTimeout == 0 {
 				bo.ConnectTimeout = o.timeout()
 			}
-			_, err := backup.Run(ctx, Job(st, b), bo)
+			_, err := backup.Run(ctx, backup.NewJob(st, b), bo)
 			var verr *backup.VerifyError
 			if errors.As(err, &verr) {
 				return verr

@@ -9,6 +9,7 @@ import (
 // Summary counts a plan's changes by kind, for the one-line summaries.
 type Summary struct {
 	Stacks, Changes, Migrations, Settings, Backups, Risky, Deferred, Failed int
+	Ledger                                                                  int // checksum ledger records
 }
 
 // Summarize counts the plan's changes.
@@ -25,6 +26,8 @@ func (p *Plan) Summarize() Summary {
 				s.Migrations++
 			case ResourceRedisConfig:
 				s.Settings++
+			case ResourceChecksums:
+				s.Ledger++
 			default:
 				s.Backups++
 			}
@@ -50,6 +53,9 @@ func (s Summary) Line() string {
 	}
 	line := fmt.Sprintf("%d change(s) in %d stack(s): %d migration(s), %d Redis setting(s), %d backup change(s).",
 		s.Changes, s.Stacks, s.Migrations, s.Settings, s.Backups)
+	if s.Ledger > 0 {
+		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d checksum record(s).", s.Ledger)
+	}
 	if s.Risky > 0 {
 		line += fmt.Sprintf(" %d risky", s.Risky)
 		if s.Deferred > 0 {
@@ -63,7 +69,7 @@ func (s Summary) Line() string {
 	return line
 }
 
-var mdIcons = map[string]string{ActionUp: "➕", ActionUpdate: "✏️", ActionDown: "➖", ActionBackup: "💾", ActionDelete: "🗑️"}
+var mdIcons = map[string]string{ActionUp: "➕", ActionUpdate: "✏️", ActionDown: "➖", ActionBackup: "💾", ActionDelete: "🗑️", ActionRecord: "🔏"}
 
 // WriteMarkdown renders the plan for a pull request comment: a one-line
 // summary, then per stack a table of changes with risks flagged.
@@ -88,6 +94,9 @@ func (p *Plan) WriteMarkdown(w io.Writer) {
 			} else {
 				fmt.Fprintf(w, " Postgres `%s`: migration version %d (target %s).", pg.Server, pg.VersionBefore, pg.Target)
 			}
+			if pg.Session != "" {
+				fmt.Fprintf(w, " Migrations run with %s.", cell(pg.Session))
+			}
 		}
 		if r := sp.Redis; r != nil {
 			fmt.Fprintf(w, " Redis `%s`", r.Server)
@@ -111,7 +120,11 @@ func (p *Plan) WriteMarkdown(w io.Writer) {
 						risk += "<br>deferred " + cell(c.Deferred)
 					}
 				}
-				fmt.Fprintf(w, "| %s | `%s` | %s `%s` | %s | %s | %s |\n", mdIcons[c.Action], c.Resource, c.Action, cell(c.Name),
+				name := "`" + cell(c.Name) + "`"
+				if c.Session != "" {
+					name += " (" + cell(c.Session) + ")"
+				}
+				fmt.Fprintf(w, "| %s | `%s` | %s %s | %s | %s | %s |\n", mdIcons[c.Action], c.Resource, c.Action, name,
 					code(c.Before), code(c.After), risk)
 			}
 		}

@@ -66,6 +66,11 @@ type PostgresStatus struct {
 	// Applied lists the versions applied when observed: part of a saved
 	// plan's fingerprint.
 	Applied []int64 `json:"applied,omitempty"`
+	// Session is the lock_timeout and statement_timeout pending migrations
+	// run with, and how a lock timeout is retried.
+	Session string `json:"session,omitempty"`
+	// Checksums compares the applied migrations with their files.
+	Checksums *ChecksumStatus `json:"checksums,omitempty"`
 }
 
 // RedisStatus describes the observed Redis server.
@@ -98,6 +103,9 @@ type Change struct {
 	// Deferred says when a risky change will be applied: at the next
 	// maintenance window.
 	Deferred string `json:"deferred,omitempty"`
+	// Session is set on a migration whose file sets its own timeouts, or
+	// that is NO TRANSACTION (never retried).
+	Session string `json:"session,omitempty"`
 }
 
 // HasChanges reports whether applying the plan would change anything.
@@ -141,6 +149,9 @@ type Options struct {
 	IndexThreshold int64
 	// Now is the clock for windows and backup schedules; time.Now when nil.
 	Now func() time.Time
+	// LockRetry bounds the retries of a migration that timed out waiting
+	// for a lock; the zero value is postgres.DefaultLockRetries after 1 s.
+	LockRetry postgres.Retry
 }
 
 func (o Options) now() time.Time {
@@ -240,6 +251,9 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 		status, changes, err := planPostgres(ctx, st, c.pg, o)
 		sp.Postgres = status
 		sp.Changes = append(sp.Changes, changes...)
+		if cs := status.Checksums; cs != nil && cs.Warning != "" {
+			sp.Warnings = append(sp.Warnings, cs.Warning)
+		}
 		if err != nil {
 			status.Error = err.Error()
 			sp.Errors = append(sp.Errors, err.Error())
@@ -326,7 +340,10 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 		threshold = risk.DefaultIndexThreshold
 	}
 	migrationRisks(ctx, db, m, changes, threshold)
-	return status, changes, nil
+	describeSessions(m, status, changes, o.LockRetry)
+	sums, record, err := planChecksums(ctx, st, db, live, available)
+	status.Checksums = sums
+	return status, append(record, changes...), err
 }
 
 func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options) (*RedisStatus, []Change, string, error) {

@@ -14,7 +14,8 @@ const (
 	readOnlyGrants = `CREATE ROLE dbops_ci LOGIN PASSWORD 'ciPw-5521';
 GRANT CONNECT ON DATABASE %s TO dbops_ci;
 GRANT USAGE ON SCHEMA public TO dbops_ci;
-GRANT SELECT ON public.goose_db_version TO dbops_ci;`
+GRANT SELECT ON public.goose_db_version TO dbops_ci;
+GRANT SELECT ON public.goose_db_version_dbops_checksums TO dbops_ci;`
 	redisACL = "ACL SETUSER dbops-ci on >ciRedisPw-7731 resetkeys resetchannels -@all +ping +info +config|get"
 )
 
@@ -53,7 +54,8 @@ func TestPlanWithLeastPrivilege(t *testing.T) {
 	if res.code != 2 {
 		t.Fatalf("plan with CI credentials: exit %d\n%s%s", res.code, res.stdout, res.stderr)
 	}
-	for _, w := range []string{"migration version 2 → 3", "+ up   00003_index.sql", "maxmemory  1048576 → 128mb"} {
+	for _, w := range []string{"migration version 2 → 3", "+ up   00003_index.sql", "maxmemory  1048576 → 128mb",
+		"checksums of applied migrations: 2 verified"} {
 		if !strings.Contains(res.stdout, w) {
 			t.Errorf("plan lacks %q:\n%s", w, res.stdout)
 		}

@@ -22,7 +22,7 @@ func (s Style) yellow(t string) string { return s.paint("33", t) }
 func (s Style) red(t string) string    { return s.paint("31", t) }
 func (s Style) bold(t string) string   { return s.paint("1", t) }
 
-var symbols = map[string]string{ActionUpdate: "~", ActionUp: "+", ActionDown: "-", ActionBackup: "+", ActionDelete: "-"}
+var symbols = map[string]string{ActionUpdate: "~", ActionUp: "+", ActionDown: "-", ActionBackup: "+", ActionDelete: "-", ActionRecord: "+"}
 
 func (s Style) action(a string) string {
 	switch a {
@@ -49,10 +49,26 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 				line += fmt.Sprintf(" (target %s)", pg.Target)
 			}
 			fmt.Fprintln(w, line)
+			if pg.Session != "" {
+				fmt.Fprintf(w, "  migrations run with %s\n", pg.Session)
+			}
+			if cs := pg.Checksums; cs != nil && cs.Verified+cs.Adopted+cs.Unrecorded+len(cs.Changed) > 0 {
+				fmt.Fprintf(w, "  checksums of applied migrations: %d verified, %d recorded at adoption, %d changed, %d not recorded\n",
+					cs.Verified, cs.Adopted, len(cs.Changed), cs.Unrecorded)
+			}
+		}
+		for _, c := range sp.Changes {
+			if c.Kind == ResourceChecksums {
+				fmt.Fprintf(w, "    %s %s %s: %s → %s\n", s.green("+"), c.Action, c.Name, c.Before, c.After)
+			}
 		}
 		for _, c := range sp.Changes {
 			if c.Kind == ResourceMigration {
-				fmt.Fprintf(w, "    %s %-4s %s%s\n", s.action(c.Action), c.Action, c.Name, s.risk(c))
+				session := ""
+				if c.Session != "" {
+					session = "  [" + c.Session + "]"
+				}
+				fmt.Fprintf(w, "    %s %-4s %s%s%s\n", s.action(c.Action), c.Action, c.Name, session, s.risk(c))
 			}
 		}
 		if r := sp.Redis; r != nil {
@@ -173,11 +189,12 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 		}
 		fmt.Fprintf(w, "%s %s\n", s.bold("stack"), s.bold(sr.Stack))
 		for _, c := range sr.Changes {
-			label := c.Name
+			label := c.Action + " " + c.Name
 			if c.Kind == ResourceRedisConfig {
 				label = fmt.Sprintf("%s = %s", c.Name, quote(c.After))
-			} else {
-				label = c.Action + " " + c.Name
+			}
+			if c.Retries > 0 {
+				label += fmt.Sprintf(" (retried %d× after lock timeout)", c.Retries)
 			}
 			switch c.Status {
 			case StatusDone:

@@ -28,17 +28,12 @@ const (
 // riskParams are read for Redis risk checks even when not managed.
 var riskParams = []string{"maxmemory", "maxmemory-policy", "appendonly"}
 
-// migrationRisks marks the risky migrations among changes. Table sizes for
-// CREATE INDEX come from read-only queries.
+// migrationRisks marks the risky migrations among changes. Each pending
+// migration is judged, in order, against the live database (read-only
+// catalog queries) and what the migrations before it in the plan create,
+// rename and drop: see risk.Sequence.
 func migrationRisks(ctx context.Context, db *sql.DB, m *spec.Migrations, changes []Change, threshold int64) {
-	sizes := func(schema, table string) (int64, bool) {
-		name := risk.Table{Schema: schema, Name: table}.String()
-		var n sql.NullInt64
-		if err := db.QueryRowContext(ctx, "SELECT pg_total_relation_size(to_regclass($1))", name).Scan(&n); err != nil {
-			return 0, false
-		}
-		return n.Int64, true // NULL: created by an earlier pending migration, so empty
-	}
+	seq := risk.NewSequence(newLiveCatalog(ctx, db), threshold)
 	for i := range changes {
 		c := &changes[i]
 		if c.Action == ActionDown {
@@ -53,10 +48,15 @@ func migrationRisks(ctx context.Context, db *sql.DB, m *spec.Migrations, changes
 		sqlText, err := risk.SplitGoose(body, false)
 		var findings []risk.Finding
 		if err == nil {
-			findings, err = risk.Migration(sqlText, sizes, threshold)
+			findings, err = seq.Migration(sqlText)
 		}
 		if errors.Is(err, risk.ErrNoParser) {
 			c.Risk = "cannot analyse: this dbops was built without cgo (no SQL parser)"
+			continue
+		}
+		var pg18 *risk.PG18SyntaxError
+		if errors.As(err, &pg18) {
+			c.Risk = pg18.Error() // "cannot analyse (PostgreSQL 18 syntax ...)"
 			continue
 		}
 		if err != nil {
@@ -105,15 +105,7 @@ func windowsAt(st *spec.Stack, now time.Time) windowState {
 	if len(st.Spec.MaintenanceWindows) == 0 {
 		return windowState{}
 	}
-	ws := make([]risk.Window, len(st.Spec.MaintenanceWindows))
-	for i, w := range st.Spec.MaintenanceWindows {
-		ws[i] = risk.Window{Start: w.Start, Duration: w.DurationValue(), Timezone: w.Timezone}
-	}
-	parsed, err := risk.ParseWindows(ws)
-	if err != nil {
-		return windowState{has: true} // validated at load; never open if not
-	}
-	open, _, next := parsed.Open(now)
+	open, _, next := st.Spec.MaintenanceWindows.Open(now)
 	return windowState{has: true, open: open, next: next}
 }
 

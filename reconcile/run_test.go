@@ -297,7 +297,9 @@ func TestRunCredentialsAbsent(t *testing.T) {
 			const wrongPg, wrongRedis = "wrongPgPw-31c9e7", "wrongRedisPw-a17b42"
 			f := newFixture(t, map[string]string{"00001_t.sql": mig("CREATE TABLE t (id int);", "DROP TABLE t;")})
 			f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, rd.URL()
-			f.env["BAD_PG_URL"] = strings.Replace(pgURL, ":"+pg.Password+"@", ":"+wrongPg+"@", 1)
+			// The bad stacks name another database and another parameter:
+			// two stacks managing the same one are refused at load.
+			f.env["BAD_PG_URL"] = strings.Replace(strings.Replace(pgURL, ":"+pg.Password+"@", ":"+wrongPg+"@", 1), "/t_", "/other_t_", 1)
 			f.env["BAD_REDIS_URL"] = strings.Replace(rd.URL(), ":"+rd.Password+"@", ":"+wrongRedis+"@", 1)
 			if f.env["BAD_PG_URL"] == pgURL || f.env["BAD_REDIS_URL"] == rd.URL() {
 				t.Fatal("could not put a wrong password in the URLs")
@@ -313,7 +315,7 @@ func TestRunCredentialsAbsent(t *testing.T) {
     migrations: {dir: ./migrations}
 `)+"---\n"+stackYAML("badredis", `  redis:
     url: ${BAD_REDIS_URL}
-    config: {maxmemory: 32mb}
+    config: {hz: 10}
 `))
 			p := startRun(t, f, freeAddrs(t, 1)[0], "--interval", "500ms", "--log-format", format)
 			p.waitUp(t)

@@ -142,5 +142,22 @@ func stackMoved(old, cur *StackPlan) []string {
 			say("a fresh plan no longer has %s %s → %s", c.Resource, c.Action, c.After)
 		}
 	}
+	// Risk is judged against the live data (an empty table may have filled).
+	risks := map[string]string{}
+	for _, c := range cur.Changes {
+		risks[key(c)] = c.Risk
+	}
+	for _, c := range old.Changes {
+		if r, ok := risks[key(c)]; ok && r != c.Risk {
+			say("%s was planned as %s, now %s", c.Resource, riskWord(c.Risk), riskWord(r))
+		}
+	}
 	return out
+}
+
+func riskWord(r string) string {
+	if r == "" {
+		return "not risky"
+	}
+	return "risky (" + r + ")"
 }

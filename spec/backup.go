@@ -5,10 +5,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"time"
-	_ "time/tzdata" // every IANA zone, even in slim images
-
-	"github.com/robfig/cron/v3"
 )
 
 // Backup is a scheduled backup job of a stack.
@@ -16,8 +12,8 @@ type Backup struct {
 	Name   string `json:"name"`
 	Source string `json:"source"` // postgres or redis
 	// Schedule is a standard 5-field cron expression, or @hourly, @daily,
-	// @weekly, @monthly, @yearly, @every <duration>.
-	Schedule string `json:"schedule"`
+	// @weekly, @monthly, @yearly, @every <duration>, parsed in Timezone.
+	Schedule Schedule `json:"schedule"`
 	// Timezone is the IANA zone of Schedule and of retention's calendar
 	// boundaries; UTC when empty.
 	Timezone string `json:"timezone,omitempty"`
@@ -32,7 +28,9 @@ type Backup struct {
 }
 
 // Retention says which verified backups to keep, with restic's forget
-// semantics; a backup is kept when any rule keeps it.
+// semantics; a backup is kept when any rule keeps it. For each rule, 0 (or
+// leaving it out) disables it and Unlimited keeps one backup in every
+// period that has one; at least one rule is set.
 type Retention struct {
 	KeepLast    int `json:"keepLast,omitempty"`
 	KeepHourly  int `json:"keepHourly,omitempty"`
@@ -42,15 +40,19 @@ type Retention struct {
 	KeepYearly  int `json:"keepYearly,omitempty"`
 }
 
+// Unlimited is the retention count that keeps every period.
+const Unlimited = -1
+
 var jobName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
-// checkBackups validates the backup jobs of a stack.
+// checkBackups parses the backup jobs of a stack.
 func checkBackups(s *StackSpec, bad func(field, format string, args ...any)) {
 	names := map[string]string{}
-	for i, b := range s.Backups {
+	for i := range s.Backups {
+		b := &s.Backups[i]
 		f := fmt.Sprintf("spec.backups[%d].", i)
 		if !jobName.MatchString(b.Name) {
-			bad(f+"name", "%q must be lower-case letters, digits and '-'", b.Name)
+			bad(f+"name", "%q must be lower-case letters, digits and '-', at most 63 (it is part of file names)", b.Name)
 		} else if _, dup := names[b.Name]; dup {
 			bad(f+"name", "duplicate backup job %q", b.Name)
 		}
@@ -70,20 +72,20 @@ func checkBackups(s *StackSpec, bad func(field, format string, args ...any)) {
 		default:
 			bad(f+"source", "%q is not postgres or redis", b.Source)
 		}
-		if _, err := cron.ParseStandard(b.Schedule); err != nil {
-			bad(f+"schedule", "%q is not a 5-field cron expression or @daily/@hourly/@every <duration>: %v", b.Schedule, err)
+		tz := b.Timezone
+		if _, err := ParseLocation(tz); err != nil {
+			bad(f+"timezone", "%v", err)
+			tz = "" // still check the schedule
 		}
-		if b.Timezone != "" {
-			if _, err := time.LoadLocation(b.Timezone); err != nil {
-				bad(f+"timezone", "%q is not an IANA time zone", b.Timezone)
-			}
+		if sc, err := ParseSchedule(b.Schedule.String(), tz); err != nil {
+			bad(f+"schedule", "%v", err)
+		} else {
+			b.Schedule = sc
 		}
 		if !filepath.IsAbs(b.Destination) {
 			bad(f+"destination", "%q must be an absolute folder (a mounted volume), not a path in the repository", b.Destination)
 		}
-		if b.Retention == (Retention{}) {
-			bad(f+"retention", "empty: set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly")
-		}
+		checkRetention(b.Retention, f+"retention", bad)
 		if !slices.Contains([]string{"", "read", "restore"}, b.Verify) {
 			bad(f+"verify", "%q is not read or restore", b.Verify)
 		}
@@ -93,20 +95,29 @@ func checkBackups(s *StackSpec, bad func(field, format string, args ...any)) {
 	}
 }
 
-// checkWindows validates the maintenance windows of a stack.
+func checkRetention(r Retention, field string, bad func(field, format string, args ...any)) {
+	if r == (Retention{}) {
+		bad(field, "empty: set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly")
+	}
+	for _, k := range []struct {
+		name string
+		n    int
+	}{{"keepLast", r.KeepLast}, {"keepHourly", r.KeepHourly}, {"keepDaily", r.KeepDaily},
+		{"keepWeekly", r.KeepWeekly}, {"keepMonthly", r.KeepMonthly}, {"keepYearly", r.KeepYearly}} {
+		if k.n < Unlimited {
+			bad(field+"."+k.name, "%d is negative: use a count, or -1 for unlimited", k.n)
+		}
+	}
+}
+
+// checkWindows parses the maintenance windows of a stack.
 func checkWindows(s *StackSpec, bad func(field, format string, args ...any)) {
 	for i, w := range s.MaintenanceWindows {
 		f := fmt.Sprintf("spec.maintenanceWindows[%d].", i)
-		if _, err := cron.ParseStandard(w.Start); err != nil {
-			bad(f+"start", "%q is not a 5-field cron expression: %v", w.Start, err)
+		parsed, errs := ParseWindow(w.Start.String(), w.Duration.String(), w.Timezone)
+		for _, e := range errs {
+			bad(f+e.Field, "%s", e.Msg)
 		}
-		if d, err := time.ParseDuration(w.Duration); err != nil || d <= 0 {
-			bad(f+"duration", "%q is not a positive duration such as 2h or 90m", w.Duration)
-		}
-		if w.Timezone != "" {
-			if _, err := time.LoadLocation(w.Timezone); err != nil {
-				bad(f+"timezone", "%q is not an IANA time zone", w.Timezone)
-			}
-		}
+		s.MaintenanceWindows[i] = parsed
 	}
 }

@@ -33,6 +33,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 			for _, e := range checkMigrations(st.File, m, opts.Root) {
 				adderr("spec.postgres.migrations."+e.Field, "%s", e.Msg)
 			}
+			checkMigrationSession(m, adderr)
 		}
 	}
 	if r := s.Redis; r != nil {

@@ -80,6 +80,9 @@ func Load(paths []string, opts Options) (*Result, error) {
 			res.Stacks = append(res.Stacks, *st)
 		}
 	}
+	cerrs, cwarns := checkConflicts(res.Stacks)
+	errs = append(errs, cerrs...)
+	res.Warnings = append(res.Warnings, cwarns...)
 	if len(files) > 0 && len(res.Stacks) == 0 && len(errs) == 0 {
 		errs = append(errs, FieldError{File: strings.Join(paths, ", "), Msg: "no Stack documents found"})
 	}
@@ -207,7 +210,11 @@ func loadDocument(file string, doc document, opts Options) (*Stack, ErrorList, [
 		return nil, fail(err.Error()), nil
 	}
 	name := stackName(generic)
-	errs := schemaErrors(file, name, generic)
+	if name == "" {
+		// name: off is read as false; name the stack as it was written.
+		name = scalarToken(doc.data, "name", "boolean")
+	}
+	errs := schemaErrors(file, name, generic, doc.data)
 	if name == "" && len(errs) == 0 {
 		errs = fail("metadata.name is missing")
 	}

@@ -47,8 +47,8 @@ func TestLoadValid(t *testing.T) {
 		"migrations/00001_a.sql":      migration,
 		"migrations/00002_b.sql":      migration,
 		"envs/dev/stack.yaml":         stackDoc("dev", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: ../../migrations\n      target: 2\n"),
-		"envs/prod/stack.yml":         stackDoc("prod", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: ../../migrations\n"),
-		"envs/prod/more.yaml":         stackDoc("cache-a", redisOnly) + "---\n# second document\n" + stackDoc("cache-b", redisOnly) + "---\n",
+		"envs/prod/stack.yml":         stackDoc("prod", "  postgres:\n    url: postgres://db:5432/prod\n    migrations:\n      dir: ../../migrations\n"),
+		"envs/prod/more.yaml":         stackDoc("cache-a", redisOnly) + "---\n# second document\n" + stackDoc("cache-b", strings.Replace(redisOnly, "maxmemory: 256mb", "hz: 10", 1)) + "---\n",
 		"envs/prod/notes.txt":         "not yaml, ignored",
 		"envs/prod/.hidden/skip.yaml": "not: a stack",
 	})
@@ -81,6 +81,33 @@ func TestLoadValid(t *testing.T) {
 	}
 	if got := names["dev"].Spec.Postgres.URL; got != "postgres://amanat:pgSecret42@db:5432/amanat" {
 		t.Errorf("url not expanded: %q", got)
+	}
+}
+
+// TestLoadParsesSchedules checks that Load hands out parsed schedules and
+// windows, and that -1 (unlimited) retention passes schema and checks.
+func TestLoadParsesSchedules(t *testing.T) {
+	root := writeTree(t, map[string]string{"s.yaml": stackDoc("a", `  redis: {url: "redis://c:1"}
+  maintenanceWindows:
+    - {start: "0 22 * * *", duration: 2h, timezone: Europe/Berlin}
+  backups:
+    - {name: nightly, source: redis, schedule: "0 3 * * *", timezone: Asia/Tokyo, destination: /b, retention: {keepLast: 2, keepMonthly: -1}}
+`)})
+	res, err := Load([]string{root}, Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := res.Stacks[0].Spec
+	b := st.Backups[0]
+	if got := b.Schedule.Next(utc("2025-06-10T00:00:00Z")); !got.Equal(utc("2025-06-10T18:00:00Z")) {
+		t.Errorf("schedule next = %v, want 03:00 in Tokyo", got)
+	}
+	if b.Retention.KeepMonthly != Unlimited {
+		t.Errorf("keepMonthly = %d, want Unlimited", b.Retention.KeepMonthly)
+	}
+	open, until, _ := st.MaintenanceWindows.Open(utc("2025-06-10T21:00:00Z"))
+	if !open || !until.Equal(utc("2025-06-10T22:00:00Z")) {
+		t.Errorf("window open = %v until %v, want open until 00:00 Berlin", open, until)
 	}
 }
 
@@ -186,17 +213,60 @@ func TestLoadErrors(t *testing.T) {
     - {name: ok, source: postgres, schedule: "@daily", destination: /b, retention: {keepDaily: 7}}
 `)},
 			want: []string{
-				`spec.backups[1].schedule: "0 0 3 * * *" is not a 5-field cron expression`,
-				`spec.backups[1].timezone: "Narnia/Cair" is not an IANA time zone`,
+				`spec.backups[1].schedule: "0 0 3 * * *": expected exactly 5 fields`,
+				`spec.backups[1].timezone: "Narnia/Cair" is not a known IANA time zone`,
 				`spec.backups[1].destination: "rel/dir" must be an absolute folder`,
 				`spec.backups[1].retention: empty`,
 				`spec.backups[1].verify: restore verification is for postgres backups`,
 				`spec.backups[2].name: duplicate backup job "ok"`,
 				`spec.backups[2].source: postgres backups need spec.postgres`,
 				`spec.backupBeforeMigrate: "nope" is not a postgres backup job of this stack`,
-				`spec.maintenanceWindows[1].start: "0 0 2 * * SUN" is not a 5-field cron expression`,
+				`spec.maintenanceWindows[1].start: "0 0 2 * * SUN": expected exactly 5 fields`,
 				`spec.maintenanceWindows[1].duration: "-1h" is not a positive duration`,
-				`spec.maintenanceWindows[1].timezone: "Mars/Olympus" is not an IANA time zone`,
+				`spec.maintenanceWindows[1].timezone: "Mars/Olympus" is not a known IANA time zone`,
+			},
+		},
+		{
+			// Both were accepted by validate: the window deferred risky
+			// changes "until 0001-01-01", the job was refused by plan and
+			// never fired by dbops run.
+			name: "a window that cannot open, a schedule too frequent",
+			files: map[string]string{"envs/prod.yaml": stackDoc("amanat-prod", `  redis: {url: "redis://c:1"}
+  maintenanceWindows:
+    - {start: "@every 1h", duration: 30m}
+    - {start: "0 0 30 2 *", duration: 1h}
+    - {start: "@weekly", duration: "2 hours", timezone: Local}
+  backups:
+    - {name: often, source: redis, schedule: "@every 10s", destination: /b, retention: {keepLast: 1, keepDaily: -2}}
+`)},
+			want: []string{
+				`envs/prod.yaml: stack "amanat-prod": spec.maintenanceWindows[0].start: @every 1h: @every has no fixed start`,
+				`envs/prod.yaml: stack "amanat-prod": spec.maintenanceWindows[1].start: "0 0 30 2 *" never fires`,
+				`envs/prod.yaml: stack "amanat-prod": spec.maintenanceWindows[2].duration: "2 hours" is not a positive duration`,
+				`envs/prod.yaml: stack "amanat-prod": spec.maintenanceWindows[2].timezone: "Local" depends on the host`,
+				`envs/prod.yaml: stack "amanat-prod": spec.backups[0].schedule: "@every 10s": interval 10s is shorter than 1m0s`,
+				`envs/prod.yaml: stack "amanat-prod": spec.backups[0].retention.keepDaily: -2 is negative: use a count, or -1 for unlimited`,
+			},
+		},
+		{
+			name: "YAML 1.1 booleans where a string is wanted",
+			files: map[string]string{
+				"off.yaml":    stackDoc("off", redisOnly),
+				"labels.yaml": "apiVersion: dbops/v1\nkind: Stack\nmetadata:\n  name: a\n  labels: {pci: yes, tier: On}\nspec:\n" + redisOnly,
+			},
+			want: []string{
+				`off.yaml: stack "off": metadata.name: YAML reads off as a boolean: quote it (name: "off")`,
+				`labels.yaml: stack "a": metadata.labels.pci: YAML reads yes as a boolean: quote it (pci: "yes")`,
+				`labels.yaml: stack "a": metadata.labels.tier: YAML reads On as a boolean: quote it (tier: "On")`,
+			},
+		},
+		{
+			// name: off stops decoding, so only the schema speaks: its
+			// pattern errors quote the field's description, not a regexp.
+			name:  "schema pattern errors say what the field wants",
+			files: map[string]string{"a.yaml": stackDoc("off", "  redis: {url: \"redis://c:1\"}\n  maintenanceWindows:\n    - {start: \"@every 1h\", duration: 1h}\n")},
+			want: []string{
+				`a.yaml: stack "off": spec.maintenanceWindows[0].start: "@every 1h" is not valid here: 5-field cron or @daily, @weekly...: when the window opens (not @every`,
 			},
 		},
 		{
@@ -224,6 +294,60 @@ func TestLoadErrors(t *testing.T) {
 			}
 			if strings.Contains(msg, "Secret42") {
 				t.Errorf("error shows a password:\n%s", msg)
+			}
+		})
+	}
+}
+
+// TestLoadStacksDoNotFight: two stacks managing one thing are an error
+// naming both; offline, with ${VAR} unset, identical text still compares
+// and anything else is a warning that says it was not compared.
+func TestLoadStacksDoNotFight(t *testing.T) {
+	pg := func(name, url string) string {
+		return stackDoc(name, "  postgres:\n    url: "+url+"\n    migrations: {dir: m}\n")
+	}
+	rd := func(name, url, param string) string {
+		return stackDoc(name, "  redis:\n    url: "+url+"\n    config: {"+param+": \"1\"}\n")
+	}
+	tests := []struct {
+		name    string
+		files   map[string]string
+		vars    map[string]string
+		offline bool
+		err     string // "" for none
+		warn    string
+	}{
+		{name: "same database after expansion", files: map[string]string{"a.yaml": pg("a", "${A_URL}"), "b.yaml": pg("b", "postgres://u:pw@DB:5432/app?sslmode=disable")},
+			vars: map[string]string{"A_URL": "postgres://other:pw@db/app"},
+			err:  `b.yaml: stack "b": spec.postgres.url: db:5432/app is also managed by stack "a" (a.yaml)`},
+		{name: "other database", files: map[string]string{"a.yaml": pg("a", "postgres://db/app"), "b.yaml": pg("b", "postgres://db/app2")}},
+		{name: "same redis parameter, other db index", files: map[string]string{"a.yaml": rd("a", "redis://cache:6379/0", "hz"), "b.yaml": rd("b", "redis://cache/3", "hz")},
+			err: `b.yaml: stack "b": spec.redis.config.hz: cache:6379 hz is also managed by stack "a" (a.yaml)`},
+		{name: "other redis parameter", files: map[string]string{"a.yaml": rd("a", "redis://cache:6379", "hz"), "b.yaml": rd("b", "redis://cache:6379", "maxclients")}},
+		{name: "offline: the same unset variable", offline: true, files: map[string]string{"a.yaml": rd("a", "${R}", "hz"), "b.yaml": rd("b", "${R}", "hz")},
+			err: `b.yaml: stack "b": spec.redis.config.hz: ${R} hz is also managed by stack "a" (a.yaml)`},
+		{name: "offline: cannot compare", offline: true, files: map[string]string{"a.yaml": pg("a", "${A_URL}"), "b.yaml": pg("b", "postgres://db/app")},
+			warn: `a.yaml: stack "a": spec.postgres.url: not compared with the other stacks' servers (a variable is unset)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.files[".git/HEAD"] = "x"
+			tt.files["m/00001_a.sql"] = migration
+			root := writeTree(t, tt.files)
+			t.Chdir(root)
+			res, err := Load([]string{"a.yaml", "b.yaml"}, Options{Getenv: env(tt.vars), KeepUnsetVars: tt.offline})
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("Load: %v", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("Load error %v, want one containing %q", err, tt.err)
+			}
+			var warns []string
+			for _, w := range res.Warnings {
+				warns = append(warns, w.Error())
+			}
+			if got := strings.Join(warns, "\n"); tt.warn != "" && !strings.Contains(got, tt.warn) {
+				t.Errorf("warnings lack %q:\n%s", tt.warn, got)
 			}
 		})
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // APIVersion and Kind identify a dbops Stack document.
@@ -51,7 +50,7 @@ type StackSpec struct {
 	Backups []Backup `json:"backups,omitempty"`
 	// MaintenanceWindows are when risky changes may be applied without
 	// --allow-risky; outside them risky changes are deferred.
-	MaintenanceWindows []Window `json:"maintenanceWindows,omitempty"`
+	MaintenanceWindows Windows `json:"maintenanceWindows,omitempty"`
 
 	// BackupBeforeMigrate names a postgres backup job that apply takes and
 	// verifies before running any migration; it refuses to migrate if that
@@ -85,6 +84,9 @@ type Migrations struct {
 	AllowDown bool `json:"allowDown,omitempty"`
 	// Table is goose's version table.
 	Table string `json:"table,omitempty"`
+
+	// MigrationSession: lockTimeout, statementTimeout (migrations_session.go).
+	MigrationSession
 
 	// Path is Dir resolved to an absolute path by Load.
 	Path string `json:"-"`
@@ -176,17 +178,4 @@ func (v *RedisValue) UnmarshalJSON(b []byte) error {
 		*v = RedisValue(s)
 	}
 	return nil
-}
-
-// Window is a recurring maintenance window.
-type Window struct {
-	Start    string `json:"start"`              // 5-field cron: when the window opens
-	Duration string `json:"duration"`           // how long it stays open, e.g. 2h
-	Timezone string `json:"timezone,omitempty"` // IANA zone of Start; UTC when empty
-}
-
-// DurationValue is Duration parsed; Load has validated it.
-func (w Window) DurationValue() time.Duration {
-	d, _ := time.ParseDuration(w.Duration)
-	return d
 }

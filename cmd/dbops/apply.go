@@ -26,7 +26,10 @@ func newApplyCommand(e *env) *cobra.Command {
 		Long: `Apply plans as plan does, shows the plan and, once approved, applies it: the
 Redis parameters of a stack in one CONFIG SET (then CONFIG REWRITE where the
 server has a config file), migrations through goose under its session lock,
-each in its own transaction unless the file says NO TRANSACTION.
+each in its own transaction unless the file says NO TRANSACTION, with
+lock_timeout 5s unless the stack or file says otherwise; a migration that times
+out waiting for a lock is retried up to 3 times (never a NO TRANSACTION one).
+The SHA-256 of each migration applied is recorded beside goose's table.
 
 On a terminal it asks before applying; without a terminal it refuses unless
 --auto-approve is given. Exit status: 0 when everything applied, 1 otherwise.

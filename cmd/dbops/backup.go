@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,8 +23,10 @@ type backupTarget struct {
 	job   spec.Backup
 }
 
-func (e *env) backupTargets(sel string, needJob bool) ([]backupTarget, error) {
-	res, err := e.load(e.specPaths, false)
+// offline: the command reads only the backup folders, so unset ${VAR}s in
+// the stack's URLs are warnings, as for validate.
+func (e *env) backupTargets(sel string, needJob, offline bool) ([]backupTarget, error) {
+	res, err := e.load(e.specPaths, offline)
 	if err != nil {
 		return nil, err
 	}
@@ -62,19 +67,22 @@ func newBackupRunCommand(e *env) *cobra.Command {
 		Short: "Take and verify a backup now, whatever the schedule",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := e.backupTargets(args[0], true)
+			targets, err := e.backupTargets(args[0], true, false)
 			if err != nil {
 				return err
 			}
 			t := targets[0]
 			o := e.options()
 			o.Backup.NoVerify = skipVerify
-			m, err := backup.Run(cmd.Context(), reconcile.Job(t.stack, t.job), o.Backup)
+			m, err := backup.Run(cmd.Context(), backup.NewJob(t.stack, t.job), o.Backup)
 			if err != nil {
 				return exitError{code: 1, msg: err.Error()}
 			}
 			fmt.Fprintf(e.stdout, "backup %s/%s: %s, %s in %s, sha256 %s, verification: %s\n", t.stack.Metadata.Name, t.job.Name,
 				m.File, reconcile.HumanBytes(m.Size), m.Duration().Round(time.Millisecond), m.SHA256[:16], m.Verification.Method)
+			if m.Verification.Detail != "" {
+				fmt.Fprintf(e.stdout, "  %s\n", m.Verification.Detail) // what was read: the key count, the checksum
+			}
 			return nil
 		},
 	}
@@ -95,7 +103,7 @@ func newBackupListCommand(e *env) *cobra.Command {
 			if len(args) == 1 {
 				sel = args[0]
 			}
-			targets, err := e.backupTargets(sel, false)
+			targets, err := e.backupTargets(sel, false, true)
 			if err != nil {
 				return err
 			}
@@ -108,11 +116,11 @@ func newBackupListCommand(e *env) *cobra.Command {
 			}
 			var rows []row
 			for _, t := range targets {
-				bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, reconcile.Job(t.stack, t.job))
+				bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, backup.NewJob(t.stack, t.job))
 				if err != nil {
 					return exitError{code: 1, msg: err.Error()}
 				}
-				job := reconcile.Job(t.stack, t.job)
+				job := backup.NewJob(t.stack, t.job)
 				rows = append(rows, row{t.stack.Metadata.Name, t.job.Name, bs, backup.Incomplete(t.job.Destination, job)})
 			}
 			if format == "json" {
@@ -129,7 +137,7 @@ func newBackupListCommand(e *env) *cobra.Command {
 						counted = "no"
 					}
 					fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stack, r.Job, b.ID, b.Time().Format(time.RFC3339),
-						reconcile.HumanBytes(b.Manifest.Size), counted, verifiedColumn(b), b.Reason)
+						reconcile.HumanBytes(b.Manifest.Size), counted, verified(b), b.Reason)
 				}
 				for _, b := range r.Incomplete {
 					fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\tno\t-\t%s\n", r.Stack, r.Job, b.ID, b.Time().Format(time.RFC3339),
@@ -144,24 +152,31 @@ func newBackupListCommand(e *env) *cobra.Command {
 }
 
 func newRestoreCommand(e *env) *cobra.Command {
-	var id, toURL string
+	var id, toURL, redisDir, redisStart, redisStop string
 	var clean bool
 	cmd := &cobra.Command{
-		Use:   "restore STACK/JOB --to-url URL [--backup ID] [--clean]",
-		Short: "Restore a Postgres backup with pg_restore (Redis: prints the manual procedure)",
+		Use:   "restore STACK/JOB --to-url URL [--backup ID] [--clean] [--redis-dir DIR --redis-start CMD [--redis-stop CMD]]",
+		Short: "Restore a backup: Postgres with pg_restore, Redis by replacing dump.rdb",
 		Long: `Restore restores the newest verified backup of a job (or --backup ID) into the
 database at --to-url with pg_restore, in a single transaction. It refuses to
 restore over a database that has tables unless --clean is given. Only verified
-backups are restored. For Redis it checks the RDB file and prints the manual
-procedure (stop Redis, replace dump.rdb, start).`,
+backups are restored.
+
+For Redis it checks the RDB file (every record read) and, without --redis-dir,
+prints the manual procedure. With --redis-dir (the server's data directory),
+--redis-start (a shell command that starts the server and returns, e.g.
+"systemctl start redis-server") and --to-url redis://..., it performs the
+procedure itself: AOF off in the config file for the restart, stop
+(--redis-stop, default SHUTDOWN NOSAVE), dump.rdb replaced (the old one and
+the AOF folder moved aside), start, key count checked, AOF back on.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := e.backupTargets(args[0], true)
+			targets, err := e.backupTargets(args[0], true, true) // restores into --to-url, not the stack's URL
 			if err != nil {
 				return err
 			}
 			t := targets[0]
-			job := reconcile.Job(t.stack, t.job)
+			job := backup.NewJob(t.stack, t.job)
 			bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, job)
 			if err != nil {
 				return exitError{code: 1, msg: err.Error()}
@@ -175,18 +190,36 @@ procedure (stop Redis, replace dump.rdb, start).`,
 			if chosen == nil {
 				return exitError{code: 1, msg: fmt.Sprintf("no verified backup of %s (--backup %q); see dbops backup list", args[0], id)}
 			}
+			e.guardSecrets(spec.Password(toURL))
 			if t.job.Source == "redis" {
-				info, err := backup.CheckRDB(chosen.File)
-				if err != nil {
-					return exitError{code: 1, msg: fmt.Sprintf("%s is not usable: %v", chosen.File, err)}
+				if redisDir == "" {
+					info, err := backup.CheckRDB(chosen.File)
+					if err != nil {
+						return exitError{code: 1, msg: fmt.Sprintf("%s is not usable: %v", chosen.File, err)}
+					}
+					fmt.Fprintf(e.stdout, "%s is a usable RDB (%s; %s).\n%s\n", chosen.File, info.Summary(), reconcile.HumanBytes(info.Size), backup.RedisRestoreProcedure)
+					return nil
 				}
-				fmt.Fprintf(e.stdout, "%s is a usable RDB (version %d, %d keys, %s).\n%s\n", chosen.File, info.Version, info.Keys, reconcile.HumanBytes(info.Size), backup.RedisRestoreProcedure)
+				if toURL == "" || redisStart == "" {
+					return exitError{code: 1, msg: "--redis-dir needs --to-url redis://... (the server to restore into) and --redis-start (the command that starts it)"}
+				}
+				to := backup.RedisRestoreTarget{URL: toURL, Dir: redisDir, Start: shellStep("--redis-start", redisStart)}
+				if redisStop != "" {
+					to.Stop = shellStep("--redis-stop", redisStop)
+				}
+				rep, err := backup.RestoreRedis(cmd.Context(), chosen.Manifest, chosen.File, to, e.options().Backup)
+				if err != nil {
+					return exitError{code: 1, msg: err.Error()}
+				}
+				fmt.Fprint(e.stdout, rep.String())
 				return nil
+			}
+			if redisDir != "" {
+				return exitError{code: 1, msg: "--redis-dir is for Redis backups; " + args[0] + " is a Postgres job"}
 			}
 			if toURL == "" {
 				return exitError{code: 1, msg: "--to-url is required: the database to restore into"}
 			}
-			e.guardSecrets(spec.Password(toURL))
 			rep, err := backup.Restore(cmd.Context(), chosen.Manifest, chosen.File, toURL, clean, e.options().Backup)
 			if err != nil {
 				return exitError{code: 1, msg: err.Error()}
@@ -196,22 +229,38 @@ procedure (stop Redis, replace dump.rdb, start).`,
 		},
 	}
 	cmd.Flags().StringVar(&id, "backup", "", "backup ID (see dbops backup list); default: the newest verified one")
-	cmd.Flags().StringVar(&toURL, "to-url", "", "postgres:// URL of the database to restore into (${VAR} is not expanded; use your shell)")
+	cmd.Flags().StringVar(&toURL, "to-url", "", "postgres:// URL of the database, or redis:// URL of the server, to restore into (${VAR} is not expanded; use your shell)")
 	cmd.Flags().StringSliceVarP(&e.specPaths, "file", "f", []string{"."}, "spec files or folders holding the stacks")
 	cmd.Flags().BoolVar(&clean, "clean", false, "drop the backup's objects first, allowing a restore over a database that has tables")
+	cmd.Flags().StringVar(&redisDir, "redis-dir", "", "Redis: the server's data directory (CONFIG GET dir); dbops then restores the RDB itself")
+	cmd.Flags().StringVar(&redisStart, "redis-start", "", "Redis: shell command that starts the server and returns (with --redis-dir)")
+	cmd.Flags().StringVar(&redisStop, "redis-stop", "", "Redis: shell command that stops the server (default: SHUTDOWN NOSAVE)")
 	return cmd
 }
 
-// verifiedColumn shows how a backup was verified, and that the
-// verification no longer holds when the file changed since (checksum or
+// shellStep runs a user's command with sh -c; its output goes to stderr.
+func shellStep(flag, command string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		c := exec.CommandContext(ctx, "sh", "-c", command)
+		c.Stdout, c.Stderr = os.Stderr, os.Stderr
+		if err := c.Run(); err != nil {
+			return fmt.Errorf("%s %q: %w", flag, command, err)
+		}
+		return nil
+	}
+}
+
+// verified is the VERIFIED column: the method when verification passed
+// and still holds; "NO (method)" when it failed or did not read every
+// record; "VOID (was method)" when the file changed since (checksum or
 // size mismatch, file missing).
-func verifiedColumn(b backup.Backup) string {
+func verified(b backup.Backup) string {
 	v := b.Manifest.Verification
 	switch {
-	case v.Method == "" || v.Method == backup.VerifyNone:
+	case v.Method == "":
 		return "-"
-	case !v.OK:
-		return "FAILED " + v.Method
+	case !v.OK || v.Method == backup.VerifyNone || strings.HasPrefix(b.Reason, "NOT verified"):
+		return "NO (" + v.Method + ")"
 	case !b.Counted:
 		return "VOID (was " + v.Method + ")"
 	}

@@ -47,6 +47,7 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.PersistentFlags().StringVar(&e.pgRestore, "pg-restore", "", "pg_restore binary for verification and restore (default: pg_restore on PATH)")
 	root.AddCommand(newBackupCommand(e), newRestoreCommand(e))
 	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newRunCommand(e), newHealthcheckCommand(e), newVersionCommand(e))
+	root.AddCommand(newMigrationsCommand(e))
 	return root
 }
 

@@ -179,7 +179,7 @@ func TestPasswordNeverOnCommandLine(t *testing.T) {
 
 func TestObserve(t *testing.T) {
 	dir := t.TempDir()
-	job := Job{Stack: "shop", Name: "pg", Source: SourcePostgres, Schedule: "0 3 * * *", Timezone: "Europe/Berlin",
+	job := Job{Stack: "shop", Name: "pg", Source: SourcePostgres, Schedule: mustSchedule(t, "0 3 * * *", "Europe/Berlin"),
 		Destination: dir, Retention: Retention{KeepLast: 2}}
 	t0 := utc("2025-01-01T02:00:00Z") // 03:00 in Berlin
 	var ms []Manifest

@@ -31,6 +31,7 @@ func helperBackup() int {
 // bigDB returns a database whose dump takes long enough to be interrupted
 // (about 40 MB of poorly compressible rows).
 func bigDB(t *testing.T) string {
+	t.Helper()
 	url := testsrv.PostgresDB(t)
 	execSQL(t, url, `CREATE TABLE big AS SELECT g AS id,
 		md5(random()::text) || md5(random()::text) || md5(random()::text) || md5(random()::text) AS payload

@@ -23,12 +23,14 @@ func TestMain(m *testing.M) {
 }
 
 func testCtx(t *testing.T) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
 
 func dbOf(t *testing.T, rawURL string) string {
+	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +104,7 @@ func flipByte(t *testing.T, path string, off int64) {
 }
 
 func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)

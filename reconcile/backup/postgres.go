@@ -256,7 +256,6 @@ type snapshotInfo struct {
 	serverVersion string
 	versionNum    int
 	migration     int64
-	rowCounts     map[string]int64
 }
 
 // migrationVersion returns goose's highest applied version (0 when the

@@ -39,12 +39,14 @@ var wantCounts = map[string]int64{"shop.customers": 2000, "shop.orders": 20000, 
 	"public.empty_table": 0, "public.goose_db_version": 5}
 
 func pgJob(t *testing.T, url, verify string) Job {
-	return Job{Stack: "shop", Name: "pg", Source: SourcePostgres, Schedule: "@daily", Destination: t.TempDir(),
+	t.Helper()
+	return Job{Stack: "shop", Name: "pg", Source: SourcePostgres, Schedule: mustSchedule(t, "@daily", ""), Destination: t.TempDir(),
 		Retention: Retention{KeepLast: 3}, Verify: verify, PostgresURL: url}
 }
 
 // fingerprint hashes the content of every table, JSONB included.
 func fingerprint(t *testing.T, url string) string {
+	t.Helper()
 	return scalar(t, url, `SELECT md5(
 		(SELECT string_agg(concat_ws('|', id, email, profile), ',' ORDER BY id) FROM shop.customers) ||
 		(SELECT string_agg(concat_ws('|', id, customer_id, placed_at, items, note), ',' ORDER BY id) FROM shop.orders) ||

@@ -29,39 +29,48 @@ func (c *crcWriter) Write(p []byte) (int, error) { c.crc = crc64Update(c.crc, p)
 // RDBInfo is what CheckRDB learnt from a file.
 type RDBInfo struct {
 	Version  int    `json:"version"`
-	Keys     int64  `json:"keys"`           // keys seen by the walk
+	Keys     int64  `json:"keys"`           // keys read by the walk
 	Checksum uint64 `json:"checksum"`       // stored CRC-64; 0 when written with rdbchecksum no
 	Walked   bool   `json:"walked"`         // every record was parsed up to the EOF opcode
 	Note     string `json:"note,omitempty"` // why the walk stopped early, when it did
 	Size     int64  `json:"size"`
+
+	seen map[byte]int64 // records read, by opcode or value type (tests)
+}
+
+// Summary says what was checked, in words: the key count read and what
+// the checksum covers (nothing, when the file has none).
+func (i RDBInfo) Summary() string {
+	s := fmt.Sprintf("RDB version %d, %d keys read up to the EOF opcode", i.Version, i.Keys)
+	if !i.Walked {
+		s = fmt.Sprintf("RDB version %d, %d keys read before the walk stopped", i.Version, i.Keys)
+	}
+	if i.Checksum == 0 {
+		return s + ", no checksum (written with rdbchecksum no): only the record walk checked the file"
+	}
+	return s + fmt.Sprintf(", CRC-64 %016x matches", i.Checksum)
+}
+
+// IncompleteError is returned by CheckRDB when the walk did not reach the
+// EOF opcode: whatever the checksum says, the records after the point
+// where it stopped were not read, so the file is not verified.
+type IncompleteError struct{ Info RDBInfo }
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("NOT verified: %s (%d keys read before it)", e.Info.Note, e.Info.Keys)
 }
 
 // CheckRDB checks an RDB file before it is put in place of a server's
 // dump.rdb: the REDIS magic and 4-digit version, every record up to the EOF
-// opcode, and the trailing CRC-64 over all other bytes. A zero checksum
-// (rdbchecksum no) is accepted only when the walk reached the EOF opcode.
-func CheckRDB(path string) (RDBInfo, error) { return checkRDB(path, zeroIfWalked) }
+// opcode, and the trailing CRC-64 over all other bytes. A walk that stops
+// before the EOF opcode (a record type it does not know) is an
+// *IncompleteError, whatever the checksum says.
+func CheckRDB(path string) (RDBInfo, error) { return checkRDB(path, false) }
 
-// What a zero stored checksum means, from the server's rdbchecksum.
-type zeroPolicy int
-
-const (
-	zeroIfWalked zeroPolicy = iota // setting unknown: accept when every record parsed
-	zeroAccept                     // rdbchecksum no
-	zeroReject                     // rdbchecksum yes: a zero checksum is corruption
-)
-
-func zeroPolicyOf(rdbChecksum string) zeroPolicy {
-	switch rdbChecksum {
-	case "no":
-		return zeroAccept
-	case "yes":
-		return zeroReject
-	}
-	return zeroIfWalked
-}
-
-func checkRDB(path string, zero zeroPolicy) (RDBInfo, error) {
+// checkRDB is CheckRDB; rejectZero is set when the server runs rdbchecksum
+// yes, so a zero stored checksum is damage. Otherwise a zero checksum
+// (rdbchecksum no) leaves the walk as the only check.
+func checkRDB(path string, rejectZero bool) (RDBInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return RDBInfo{}, err
@@ -104,7 +113,7 @@ func checkRDB(path string, zero zeroPolicy) (RDBInfo, error) {
 		return info, fmt.Errorf("truncated or corrupt RDB: byte %d before the checksum is 0x%02x, not the EOF opcode 0xff", info.Size-9, tail[0])
 	}
 	info.Checksum = binary.LittleEndian.Uint64(tail[1:])
-	if info.Checksum == 0 && zero == zeroReject {
+	if info.Checksum == 0 && rejectZero {
 		return info, errors.New("corrupt RDB: the checksum is zero but the server runs rdbchecksum yes")
 	}
 	if info.Checksum != 0 && info.Checksum != c.crc {
@@ -114,28 +123,21 @@ func checkRDB(path string, zero zeroPolicy) (RDBInfo, error) {
 	if _, err := f.Seek(9, io.SeekStart); err != nil {
 		return info, err
 	}
-	info, err = walkRDB(f, info, true)
-	if err != nil {
-		return info, err
-	}
-	if info.Checksum == 0 && !info.Walked && zero != zeroAccept {
-		return info, fmt.Errorf("RDB has no checksum (rdbchecksum no) and its records could not all be checked: %s", info.Note)
-	}
-	return info, nil
+	return walkRDB(f, info, true)
 }
 
 // walkRDB parses the records after the header. A record type it does not
-// know stops the walk with a Note, not an error: the checksum still covers
-// the file. Structural errors are errors.
+// know stops the walk: an *IncompleteError with the Note. Structural
+// errors are errors.
 func walkRDB(f io.Reader, info RDBInfo, checksum bool) (RDBInfo, error) {
-	r := &rdbReader{r: bufio.NewReaderSize(f, 1<<16), off: 9}
+	r := &rdbReader{r: bufio.NewReaderSize(f, 1<<16), off: 9, seen: map[byte]int64{}}
 	keys, err := r.walk()
-	info.Keys = keys
+	info.Keys, info.seen = keys, r.seen
 	var unsup *unsupportedError
 	switch {
 	case errors.As(err, &unsup):
 		info.Note = unsup.Error()
-		return info, nil
+		return info, &IncompleteError{info}
 	case err != nil:
 		return info, fmt.Errorf("corrupt RDB at byte %d: %w", r.off, err)
 	}

@@ -23,19 +23,21 @@ const (
 )
 
 // unsupportedError stops the walk at a record this parser does not know.
+// The records after it are unchecked, so such a file is never verified.
 type unsupportedError struct {
 	what string
 	off  int64
 }
 
 func (e *unsupportedError) Error() string {
-	return fmt.Sprintf("walk stopped at byte %d: %s is not parsed (the checksum still covers it)", e.off, e.what)
+	return fmt.Sprintf("walk stopped at byte %d: %s is not known to this dbops, so the records after it were not read", e.off, e.what)
 }
 
 // rdbReader walks RDB records without keeping them: memory stays flat.
 type rdbReader struct {
-	r   *bufio.Reader
-	off int64
+	r    *bufio.Reader
+	off  int64
+	seen map[byte]int64 // records read, by opcode or value type
 }
 
 func (r *rdbReader) byte() (byte, error) {
@@ -158,6 +160,9 @@ func (r *rdbReader) walk() (keys int64, err error) {
 		if err != nil {
 			return keys, err
 		}
+		if r.seen != nil {
+			r.seen[op]++
+		}
 		switch op {
 		case opEOF:
 			return keys, nil
@@ -181,9 +186,12 @@ func (r *rdbReader) walk() (keys int64, err error) {
 			if err = r.lengths(3); err == nil {
 				err = r.moduleValue()
 			}
-		case opFunctionPreGA:
-			return keys, &unsupportedError{"a Redis 7.0 release-candidate function record", at}
+		case opFunctionPreGA: // Redis itself refuses to load it
+			return keys, &unsupportedError{"a Redis 7.0 release-candidate function record (opcode 246)", at}
 		default:
+			if op > maxValueType {
+				return keys, &unsupportedError{fmt.Sprintf("record type %d (from a newer Redis or a module)", op), at}
+			}
 			if err = r.skipString(); err == nil { // the key
 				err = r.value(op, at)
 			}
@@ -195,11 +203,40 @@ func (r *rdbReader) walk() (keys int64, err error) {
 	}
 }
 
-// value skips the value of a key of type t.
+// maxValueType is the highest value type this walker parses: Redis 7.4 to
+// 8.x (RDB 12) write at most RDB_TYPE_HASH_LISTPACK_EX.
+const maxValueType = 25
+
+// value skips the value of a key of type t (RDB_TYPE_* in rdb.h; the
+// layouts are those of rdbSaveObject / rdbLoadObject in rdb.c).
 func (r *rdbReader) value(t byte, at int64) error {
 	switch t {
-	case 0, 9, 10, 11, 12, 13, 16, 17, 20: // string or one encoded blob
+	case 0, 9, 10, 11, 12, 13, 16, 17, 20, 23: // string or one encoded blob
 		return r.skipString()
+	case 25: // HASH_LISTPACK_EX: min field expire time (ms), then the listpack
+		if err := r.skip(8); err != nil {
+			return err
+		}
+		return r.skipString()
+	case 22, 24: // HASH_METADATA(_PRE_GA): [min expire (ms)], n × (ttl, field, value)
+		if t == 24 {
+			if err := r.skip(8); err != nil {
+				return err
+			}
+		}
+		n, err := r.plainLength()
+		if err != nil {
+			return err
+		}
+		for range n {
+			if err := r.lengths(1); err != nil {
+				return err
+			}
+			if err := r.strings(2); err != nil {
+				return err
+			}
+		}
+		return nil
 	case 1, 2, 14: // list, set, quicklist: n strings
 		n, err := r.plainLength()
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 )
 
 func redisClient(t *testing.T, rawURL string, db int) *goredis.Client {
+	t.Helper()
 	opt, err := goredis.ParseURL(rawURL)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +67,8 @@ func fillRedis(t *testing.T, rawURL string) (int64, int64) {
 }
 
 func redisJob(t *testing.T, url string) Job {
-	return Job{Stack: "shop", Name: "redis", Source: SourceRedis, Schedule: "@daily", Destination: t.TempDir(),
+	t.Helper()
+	return Job{Stack: "shop", Name: "redis", Source: SourceRedis, Schedule: mustSchedule(t, "@daily", ""), Destination: t.TempDir(),
 		Retention: Retention{KeepLast: 7}, RedisURL: url}
 }
 

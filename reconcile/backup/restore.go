@@ -9,13 +9,24 @@ import (
 	"time"
 )
 
-// RedisRestoreProcedure is the documented manual restore of a Redis backup.
+// RedisRestoreProcedure is the documented manual restore of a Redis
+// backup. Redis loads the AOF instead of dump.rdb when appendonly is yes,
+// and with the AOF folder moved aside it starts empty (and its next
+// shutdown writes that empty dataset over dump.rdb): so it is started
+// with AOF off, and AOF is turned back on from memory afterwards.
+// TestRedisRestoreProcedure follows these steps on real servers.
 const RedisRestoreProcedure = `Redis backups are restored by hand:
-  1. check the file: dbops checks it (CheckRDB) before saying it is usable;
-  2. stop Redis (SHUTDOWN NOSAVE, or stop its service), so it cannot overwrite the file;
-  3. copy the .rdb file over the server's dump.rdb (CONFIG GET dir / dbfilename),
-     owned by the redis user; move any appendonly files aside, or Redis loads those instead;
-  4. start Redis and check INFO keyspace.`
+  1. note the server's settings: CONFIG GET dir, CONFIG GET dbfilename, CONFIG GET appendonly,
+     CONFIG GET appenddirname;
+  2. stop Redis without saving (SHUTDOWN NOSAVE, or stop its service), so it cannot overwrite the file;
+  3. copy the .rdb file over <dir>/<dbfilename>, owned by the redis user; if appendonly is yes,
+     move the <dir>/<appenddirname> folder aside (with AOF on, Redis ignores dump.rdb);
+  4. start Redis with AOF off, whatever its config says: add --appendonly no to its command line
+     (e.g. redis-server /etc/redis/redis.conf --appendonly no), so it loads dump.rdb;
+  5. check INFO keyspace: the keys should number as above (less those that expired since);
+  6. if appendonly was yes: CONFIG SET appendonly yes (Redis writes a new AOF from memory; wait until
+     INFO persistence shows aof_rewrite_in_progress:0 and aof_last_bgrewrite_status:ok), then
+     CONFIG REWRITE so the config file keeps appendonly yes; later starts need no extra argument.`
 
 // Report says what Restore did.
 type Report struct {
@@ -56,11 +67,11 @@ var ErrNotEmpty = errors.New("target database has tables")
 // privileges (objects belong to the connecting role). It first checks the
 // file against its manifest. A database that has tables is refused unless
 // clean, which drops the backup's objects first (--clean --if-exists).
-// Redis backups are restored by hand: see RedisRestoreProcedure and CheckRDB.
+// Redis backups are restored by RestoreRedis or by hand (RedisRestoreProcedure).
 func Restore(ctx context.Context, m Manifest, file string, toURL string, clean bool, opts Options) (Report, error) {
 	r := Report{Backup: filepath.Base(file), Clean: clean, StartedAt: opts.now().UTC()}
 	if m.Source != SourcePostgres {
-		return r, fmt.Errorf("%s is a %s backup; dbops restores Postgres only.\n%s", r.Backup, m.Source, RedisRestoreProcedure)
+		return r, fmt.Errorf("%s is a %s backup: restore it with RestoreRedis (dbops restore --redis-dir) or by hand.\n%s", r.Backup, m.Source, RedisRestoreProcedure)
 	}
 	t, err := parsePG(toURL)
 	if err != nil {

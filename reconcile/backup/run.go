@@ -2,7 +2,6 @@ package backup
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -29,9 +28,6 @@ func (e *VerifyError) Error() string {
 // fails verification is kept: Run returns its manifest and a *VerifyError.
 // Any other error means no backup was kept.
 func Run(ctx context.Context, job Job, opts Options) (Manifest, error) {
-	if err := runnable(job); err != nil {
-		return Manifest{}, fmt.Errorf("backup %s/%s: %w", job.Stack, job.Name, err)
-	}
 	unlock, err := destination(ctx, job)
 	if err != nil {
 		return Manifest{}, err
@@ -51,6 +47,8 @@ func Run(ctx context.Context, job Job, opts Options) (Manifest, error) {
 		err = dumpPostgres(ctx, job, opts, tf, &m)
 	case SourceRedis:
 		err = dumpRedis(ctx, job, opts, tf, &m)
+	default:
+		err = fmt.Errorf("source %q is not postgres or redis", job.Source)
 	}
 	if err == nil {
 		err = tf.finish()
@@ -85,19 +83,4 @@ func Run(ctx context.Context, job Job, opts Options) (Manifest, error) {
 		return m, &VerifyError{File: m.File, Err: m.Verification.Error}
 	}
 	return m, nil
-}
-
-// runnable checks the fields Run needs (not schedule or retention).
-func runnable(job Job) error {
-	var errs []error
-	if !namePattern.MatchString(job.Stack) {
-		errs = append(errs, &FieldError{"stack", fmt.Sprintf("%q is not a valid stack name", job.Stack)})
-	}
-	for _, err := range ValidateJob(job) {
-		var fe *FieldError
-		if errors.As(err, &fe) && (fe.Field == "name" || fe.Field == "source" || fe.Field == "destination" || fe.Field == "verify") {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
 }

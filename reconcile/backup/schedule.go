@@ -1,146 +1,14 @@
 package backup
 
 import (
-	"errors"
-	"fmt"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/robfig/cron/v3"
+	"github.com/amanat/dbops/spec"
 )
 
-// Schedule is a parsed job schedule in its time zone.
-//
-// Cron expressions are evaluated on the wall clock of the zone, following
-// the IANA database: a time that a spring-forward transition skips fires
-// once, at the end of the gap (like Vixie cron); a time that a fall-back
-// transition repeats fires once, at its first occurrence. "@every D" counts
-// real elapsed time from the previous run instead.
-type Schedule struct {
-	expr  string
-	loc   *time.Location
-	spec  cron.Schedule // cron: evaluated on a UTC stand-in of the wall clock
-	every time.Duration // @every
-}
-
-// MinEvery is the shortest @every interval accepted.
-const MinEvery = time.Minute
-
-// ParseSchedule parses a standard 5-field cron expression or a descriptor
-// (@yearly, @monthly, @weekly, @daily, @hourly, @every 6h) in the IANA zone
-// tz ("" is UTC).
-func ParseSchedule(expr, tz string) (Schedule, error) {
-	loc, err := loadLocation(tz)
-	if err != nil {
-		return Schedule{}, err
-	}
-	e := strings.TrimSpace(expr)
-	if e == "" {
-		return Schedule{}, errors.New("required: a 5-field cron expression or @daily, @hourly, @every 6h...")
-	}
-	if strings.HasPrefix(e, "TZ=") || strings.HasPrefix(e, "CRON_TZ=") {
-		return Schedule{}, fmt.Errorf("%q: set the time zone in the timezone field, not in the expression", expr)
-	}
-	sc, err := cron.ParseStandard(e)
-	if err != nil {
-		return Schedule{}, fmt.Errorf("%q: %v (expected 5 fields: minute hour day-of-month month day-of-week, or @daily, @hourly, @every 6h)", expr, err)
-	}
-	s := Schedule{expr: e, loc: loc, spec: sc}
-	switch c := sc.(type) {
-	case cron.ConstantDelaySchedule:
-		if c.Delay < MinEvery {
-			return Schedule{}, fmt.Errorf("%q: interval %v is shorter than %v", expr, c.Delay, MinEvery)
-		}
-		s.every = c.Delay
-	case *cron.SpecSchedule:
-		c.Location = time.UTC
-		ref := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
-		if c.Next(ref).IsZero() {
-			return Schedule{}, fmt.Errorf("%q never fires", expr)
-		}
-	}
-	return s, nil
-}
-
-func loadLocation(tz string) (*time.Location, error) {
-	if tz == "" || tz == "UTC" {
-		return time.UTC, nil
-	}
-	if tz == "Local" {
-		return nil, errors.New(`"Local" is not allowed: name an IANA zone such as Europe/Berlin`)
-	}
-	loc, err := time.LoadLocation(tz)
-	if err != nil {
-		return nil, fmt.Errorf("%q is not a known IANA time zone", tz)
-	}
-	return loc, nil
-}
-
-// String returns the expression as written.
-func (s Schedule) String() string { return s.expr }
-
-// Location returns the schedule's time zone.
-func (s Schedule) Location() *time.Location {
-	if s.loc == nil {
-		return time.UTC
-	}
-	return s.loc
-}
-
-// Next returns the first scheduled time strictly after t; zero when the
-// schedule is empty or never fires again.
-func (s Schedule) Next(t time.Time) time.Time {
-	if s.spec == nil {
-		return time.Time{}
-	}
-	if s.every > 0 {
-		return s.spec.Next(t)
-	}
-	loc := s.Location()
-	w := wall(t.In(loc))
-	for range 10 {
-		nw := s.spec.Next(w)
-		if nw.IsZero() {
-			return time.Time{}
-		}
-		if r := fromWall(nw, loc); r.After(t) {
-			return r
-		}
-		w = nw // a repeated wall time whose first occurrence is past
-	}
-	return time.Time{}
-}
-
-// wall returns t's wall clock in its zone as a UTC time.
-func wall(t time.Time) time.Time {
-	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC)
-}
-
-// fromWall maps a wall time in loc to an instant: the first occurrence of
-// a repeated time, the end of the gap for a skipped one.
-func fromWall(w time.Time, loc *time.Location) time.Time {
-	c := time.Date(w.Year(), w.Month(), w.Day(), w.Hour(), w.Minute(), w.Second(), 0, loc)
-	if cw := wall(c); !cw.Equal(w) { // skipped by a spring-forward gap
-		start, end := c.ZoneBounds()
-		if cw.After(w) {
-			return start
-		}
-		return end
-	}
-	// Repeated: is there an earlier instant with the same wall clock?
-	start, _ := c.ZoneBounds()
-	if !start.IsZero() {
-		_, offC := c.Zone()
-		_, offPrev := start.Add(-time.Nanosecond).Zone()
-		if offPrev > offC {
-			if alt := c.Add(time.Duration(offC-offPrev) * time.Second); alt.Before(start) && wall(alt.In(loc)).Equal(w) {
-				return alt
-			}
-		}
-	}
-	return c
-}
+// Schedule is a job's parsed schedule (spec parses it at load).
+type Schedule = spec.Schedule
 
 // Due reports whether a job whose previous run started at last is due at
 // now, and the scheduled time that makes it due (in the past when overdue)

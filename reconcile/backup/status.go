@@ -2,7 +2,6 @@ package backup
 
 import (
 	"context"
-	"fmt"
 	"time"
 )
 
@@ -26,10 +25,6 @@ type Status struct {
 // Observe lists a job's backups (re-hashing them, see ListChecked) and
 // returns its status at now. It writes nothing.
 func Observe(ctx context.Context, job Job, now time.Time) (Status, error) {
-	sched, err := ParseSchedule(job.Schedule, job.Timezone)
-	if err != nil {
-		return Status{}, fmt.Errorf("backup %s: schedule: %w", job.Key(), err)
-	}
 	bs, err := ListChecked(ctx, job.Destination, job)
 	if err != nil {
 		return Status{}, err
@@ -38,7 +33,7 @@ func Observe(ctx context.Context, job Job, now time.Time) (Status, error) {
 	if b, ok := Newest(bs); ok {
 		st.Last = &b
 	}
-	st.Due, st.Next = Due(sched, st.LastAttempt, now)
+	st.Due, st.Next = Due(job.Schedule, st.LastAttempt, now)
 	_, st.Delete = Prune(bs, job.Retention, job.Location())
 	for _, b := range bs {
 		if !b.Counted {

@@ -10,11 +10,8 @@
 package backup
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
-	"strings"
 	"time"
 	_ "time/tzdata" // every IANA zone, even in slim images
 
@@ -40,9 +37,8 @@ const (
 type Job struct {
 	Stack       string    `json:"stack"`
 	Name        string    `json:"name"`
-	Source      string    `json:"source"`   // "postgres" | "redis"
-	Schedule    string    `json:"schedule"` // 5-field cron, @daily, @every 6h...
-	Timezone    string    `json:"timezone,omitempty"`
+	Source      string    `json:"source"`      // "postgres" | "redis"
+	Schedule    Schedule  `json:"schedule"`    // parsed by spec, in the job's time zone
 	Destination string    `json:"destination"` // a local folder
 	Retention   Retention `json:"retention"`
 	Verify      string    `json:"verify,omitempty"` // "read" (default) | "restore"
@@ -54,10 +50,29 @@ type Job struct {
 }
 
 // Retention is restic's forget policy, as the spec writes it. Zero
-// disables a rule; -1 means unlimited (every period that has a backup).
+// disables a rule; spec.Unlimited (-1) keeps every period that has a backup.
 type Retention = spec.Retention
 
 func emptyRetention(r Retention) bool { return r == Retention{} }
+
+// NewJob is a stack's backup job as this package runs it: the spec's parsed
+// values and the stack's connection URLs.
+func NewJob(st *spec.Stack, b spec.Backup) Job {
+	j := Job{
+		Stack: st.Metadata.Name, Name: b.Name, Source: b.Source, Schedule: b.Schedule,
+		Destination: b.Destination, Verify: b.Verify, Retention: b.Retention,
+	}
+	if pg := st.Spec.Postgres; pg != nil {
+		j.PostgresURL = pg.URL
+		if pg.Migrations != nil {
+			j.MigrationTable = pg.Migrations.Table
+		}
+	}
+	if r := st.Spec.Redis; r != nil {
+		j.RedisURL = r.URL
+	}
+	return j
+}
 
 // Manifest describes one backup; it is stored as JSON beside the data file.
 type Manifest struct {
@@ -142,69 +157,5 @@ func orDefault(s, def string) string {
 func (j Job) verifyMethod() string   { return orDefault(j.Verify, VerifyRead) }
 func (j Job) migrationTable() string { return orDefault(j.MigrationTable, DefaultMigrationTable) }
 
-// Location is the job's time zone (UTC when unset or invalid): pass it to Prune.
-func (j Job) Location() *time.Location {
-	if loc, err := loadLocation(j.Timezone); err == nil {
-		return loc
-	}
-	return time.UTC
-}
-
-// FieldError is a validation error on one field of a Job; Field is the
-// spec name ("schedule", "retention.keepDaily"...), for the caller to
-// prefix with the job's path.
-type FieldError struct {
-	Field, Msg string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
-
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$`)
-
-// ValidateJob checks a job offline and returns every problem found.
-func ValidateJob(j Job) []error {
-	var errs []error
-	add := func(field, format string, args ...any) {
-		errs = append(errs, &FieldError{field, fmt.Sprintf(format, args...)})
-	}
-	if !namePattern.MatchString(j.Name) {
-		add("name", "%q must be 1-63 letters, digits, '.', '_' or '-' (it is part of file names)", j.Name)
-	}
-	switch j.Source {
-	case SourcePostgres, SourceRedis:
-	case "":
-		add("source", "required: postgres or redis")
-	default:
-		add("source", "%q is not postgres or redis", j.Source)
-	}
-	if _, err := loadLocation(j.Timezone); err != nil {
-		add("timezone", "%v", err)
-	} else if _, err := ParseSchedule(j.Schedule, j.Timezone); err != nil {
-		add("schedule", "%v", err)
-	}
-	if strings.TrimSpace(j.Destination) == "" {
-		add("destination", "required: a local folder")
-	}
-	if emptyRetention(j.Retention) {
-		add("retention", "empty: set at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly")
-	}
-	for _, r := range []struct {
-		name string
-		n    int
-	}{{"keepLast", j.Retention.KeepLast}, {"keepHourly", j.Retention.KeepHourly}, {"keepDaily", j.Retention.KeepDaily},
-		{"keepWeekly", j.Retention.KeepWeekly}, {"keepMonthly", j.Retention.KeepMonthly}, {"keepYearly", j.Retention.KeepYearly}} {
-		if r.n < -1 {
-			add("retention."+r.name, "%d is negative (use -1 for unlimited)", r.n)
-		}
-	}
-	switch j.Verify {
-	case "", VerifyRead:
-	case VerifyRestore:
-		if j.Source == SourceRedis {
-			add("verify", "restore is supported for postgres only; use read for redis")
-		}
-	default:
-		add("verify", "%q is not read or restore", j.Verify)
-	}
-	return errs
-}
+// Location is the job's time zone, the zone of its schedule: pass it to Prune.
+func (j Job) Location() *time.Location { return j.Schedule.Location() }

@@ -20,9 +20,10 @@ import (
 //   - always: size and SHA-256 against the manifest;
 //   - read, postgres: `pg_restore --list`, then the whole archive through
 //     `pg_restore -f /dev/null`, so every data block is decompressed;
-//   - read, redis: CheckRDB; a zero checksum is accepted when the
-//     manifest says the server runs rdbchecksum no, refused when it says
-//     yes, and otherwise only if every record parsed;
+//   - read, redis: CheckRDB: every record read up to the EOF opcode (a
+//     walk that stops early fails verification), and the CRC-64; a zero
+//     checksum is accepted when the manifest says the server runs
+//     rdbchecksum no or does not say, refused when it says yes;
 //   - restore (postgres): read, then pg_restore into a scratch database
 //     created on the job's server and dropped afterwards, comparing the row
 //     count of every table with the counts recorded at dump time.
@@ -44,15 +45,11 @@ func Verify(ctx context.Context, m Manifest, dir string, job Job, opts Options) 
 func verifyContent(ctx context.Context, path string, m Manifest, job Job, opts Options) (string, error) {
 	switch m.Source {
 	case SourceRedis:
-		info, err := checkRDB(path, zeroPolicyOf(m.RDBChecksum))
+		info, err := checkRDB(path, m.RDBChecksum == "yes")
 		if err != nil {
-			return "", err
+			return info.Summary(), err
 		}
-		d := fmt.Sprintf("RDB version %d, %d keys, CRC-64 %016x", info.Version, info.Keys, info.Checksum)
-		if info.Note != "" {
-			d += "; " + info.Note
-		}
-		return d, nil
+		return info.Summary(), nil
 	case SourcePostgres:
 		detail, err := pgReadCheck(ctx, opts.pgRestore(), path)
 		if err != nil || job.verifyMethod() != VerifyRestore {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
 	"github.com/amanat/dbops/reconcile/lock"
 	"github.com/amanat/dbops/spec"
@@ -43,11 +42,8 @@ func (l *Loop) backups(ctx context.Context, cur *revision) {
 			if b.Suspend || st.Spec.Suspend {
 				continue
 			}
-			job := reconcile.Job(st, b)
-			sched, err := backup.ParseSchedule(job.Schedule, job.Timezone)
-			if err != nil {
-				continue // validation already refused such a revision
-			}
+			job := backup.NewJob(st, b)
+			sched := job.Schedule
 			key := job.Key()
 			l.seed(key, job)
 			before := l.sched.State(key).Skipped

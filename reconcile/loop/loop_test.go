@@ -253,12 +253,16 @@ func TestDirSourceRenameSave(t *testing.T) {
 	eventually(t, "rename-saved change applied", func() bool { return testsrv.ConfigGet(t, c, "maxmemory") == "16000000" })
 }
 
+// brokenStack manages another parameter than redisStack: two stacks
+// managing one parameter of a server are refused at load.
+const brokenStack = "apiVersion: dbops/v1\nkind: Stack\nmetadata:\n  name: broken\nspec:\n  redis:\n    url: ${BROKEN_URL}\n    config: {hz: 10}\n"
+
 func TestCredentialsAbsentFromLogsAndStatus(t *testing.T) {
 	rd := testsrv.NewRedis(t, testsrv.RedisOptions{Password: "redis-Secret-9931"})
 	t.Setenv("CACHE_URL", rd.URL())
 	t.Setenv("BROKEN_URL", strings.Replace(rd.URL(), "redis-Secret-9931", "wrong-Secret-5512", 1))
 	r := newRepo(t)
-	r.commit(map[string]string{"a.yaml": redisStack("cache", "${CACHE_URL}", "64mb", "") + "---\n" + redisStack("broken", "${BROKEN_URL}", "64mb", "")})
+	r.commit(map[string]string{"a.yaml": redisStack("cache", "${CACHE_URL}", "64mb", "") + "---\n" + brokenStack})
 	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 	cycle(t, l)
@@ -281,6 +285,7 @@ func sign(secret, body string) string {
 }
 
 func post(t *testing.T, url, body, sig string) int {
+	t.Helper()
 	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 	if sig != "" {
 		req.Header.Set("X-Hub-Signature-256", sig)

@@ -140,6 +140,9 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	var errs, deferred []string
 	failedKinds := map[string]string{}
 	for _, c := range res.Stacks[0].Changes {
+		if c.Retries > 0 {
+			l.o.Logger.Warn("migration retried after lock timeout", "stack", c.Stack, "resource", c.Resource, "retries", c.Retries, "status", c.Status)
+		}
 		switch c.Status {
 		case reconcile.StatusDeferred:
 			deferred = append(deferred, c.Resource+": "+c.Error)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"time"
 
@@ -32,9 +31,58 @@ var ErrInterrupted = errors.New("stopped between migrations on request")
 // before its statement is cancelled too, which rolls back the transaction
 // of the migration under way. Only a NO TRANSACTION migration that overruns
 // grace can be cut half-way, as it would be by any client.
-func Migrate(ctx context.Context, db *sql.DB, m *spec.Migrations, steps []Step, grace time.Duration) ([]Step, error) {
+//
+// Each batch runs on connections opened by o.Open with the lock_timeout and
+// statement_timeout of its migrations (consecutive migrations with the same
+// timeouts share a batch). A transactional migration that fails on
+// lock_timeout (SQLSTATE 55P03) was rolled back: it is run again after a
+// backoff with jitter, up to o.Retry's bound. A NO TRANSACTION migration is
+// never retried, since it may have run in part.
+func Migrate(ctx context.Context, db *sql.DB, m *spec.Migrations, steps []Step, grace time.Duration, o MigrateOptions) ([]Step, error) {
 	if len(steps) == 0 {
 		return nil, nil
+	}
+	groups, err := batches(m, steps)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-runCtx.Done():
+		}
+	})
+	defer stop()
+
+	var done []Step
+	for _, b := range groups {
+		if ctx.Err() != nil {
+			return done, ErrInterrupted
+		}
+		ran, err := runBatch(ctx, runCtx, db, m, b, o)
+		done = append(done, ran...)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// runBatch runs one batch through goose, retrying a migration that timed
+// out waiting for a lock.
+func runBatch(ctx, runCtx context.Context, db *sql.DB, m *spec.Migrations, b batch, o MigrateOptions) ([]Step, error) {
+	if o.Open != nil {
+		sdb, err := o.Open(b.session)
+		if err != nil {
+			return nil, err
+		}
+		defer sdb.Close()
+		db = sdb
 	}
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(LockID))
 	if err != nil {
@@ -50,28 +98,13 @@ func Migrate(ctx context.Context, db *sql.DB, m *spec.Migrations, steps []Step, 
 	}
 	defer p.Close()
 
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-runCtx.Done():
-		}
-	})
-	defer stop()
-
+	last := b.steps[len(b.steps)-1]
+	retries := map[int64]int{}
 	var done []Step
-	for _, g := range batches(m.Path, steps) {
-		if ctx.Err() != nil {
-			return done, ErrInterrupted
-		}
-		last := g[len(g)-1]
+	for {
 		var results []*goose.MigrationResult
 		if last.Down {
-			results, err = p.DownTo(runCtx, last.Version-1) // everything above last is in g
+			results, err = p.DownTo(runCtx, last.Version-1) // everything above last is in b
 		} else {
 			results, err = p.UpTo(runCtx, last.Version)
 		}
@@ -80,16 +113,33 @@ func Migrate(ctx context.Context, db *sql.DB, m *spec.Migrations, steps []Step, 
 			results = perr.Applied
 		}
 		for _, r := range results {
-			done = append(done, Step{Version: r.Source.Version, File: path.Base(r.Source.Path), Down: r.Direction == "down"})
+			done = append(done, Step{Version: r.Source.Version, File: path.Base(r.Source.Path), Down: r.Direction == "down", Retries: retries[r.Source.Version]})
 		}
+		if err == nil {
+			return done, nil
+		}
+		merr := &MigrationError{File: b.steps[0].File, Version: b.steps[0].Version, Err: err}
 		if perr != nil {
-			return done, &MigrationError{File: path.Base(perr.Failed.Source.Path), Version: perr.Failed.Source.Version, Err: perr.Err}
+			merr = &MigrationError{File: path.Base(perr.Failed.Source.Path), Version: perr.Failed.Source.Version, Err: perr.Err}
 		}
-		if err != nil {
-			return done, &MigrationError{File: g[0].File, Version: g[0].Version, Err: err}
+		merr.Retries = retries[merr.Version]
+		if !IsLockTimeout(err) {
+			return done, merr
+		}
+		const hint = "another transaction holds a lock it needs (see pg_blocking_pids() in pg_stat_activity), or raise migrations.lockTimeout / -- dbops:lock-timeout"
+		switch {
+		case b.noTx:
+			merr.Note = fmt.Sprintf("not retried: a NO TRANSACTION migration may have run in part, check it before applying again (%s); %s", b.session, hint)
+			return done, merr
+		case merr.Retries >= o.Retry.max():
+			merr.Note = fmt.Sprintf("gave up after %d retries with %s; %s", merr.Retries, b.session, hint)
+			return done, merr
+		}
+		retries[merr.Version]++
+		if sleep(ctx, o.Retry.delay(retries[merr.Version])) != nil {
+			return done, ErrInterrupted // the failed migration was rolled back
 		}
 	}
-	return done, nil
 }
 
 // MigrationError is a migration that failed.
@@ -97,34 +147,44 @@ type MigrationError struct {
 	File    string
 	Version int64
 	Err     error
+	Retries int    // how many times it was retried after a lock timeout
+	Note    string // why it was not retried (further)
 }
 
 func (e *MigrationError) Error() string {
-	return fmt.Sprintf("migration %s failed: %v", e.File, e.Err)
+	msg := fmt.Sprintf("migration %s failed: %v", e.File, e.Err)
+	if e.Note != "" {
+		msg += "; " + e.Note
+	}
+	return msg
 }
 
 func (e *MigrationError) Unwrap() error { return e.Err }
 
 var noTxAnnotation = regexp.MustCompile(`(?m)^--\s*\+goose\s+NO\s+TRANSACTION\b`)
 
-// batches groups steps so that NO TRANSACTION migrations run alone.
-func batches(dir string, steps []Step) [][]Step {
-	var out [][]Step
-	var cur []Step
+// batch is consecutive migrations run by one goose call, in one session.
+type batch struct {
+	steps   []Step
+	session Session
+	noTx    bool
+}
+
+// batches groups steps so that NO TRANSACTION migrations run alone, and
+// migrations with different timeouts in different sessions.
+func batches(m *spec.Migrations, steps []Step) ([]batch, error) {
+	var out []batch
 	for _, s := range steps {
-		body, _ := os.ReadFile(filepath.Join(dir, s.File))
-		if noTxAnnotation.Match(body) {
-			if len(cur) > 0 {
-				out = append(out, cur)
-				cur = nil
-			}
-			out = append(out, []Step{s})
+		session, err := SessionOf(m, s.File)
+		if err != nil {
+			return nil, &MigrationError{File: s.File, Version: s.Version, Err: err}
+		}
+		noTx := NoTransaction(m, s.File)
+		if n := len(out); n > 0 && !noTx && !out[n-1].noTx && out[n-1].session == session {
+			out[n-1].steps = append(out[n-1].steps, s)
 			continue
 		}
-		cur = append(cur, s)
+		out = append(out, batch{steps: []Step{s}, session: session, noTx: noTx})
 	}
-	if len(cur) > 0 {
-		out = append(out, cur)
-	}
-	return out
+	return out, nil
 }

@@ -27,6 +27,11 @@ const LockID int64 = 4097083626
 // default_transaction_read_only, so the server itself refuses any write.
 // Nothing is dialled until Ping or a query.
 func Open(rawURL string, connectTimeout time.Duration, readOnly bool) (*sql.DB, error) {
+	return open(rawURL, connectTimeout, readOnly, nil)
+}
+
+// open is Open with extra session parameters (e.g. lock_timeout).
+func open(rawURL string, connectTimeout time.Duration, readOnly bool, params map[string]string) (*sql.DB, error) {
 	if _, err := spec.ParsePostgres(rawURL); err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
@@ -41,6 +46,9 @@ func Open(rawURL string, connectTimeout time.Duration, readOnly bool) (*sql.DB, 
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	}
 	cfg.RuntimeParams["application_name"] = "dbops"
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(4)
 	return db, nil
@@ -107,6 +115,8 @@ type Step struct {
 	Version int64  `json:"version"`
 	File    string `json:"file"`
 	Down    bool   `json:"down,omitempty"`
+	// Retries counts the runs again after a lock timeout (in results).
+	Retries int `json:"retries,omitempty"`
 }
 
 // Plan takes a database from one version to another.

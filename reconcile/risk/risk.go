@@ -1,6 +1,7 @@
-// Package risk decides which planned changes are risky and when maintenance
-// windows are open. It is pure logic: it reads no server, and callers pass in
-// what they observed (table sizes, Redis INFO/CONFIG values, the clock).
+// Package risk decides which planned changes are risky (when maintenance
+// windows are open is spec.Windows.Open). It is pure logic: it reads no
+// server, and callers pass in what they observed (table sizes, Redis
+// INFO/CONFIG values).
 //
 // Migration SQL is analysed with the PostgreSQL parser (pg_query_go, cgo).
 // Built with CGO_ENABLED=0, Migration and TablesIndexed return ErrNoParser,

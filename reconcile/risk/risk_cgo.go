@@ -14,7 +14,9 @@ import (
 
 // Migration analyses the SQL of one migration (one goose section) and
 // returns its risky statements, in order. A table created earlier in the same
-// migration holds no prior data, so no rule applies to it.
+// migration holds no prior data, so no rule applies to it; every other table
+// is taken to exist and hold rows (NewSequence judges against the live
+// database instead).
 //
 // CREATE INDEX without CONCURRENTLY (and ALTER TABLE ... ADD PRIMARY KEY /
 // UNIQUE / EXCLUDE, which build an index the same way) is risky when sizes
@@ -28,7 +30,14 @@ import (
 // language and unparseable SQL are errors ("cannot analyse"). Bodies of
 // CREATE FUNCTION/PROCEDURE do not run at migration time and are skipped.
 func Migration(sql string, sizes func(schema, table string) (int64, bool), threshold int64) ([]Finding, error) {
-	a := &analyser{sizes: sizes, threshold: threshold, created: map[Table]bool{}}
+	return NewSequence(legacy{sizes}, threshold).Migration(sql)
+}
+
+// Migration analyses the SQL of the next pending migration of the plan, as
+// the package-level Migration does, but judging each destructive statement
+// against the live database and the migrations analysed before it.
+func (s *Sequence) Migration(sql string) ([]Finding, error) {
+	a := &analyser{cat: s.cat, threshold: s.threshold, names: s.names}
 	if err := a.run(sql, ""); err != nil {
 		return nil, err
 	}
@@ -39,7 +48,7 @@ func Migration(sql string, sizes func(schema, table string) (int64, bool), thres
 // builds an index without CONCURRENTLY: the tables whose size Migration will
 // ask for.
 func TablesIndexed(sql string) ([]Table, error) {
-	a := &analyser{created: map[Table]bool{}}
+	a := &analyser{cat: legacy{}, names: newNames()}
 	if err := a.run(sql, ""); err != nil {
 		return nil, err
 	}
@@ -47,9 +56,9 @@ func TablesIndexed(sql string) ([]Table, error) {
 }
 
 type analyser struct {
-	sizes     func(schema, table string) (int64, bool)
+	cat       Catalog
 	threshold int64
-	created   map[Table]bool
+	names     *names
 	findings  []Finding
 	indexed   []Table
 }
@@ -76,31 +85,42 @@ func (a *analyser) add(rule, where, format string, args ...any) {
 func (a *analyser) stmt(n *pg_query.Node, where string) error {
 	switch s := n.GetNode().(type) {
 	case *pg_query.Node_CreateStmt:
-		if !s.CreateStmt.GetIfNotExists() {
-			a.created[key(s.CreateStmt.GetRelation())] = true
-		}
+		a.create(key(s.CreateStmt.GetRelation()), s.CreateStmt.GetIfNotExists())
 	case *pg_query.Node_CreateTableAsStmt:
-		if !s.CreateTableAsStmt.GetIfNotExists() {
-			a.created[key(s.CreateTableAsStmt.GetInto().GetRel())] = true
-		}
+		a.create(key(s.CreateTableAsStmt.GetInto().GetRel()), s.CreateTableAsStmt.GetIfNotExists())
 	case *pg_query.Node_SelectStmt:
 		if into := s.SelectStmt.GetIntoClause(); into != nil {
-			a.created[key(into.GetRel())] = true
+			a.create(key(into.GetRel()), false)
+		}
+	case *pg_query.Node_CreateSchemaStmt:
+		if name := s.CreateSchemaStmt.GetSchemaname(); !s.CreateSchemaStmt.GetIfNotExists() || a.schemaGone(name) {
+			a.names.setSchema(name, originCreated)
 		}
 	case *pg_query.Node_DropStmt:
 		a.drop(s.DropStmt, where)
 	case *pg_query.Node_TruncateStmt:
+		cascade := s.TruncateStmt.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE
 		for _, r := range s.TruncateStmt.GetRelations() {
-			if t := key(r.GetRangeVar()); !a.isNew(t) {
-				also := ""
-				if s.TruncateStmt.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE {
-					also = " and those of every table referencing it (CASCADE)"
-				}
-				a.add(RuleTruncate, where, "TRUNCATE %s deletes all its rows%s", t, also)
+			t := key(r.GetRangeVar())
+			switch _, st := a.liveTable(t); {
+			case st == TableHasRows && cascade:
+				a.add(RuleTruncate, where, "TRUNCATE %s deletes all its rows and those of every table referencing it (CASCADE)", t)
+			case st == TableHasRows:
+				a.add(RuleTruncate, where, "TRUNCATE %s deletes all its rows", t)
+			case st == TableEmpty && cascade:
+				// A referencing table may hold rows (NULL keys) even so.
+				a.add(RuleTruncate, where, "TRUNCATE %s CASCADE deletes all rows of every table referencing it", t)
 			}
 		}
 	case *pg_query.Node_AlterTableStmt:
 		a.alterTable(s.AlterTableStmt, where)
+	case *pg_query.Node_RenameStmt:
+		a.rename(s.RenameStmt)
+	case *pg_query.Node_AlterObjectSchemaStmt:
+		if o := s.AlterObjectSchemaStmt; o.GetObjectType() == pg_query.ObjectType_OBJECT_TABLE {
+			from := key(o.GetRelation())
+			a.move(from, Table{o.GetNewschema(), from.Name})
+		}
 	case *pg_query.Node_IndexStmt:
 		if ix := s.IndexStmt; !ix.GetConcurrent() {
 			what := "CREATE INDEX"
@@ -113,6 +133,69 @@ func (a *analyser) stmt(n *pg_query.Node, where string) error {
 		return a.do(s.DoStmt, where)
 	}
 	return nil
+}
+
+// create records that t is created by this statement: always, unless IF NOT
+// EXISTS finds an existing table (which then keeps its data).
+func (a *analyser) create(t Table, ifNotExists bool) {
+	if ifNotExists {
+		if _, st := a.liveTable(t); st != TableAbsent {
+			return
+		}
+	}
+	a.names.setTable(t, origin{kind: originCreated})
+}
+
+// liveTable resolves t as the pending migrations analysed so far left it:
+// the live table it names (after renames) and what that holds. A table
+// created or dropped by a pending migration is TableAbsent: no data that
+// exists now can be lost through it.
+func (a *analyser) liveTable(t Table) (Table, TableState) {
+	o := a.names.table(t)
+	if o.kind != originLive {
+		return Table{}, TableAbsent
+	}
+	return o.live, a.cat.Table(o.live)
+}
+
+// move records ALTER TABLE from RENAME TO / SET SCHEMA: to now names
+// what from named.
+func (a *analyser) move(from, to Table) {
+	o := a.names.table(from)
+	a.names.setTable(to, o)
+	a.names.setTable(from, origin{kind: originGone})
+}
+
+func (a *analyser) rename(r *pg_query.RenameStmt) {
+	switch r.GetRenameType() {
+	case pg_query.ObjectType_OBJECT_TABLE:
+		from := key(r.GetRelation())
+		a.move(from, Table{from.Schema, r.GetNewname()})
+	case pg_query.ObjectType_OBJECT_COLUMN:
+		if r.GetRelationType() != pg_query.ObjectType_OBJECT_TABLE {
+			return
+		}
+		o := a.names.table(key(r.GetRelation()))
+		if o.kind != originLive {
+			return // every column of a new table is new
+		}
+		a.names.setColumn(o.live, r.GetNewname(), a.names.column(o.live, r.GetSubname()))
+		a.names.setColumn(o.live, r.GetSubname(), origin{kind: originGone})
+	case pg_query.ObjectType_OBJECT_SCHEMA:
+		a.names.setSchema(r.GetNewname(), a.names.schema(r.GetSubname()))
+		a.names.setSchema(r.GetSubname(), originGone)
+	}
+}
+
+// schemaGone reports whether schema name does not exist at this point.
+func (a *analyser) schemaGone(name string) bool {
+	switch a.names.schema(name) {
+	case originCreated:
+		return false
+	case originGone:
+		return true
+	}
+	return !a.cat.Schema(name)
 }
 
 func (a *analyser) drop(d *pg_query.DropStmt, where string) {
@@ -132,16 +215,18 @@ func (a *analyser) drop(d *pg_query.DropStmt, where string) {
 			default:
 				t = Table{names[len(names)-2], names[len(names)-1]}
 			}
-			if !a.isNew(t) {
+			if _, st := a.liveTable(t); st == TableHasRows {
 				a.add(RuleDropTable, where, "DROP TABLE %s destroys its data", t)
 			}
+			a.names.setTable(t, origin{kind: originGone})
 		}
 	case pg_query.ObjectType_OBJECT_SCHEMA:
-		if d.GetBehavior() != pg_query.DropBehavior_DROP_CASCADE {
-			return
-		}
 		for _, o := range d.GetObjects() {
-			a.add(RuleDropTable, where, "DROP SCHEMA %s CASCADE destroys every table in it", QuoteIdent(o.GetString_().GetSval()))
+			name := o.GetString_().GetSval()
+			if d.GetBehavior() == pg_query.DropBehavior_DROP_CASCADE && a.names.schema(name) == originLive && a.cat.Schema(name) {
+				a.add(RuleDropTable, where, "DROP SCHEMA %s CASCADE destroys every table in it", QuoteIdent(name))
+			}
+			a.names.setSchema(name, originGone)
 		}
 	}
 }
@@ -151,18 +236,35 @@ func (a *analyser) alterTable(s *pg_query.AlterTableStmt, where string) {
 		return
 	}
 	t := key(s.GetRelation())
-	if a.isNew(t) {
-		return
+	o := a.names.table(t)
+	if o.kind != originLive {
+		return // created by a pending migration, or gone: no data of now
 	}
+	live := o.live
+	// Asked only for destructive commands: the check may scan the table.
+	hasRows := func() bool { return a.cat.Table(live) == TableHasRows }
 	for _, c := range s.GetCmds() {
 		cmd := c.GetAlterTableCmd()
 		col := QuoteIdent(cmd.GetName())
 		switch cmd.GetSubtype() {
+		case pg_query.AlterTableType_AT_AddColumn:
+			name := cmd.GetDef().GetColumnDef().GetColname()
+			if !cmd.GetMissingOk() || !a.columnExists(live, name) {
+				a.names.setColumn(live, name, origin{kind: originCreated})
+			}
 		case pg_query.AlterTableType_AT_DropColumn:
-			a.add(RuleDropColumn, where, "ALTER TABLE %s DROP COLUMN %s destroys the column's data", t, col)
+			co := a.names.column(live, cmd.GetName())
+			if co.kind == originLive && a.cat.Column(live, co.col) && hasRows() {
+				a.add(RuleDropColumn, where, "ALTER TABLE %s DROP COLUMN %s destroys the column's data", t, col)
+			}
+			a.names.setColumn(live, cmd.GetName(), origin{kind: originGone})
 		case pg_query.AlterTableType_AT_AlterColumnType:
-			typ := typeName(cmd.GetDef().GetColumnDef().GetTypeName())
-			a.add(RuleAlterColumnType, where, "ALTER TABLE %s ALTER COLUMN %s TYPE %s may rewrite the table and locks it (ACCESS EXCLUSIVE) meanwhile", t, col, typ)
+			// Even a column added by a pending migration makes the table
+			// rewrite: only an empty table, or a missing column, is safe.
+			if a.columnExists(live, cmd.GetName()) && hasRows() {
+				typ := typeName(cmd.GetDef().GetColumnDef().GetTypeName())
+				a.add(RuleAlterColumnType, where, "ALTER TABLE %s ALTER COLUMN %s TYPE %s may rewrite the table and locks it (ACCESS EXCLUSIVE) meanwhile", t, col, typ)
+			}
 		case pg_query.AlterTableType_AT_AddConstraint:
 			con := cmd.GetDef().GetConstraint()
 			if con.GetIndexname() != "" {
@@ -180,31 +282,28 @@ func (a *analyser) alterTable(s *pg_query.AlterTableStmt, where string) {
 	}
 }
 
-// isNew reports whether t was created earlier in the migration; an
-// unqualified name matches the same name in schema public.
-func (a *analyser) isNew(t Table) bool {
-	switch t.Schema {
-	case "":
-		return a.created[t] || a.created[Table{"public", t.Name}]
-	case "public":
-		return a.created[t] || a.created[Table{"", t.Name}]
+// columnExists reports whether column name of live table t exists at this
+// point of the plan.
+func (a *analyser) columnExists(t Table, name string) bool {
+	switch co := a.names.column(t, name); co.kind {
+	case originCreated:
+		return true
+	case originLive:
+		return a.cat.Column(t, co.col)
 	}
-	return a.created[t]
+	return false
 }
 
 // index records a blocking index build on t by the statement what.
 func (a *analyser) index(t Table, where, what string) {
-	if a.isNew(t) {
-		return
+	live, st := a.liveTable(t)
+	if st == TableAbsent {
+		return // created by a pending migration: empty when indexed
 	}
-	if !slices.Contains(a.indexed, t) {
-		a.indexed = append(a.indexed, t)
+	if !slices.Contains(a.indexed, live) {
+		a.indexed = append(a.indexed, live)
 	}
-	var size int64
-	known := false
-	if a.sizes != nil {
-		size, known = a.sizes(t.Schema, t.Name)
-	}
+	size, known := a.cat.Size(live)
 	const effect = "without CONCURRENTLY: writes to the table are blocked while it builds"
 	switch {
 	case !known:
@@ -319,6 +418,9 @@ func parseError(sql string, err error) error {
 			line++
 		}
 		pos++
+	}
+	if what, ok := pg18Construct(sql, pe.Cursorpos); ok {
+		return &PG18SyntaxError{Construct: what, Line: line, Err: err}
 	}
 	return fmt.Errorf("cannot parse SQL: line %d: %w", line, err)
 }

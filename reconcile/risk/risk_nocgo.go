@@ -13,3 +13,8 @@ func Migration(sql string, sizes func(schema, table string) (int64, bool), thres
 func TablesIndexed(sql string) ([]Table, error) {
 	return nil, ErrNoParser
 }
+
+// Migration returns ErrNoParser without cgo.
+func (s *Sequence) Migration(sql string) ([]Finding, error) {
+	return nil, ErrNoParser
+}

@@ -11,10 +11,25 @@ import (
 	"strings"
 )
 
-// FindPostgresBin returns the folder holding initdb, pg_ctl and postgres.
-// It looks on PATH, then at `pg_config --bindir`, then at
-// /usr/lib/postgresql/*/bin and /usr/pgsql-*/bin (highest version first).
+// Environment variables naming the binaries under test (the version
+// matrix, scripts/matrix.sh, sets them). Unset: the machine's own.
+const (
+	EnvPostgresBin    = "DBOPS_TEST_PG_BIN"        // folder of initdb, pg_ctl, postgres
+	EnvPostgresClient = "DBOPS_TEST_PG_CLIENT_BIN" // folder of pg_dump, pg_restore, psql
+	EnvRedisBin       = "DBOPS_TEST_REDIS_BIN"     // folder of redis-server
+)
+
+// FindPostgresBin returns the folder holding initdb, pg_ctl and postgres:
+// $DBOPS_TEST_PG_BIN when set (and then only there); otherwise it looks on
+// PATH, then at `pg_config --bindir`, then at /usr/lib/postgresql/*/bin
+// and /usr/pgsql-*/bin (highest version first).
 func FindPostgresBin() (string, error) {
+	if dir := os.Getenv(EnvPostgresBin); dir != "" {
+		if !hasPostgresBins(dir) {
+			return "", fmt.Errorf("testsrv: %s=%s does not hold executable initdb, pg_ctl and postgres", EnvPostgresBin, dir)
+		}
+		return dir, nil
+	}
 	var tried []string
 	try := func(dir string) bool {
 		if dir == "" {
@@ -51,8 +66,16 @@ func FindPostgresBin() (string, error) {
 	return "", fmt.Errorf("testsrv: PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; looked on PATH, via pg_config and in %s", strings.Join(append(tried, "/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin"), ", "))
 }
 
-// FindRedisServer returns the path of redis-server.
+// FindRedisServer returns the path of redis-server: in $DBOPS_TEST_REDIS_BIN
+// when set, otherwise on PATH.
 func FindRedisServer() (string, error) {
+	if dir := os.Getenv(EnvRedisBin); dir != "" {
+		p := filepath.Join(dir, "redis-server")
+		if !isExecutable(p) {
+			return "", fmt.Errorf("testsrv: %s=%s does not hold an executable redis-server", EnvRedisBin, dir)
+		}
+		return p, nil
+	}
 	p, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", fmt.Errorf("testsrv: redis-server not found on PATH: %w", err)

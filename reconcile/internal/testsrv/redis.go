@@ -219,3 +219,35 @@ func (r *Redis) Stop() error {
 	r.stopErr = errors.Join(errs...)
 	return r.stopErr
 }
+
+// WaitExit waits up to grace for the server to exit (after a SHUTDOWN
+// sent by the test), then stops it with SIGTERM; its files stay, so a
+// test can replace them and Start it again, as an operator does.
+func (r *Redis) WaitExit(grace time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.proc.done:
+		return nil
+	case <-time.After(grace):
+	}
+	return r.proc.stop(syscall.SIGTERM, 30*time.Second)
+}
+
+// Start starts a stopped (WaitExit) server again on the same port with
+// the same options or config file, plus extra "--name value" arguments
+// for this start only (e.g. --appendonly no).
+func (r *Redis) Start(ctx context.Context, extra ...string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return errors.New("testsrv: Start of a removed redis")
+	}
+	if !r.proc.exited() {
+		return errors.New("testsrv: Start of a running redis")
+	}
+	base := r.args
+	r.args = append(append([]string(nil), base...), extra...)
+	defer func() { r.args = base }()
+	return r.start(ctx)
+}

@@ -109,9 +109,12 @@ func NewRedis(t testing.TB, opts RedisOptions) *Redis {
 	return r
 }
 
-// Main runs the tests (m.Run), stops the shared cluster, and exits with
-// m.Run's code. Use from TestMain.
+// Main puts the client binaries under test first on PATH and prints the
+// versions under test, runs the tests (m.Run), stops the shared cluster,
+// and exits with m.Run's code. Use from TestMain.
 func Main(m *testing.M) {
+	useClientBins()
+	announce()
 	code := m.Run()
 	shared.mu.Lock()
 	pg := shared.pg
@@ -155,6 +158,7 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 
 // Client returns a go-redis client for r, closed when the test ends.
 func (r *Redis) Client(t testing.TB) *goredis.Client {
+	t.Helper()
 	c := goredis.NewClient(&goredis.Options{Addr: r.addr(), Password: r.Password})
 	t.Cleanup(func() { c.Close() })
 	return c

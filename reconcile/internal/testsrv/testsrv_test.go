@@ -22,6 +22,7 @@ import (
 func TestMain(m *testing.M) { Main(m) }
 
 func testCtx(t *testing.T) context.Context {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
@@ -170,7 +171,7 @@ func TestSharedPostgres(t *testing.T) {
 			t.Fatalf("db %q with %d tables", db, tables)
 		}
 	}
-	if SharedPostgres(t) != SharedPostgres(t) {
+	if first, second := SharedPostgres(t), SharedPostgres(t); first != second {
 		t.Fatal("SharedPostgres returned different clusters")
 	}
 	t.Run("sub/test", func(t *testing.T) {
