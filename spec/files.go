@@ -10,7 +10,8 @@ import (
 
 // RevisionFiles lists the files a set of stacks is made of: the YAML files
 // below paths (found as Load finds them) and the *.sql files in the
-// migration folders their documents name, as absolute paths. Nothing else
+// migration folders their documents name (for drizzle-kit output, also
+// meta/_journal.json and the <tag>.sql files it lists), as absolute paths. Nothing else
 // in a folder (logs, backups, notes) is part of a revision. A document that
 // does not parse still has its YAML file listed, so the revision holding it
 // is loaded and rejected with the loader's errors.
@@ -59,6 +60,16 @@ func RevisionFiles(paths []string) ([]string, error) {
 			for _, e := range entries {
 				if !e.IsDir() && filepath.Ext(e.Name()) == ".sql" {
 					out = append(out, filepath.Join(dir, e.Name()))
+				}
+			}
+			// drizzle: the journal decides what runs, so it is part of the
+			// revision, and so is each file it lists (a tag's file may be
+			// missing: the loader reports that).
+			if _, err := os.Stat(filepath.Join(dir, JournalPath)); err == nil {
+				out = append(out, filepath.Join(dir, JournalPath))
+				tags, _ := journalTags(dir)
+				for _, tag := range tags {
+					out = append(out, filepath.Join(dir, tag+".sql"))
 				}
 			}
 		}

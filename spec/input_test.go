@@ -91,7 +91,7 @@ func TestMigrationFilesChecked(t *testing.T) {
 		{"StatementBegin without End", map[string]string{"m/00001_a.sql": "-- +goose Up\n-- +goose StatementBegin\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n"}, "",
 			"spec.postgres.migrations.dir: goose cannot parse 00001_a.sql: failed to parse 00001_a.sql: failed to parse migration: missing '-- +goose StatementEnd' annotation"},
 		{"no Up annotation", map[string]string{"m/00001_a.sql": "SELECT 1;\n"}, "",
-			"goose cannot parse 00001_a.sql"},
+			"00001_a.sql has no -- +goose Up annotation: goose would run nothing from it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

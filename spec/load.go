@@ -222,11 +222,18 @@ func loadDocument(file string, doc document, opts Options) (*Stack, ErrorList, [
 	var st Stack
 	if err := json.Unmarshal(js, &st); err != nil {
 		// The schema already names the field with the wrong type; else one
-		// of the fields with their own decoders failed.
+		// of the fields with their own decoders failed, and names itself
+		// (the target through typedErrors, the baseline as a FieldError).
+		var fe FieldError
 		if len(errs) == 0 {
 			errs = typedErrors(file, name, js)
 		}
-		if len(errs) == 0 {
+		switch {
+		case len(errs) > 0:
+		case errors.As(err, &fe):
+			fe.File, fe.Stack = file, name
+			errs = ErrorList{fe}
+		default:
 			errs = fail(err.Error())
 		}
 		return nil, errs, nil

@@ -14,7 +14,8 @@ func typedErrors(file, stack string, js []byte) ErrorList {
 		Spec struct {
 			Postgres *struct {
 				Migrations *struct {
-					Target json.RawMessage `json:"target"`
+					Target   json.RawMessage `json:"target"`
+					Baseline json.RawMessage `json:"baseline"`
 				} `json:"migrations"`
 			} `json:"postgres"`
 			Redis *struct {
@@ -27,12 +28,24 @@ func typedErrors(file, stack string, js []byte) ErrorList {
 	}
 	var out ErrorList
 	add := func(field string, err error) {
-		out = append(out, FieldError{File: file, Stack: stack, Field: field, Msg: err.Error()})
+		msg := err.Error()
+		if fe := (FieldError{}); errors.As(err, &fe) {
+			msg = fe.Msg
+		}
+		out = append(out, FieldError{File: file, Stack: stack, Field: field, Msg: msg})
 	}
-	if pg := probe.Spec.Postgres; pg != nil && pg.Migrations != nil && len(pg.Migrations.Target) > 0 {
-		var t Target
-		if err := t.UnmarshalJSON(pg.Migrations.Target); err != nil {
-			add("spec.postgres.migrations.target", err)
+	if pg := probe.Spec.Postgres; pg != nil && pg.Migrations != nil {
+		if len(pg.Migrations.Target) > 0 {
+			var t Target
+			if err := t.UnmarshalJSON(pg.Migrations.Target); err != nil {
+				add("spec.postgres.migrations.target", err)
+			}
+		}
+		if len(pg.Migrations.Baseline) > 0 && string(pg.Migrations.Baseline) != "null" {
+			var r MigrationRef
+			if err := r.UnmarshalJSON(pg.Migrations.Baseline); err != nil {
+				add("spec.postgres.migrations.baseline", err)
+			}
 		}
 	}
 	if r := probe.Spec.Redis; r != nil {
