@@ -56,6 +56,8 @@ func TestLoaderErrorsNameField(t *testing.T) {
 			`s.yaml: stack "s": spec.postgres.migrations.target: 100000000000000000000 is larger than the largest migration version`},
 		{"target beyond int64 as string", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./m, target: \"99999999999999999999\"}\n",
 			`s.yaml: stack "s": spec.postgres.migrations.target: 99999999999999999999 is larger than the largest migration version`},
+		{"baseline beyond int64", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./m, baseline: 99999999999999999999}\n",
+			`s.yaml: stack "s": spec.postgres.migrations.baseline: 100000000000000000000 is larger than the largest migration version`},
 		{"upper-case parameter", "  redis:\n    url: ${REDIS_URL}\n    config: {MAXMEMORY: 1gb}\n",
 			`s.yaml: stack "s": spec.redis.config.MAXMEMORY: Redis parameter names are lower-case letters, digits and '-': write "maxmemory"`},
 		{"immutable parameter", "  redis:\n    url: ${REDIS_URL}\n    config: {daemonize: yes}\n",

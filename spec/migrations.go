@@ -59,10 +59,13 @@ func (r *MigrationRef) UnmarshalJSON(b []byte) error {
 	}
 	switch v := v.(type) {
 	case float64:
-		if v != float64(int64(v)) || v < 0 {
-			return fmt.Errorf("%v is not a migration version", v)
+		// read from its text, as Target is: beyond int64 is an error that
+		// says so, not a rounded float
+		n, err := parseVersionLiteral(strings.TrimSpace(string(b)))
+		if err != nil {
+			return err
 		}
-		*r = MigrationRef{Version: int64(v)}
+		*r = MigrationRef{Version: n}
 		return nil
 	case string:
 		ref, err := parseRef(v)
