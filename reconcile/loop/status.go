@@ -26,9 +26,11 @@ const (
 	ReasonPlanFailed  = "PlanFailed"
 	ReasonApplyFail   = "ApplyFailed"
 	ReasonDeferred    = "RiskyChangeDeferred" // waits for a maintenance window
-	// ReasonStalled: retrying as things are cannot help. A permanent plan
-	// error (the spec contradicts the servers: fix the repository) is tried
-	// again only when a new revision is in force, not by backoff.
+	// ReasonStalled: retrying as things are cannot help, so there is no
+	// backoff. Either a permanent plan error (the spec contradicts the
+	// servers: fix the repository), tried again only when a new revision is
+	// in force; or a Redis value the server stores differently (adjusted.go),
+	// not re-sent until the spec or the server changes.
 	ReasonStalled = "Stalled"
 )
 
