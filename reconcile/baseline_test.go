@@ -9,6 +9,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/reconcile/render"
 )
 
 // TestBaseline: a database that predates dbops is refused until a
@@ -80,7 +81,7 @@ func TestBaseline(t *testing.T) {
 				t.Errorf("apply results %+v, want the baseline and one migration", res.Stacks[0].Changes)
 			}
 			var out strings.Builder
-			res.WriteText(&out, reconcile.Style{})
+			render.ResultText(&out, res, render.Style{})
 			if !strings.Contains(out.String(), tt.now) { // goose's Provider used to close the handle this is read with
 				t.Errorf("apply output lacks %q:\n%s", tt.now, out.String())
 			}
@@ -159,7 +160,7 @@ func TestFailedFirstApplyLeavesNoVersionTable(t *testing.T) {
 				t.Fatal("apply succeeded, want a failure")
 			}
 			var out strings.Builder
-			res.WriteText(&out, reconcile.Style{})
+			render.ResultText(&out, res, render.Style{})
 			t.Log(out.String())
 			var exists bool
 			if tt.emptyTable {

@@ -10,6 +10,7 @@ import (
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/postgres"
+	"github.com/amanat/dbops/reconcile/render"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -80,7 +81,7 @@ func mustApply(t *testing.T, stacks []spec.Stack, p *reconcile.Plan) *reconcile.
 	res := reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})
 	if res.Failed() {
 		var b strings.Builder
-		res.WriteText(&b, reconcile.Style{})
+		render.ResultText(&b, res, render.Style{})
 		t.Fatalf("apply failed:\n%s", b.String())
 	}
 	return res
@@ -88,7 +89,7 @@ func mustApply(t *testing.T, stacks []spec.Stack, p *reconcile.Plan) *reconcile.
 
 func planText(p *reconcile.Plan) string {
 	var b strings.Builder
-	p.WriteText(&b, reconcile.Style{})
+	render.PlanText(&b, p, render.Style{})
 	return b.String()
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/reconcile/render"
 )
 
 // TestPlanPG18Syntax: a migration in PostgreSQL 18 syntax the SQL parser
@@ -37,7 +38,7 @@ func TestPlanPG18Syntax(t *testing.T) {
 	res := reconcile.Apply(context.Background(), stacks, p, reconcile.Options{AllowRisky: true})
 	if res.Failed() {
 		var b strings.Builder
-		res.WriteText(&b, reconcile.Style{})
+		render.ResultText(&b, res, render.Style{})
 		t.Fatalf("apply on PostgreSQL %d failed:\n%s", num, b.String())
 	}
 	if v := dbVersion(t, f.env["PG_URL"]); v != 2 {

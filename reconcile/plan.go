@@ -410,3 +410,12 @@ func planRedis(ctx context.Context, st *spec.Stack, c *goredis.Client, o Options
 func hasKind(changes []Change, kind Kind) bool {
 	return slices.ContainsFunc(changes, func(c Change) bool { return c.Kind == kind })
 }
+
+// Levels names the migration level before and after: goose versions, or
+// drizzle tags.
+func (pg *PostgresStatus) Levels() (word, before, after string) {
+	if pg.Format == spec.FormatDrizzle {
+		return "level", pg.LevelBefore, pg.LevelAfter
+	}
+	return "version", strconv.FormatInt(pg.VersionBefore, 10), strconv.FormatInt(pg.VersionAfter, 10)
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/reconcile/render"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -146,7 +147,7 @@ func mustApplyWith(t *testing.T, stacks []spec.Stack, p *reconcile.Plan, o recon
 	t.Helper()
 	if res := reconcile.Apply(context.Background(), stacks, p, o); res.Failed() {
 		var b strings.Builder
-		res.WriteText(&b, reconcile.Style{})
+		render.ResultText(&b, res, render.Style{})
 		t.Fatalf("apply failed:\n%s", b.String())
 	}
 }

@@ -113,8 +113,8 @@ func stackMoved(old, cur *StackPlan) []string {
 		return out
 	}
 	if old.Postgres != nil && cur.Postgres != nil && !slices.Equal(old.Postgres.Applied, cur.Postgres.Applied) {
-		word, was, _ := old.Postgres.levels()
-		_, now, _ := cur.Postgres.levels()
+		word, was, _ := old.Postgres.Levels()
+		_, now, _ := cur.Postgres.Levels()
 		say("postgres migration %s was %s, now %s (applied versions changed)", word, was, now)
 	}
 	if old.Redis != nil && cur.Redis != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/postgres"
+	"github.com/amanat/dbops/reconcile/render"
 )
 
 // blocker is a transaction the test holds open on a table, as a long
@@ -92,7 +93,7 @@ func TestLockTimeoutAndRetry(t *testing.T) {
 			t.Errorf("migration 2: %s, %d retries, %q; want failed after 2 retries on 55P03", c.Status, c.Retries, c.Error)
 		}
 		var out strings.Builder
-		res.WriteText(&out, reconcile.Style{})
+		render.ResultText(&out, res, render.Style{})
 		t.Logf("plan:\n%s\napply:\n%s", planText(p), out.String())
 		if !strings.Contains(out.String(), "up 00002_note.sql (retried 2× after lock timeout)") {
 			t.Errorf("result does not say what was retried:\n%s", out.String())

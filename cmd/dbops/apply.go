@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/render"
 )
 
 type applyCommand struct {
@@ -63,7 +64,7 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 	}
 	c.guard(res.Stacks)
 	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.applyOptions())
-	plan.WriteText(c.stdout, style)
+	render.PlanText(c.stdout, plan, style)
 	if !plan.HasChanges() {
 		if plan.HasErrors() {
 			return exitError{code: 1}
@@ -82,7 +83,7 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 	}
 	fmt.Fprintln(c.stdout)
 	result := reconcile.Apply(cmd.Context(), res.Stacks, plan, c.applyOptions())
-	result.WriteText(c.stdout, style)
+	render.ResultText(c.stdout, result, style)
 	if result.Failed() || plan.HasErrors() {
 		return exitError{code: 1}
 	}
@@ -122,10 +123,10 @@ func (c *applyCommand) applySaved(cmd *cobra.Command, file string, saved *reconc
 		}
 		return exitError{code: 1, msg: fmt.Sprintf("refusing to apply %s: %d thing(s) moved since it was planned (listed above); nothing was changed. Plan again.", file, len(moved))}
 	}
-	saved.Plan.WriteText(c.stdout, c.style())
+	render.PlanText(c.stdout, saved.Plan, c.style())
 	fmt.Fprintln(c.stdout)
 	result := reconcile.Apply(cmd.Context(), res.Stacks, saved.Plan, c.applyOptions())
-	result.WriteText(c.stdout, c.style())
+	render.ResultText(c.stdout, result, c.style())
 	if result.Failed() {
 		return exitError{code: 1}
 	}

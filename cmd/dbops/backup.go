@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/render"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -79,7 +79,7 @@ func newBackupRunCommand(e *env) *cobra.Command {
 				return exitError{code: 1, msg: err.Error()}
 			}
 			fmt.Fprintf(e.stdout, "backup %s/%s: %s, %s in %s, sha256 %s, verification: %s\n", t.stack.Metadata.Name, t.job.Name,
-				m.File, reconcile.HumanBytes(m.Size), m.Duration().Round(time.Millisecond), m.SHA256[:16], m.Verification.Method)
+				m.File, render.HumanBytes(m.Size), m.Duration().Round(time.Millisecond), m.SHA256[:16], m.Verification.Method)
 			if m.Verification.Detail != "" {
 				fmt.Fprintf(e.stdout, "  %s\n", m.Verification.Detail) // what was read: the key count, the checksum
 			}
@@ -137,11 +137,11 @@ func newBackupListCommand(e *env) *cobra.Command {
 						counted = "no"
 					}
 					fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stack, r.Job, b.ID, b.Time().Format(time.RFC3339),
-						reconcile.HumanBytes(b.Manifest.Size), counted, verified(b), b.Reason)
+						render.HumanBytes(b.Manifest.Size), counted, verified(b), b.Reason)
 				}
 				for _, b := range r.Incomplete {
 					fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\tno\t-\t%s\n", r.Stack, r.Job, b.ID, b.Time().Format(time.RFC3339),
-						reconcile.HumanBytes(b.Manifest.Size), b.Reason)
+						render.HumanBytes(b.Manifest.Size), b.Reason)
 				}
 			}
 			return tw.Flush()
@@ -197,7 +197,7 @@ the AOF folder moved aside), start, key count checked, AOF back on.`,
 					if err != nil {
 						return exitError{code: 1, msg: fmt.Sprintf("%s is not usable: %v", chosen.File, err)}
 					}
-					fmt.Fprintf(e.stdout, "%s is a usable RDB (%s; %s).\n%s\n", chosen.File, info.Summary(), reconcile.HumanBytes(info.Size), backup.RedisRestoreProcedure)
+					fmt.Fprintf(e.stdout, "%s is a usable RDB (%s; %s).\n%s\n", chosen.File, info.Summary(), render.HumanBytes(info.Size), backup.RedisRestoreProcedure)
 					return nil
 				}
 				if toURL == "" || redisStart == "" {

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/render"
 )
 
 type planCommand struct {
@@ -57,9 +58,9 @@ func (c *planCommand) run(cmd *cobra.Command, args []string) error {
 			return err
 		}
 	case "markdown":
-		plan.WriteMarkdown(c.stdout)
+		render.Markdown(c.stdout, plan)
 	default:
-		plan.WriteText(c.stdout, style)
+		render.PlanText(c.stdout, plan, style)
 	}
 	if c.out != "" {
 		if err := c.save(plan, args, res.Files); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/render"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -79,8 +80,8 @@ func (e *env) options() reconcile.Options {
 }
 
 // style colours output only for a terminal, and never under NO_COLOR.
-func (e *env) style() reconcile.Style {
-	return reconcile.Style{Color: isTerminal(e.stdout) && os.Getenv("NO_COLOR") == ""}
+func (e *env) style() render.Style {
+	return render.Style{Color: isTerminal(e.stdout) && os.Getenv("NO_COLOR") == ""}
 }
 
 func isTerminal(v any) bool {

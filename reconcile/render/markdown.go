@@ -1,9 +1,11 @@
-package reconcile
+package render
 
 import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/amanat/dbops/reconcile"
 )
 
 // Summary counts a plan's changes by kind, for the one-line summaries.
@@ -13,7 +15,7 @@ type Summary struct {
 }
 
 // Summarize counts the plan's changes.
-func (p *Plan) Summarize() Summary {
+func Summarize(p *reconcile.Plan) Summary {
 	s := Summary{Stacks: len(p.Stacks)}
 	for _, sp := range p.Stacks {
 		if len(sp.Errors) > 0 {
@@ -22,11 +24,11 @@ func (p *Plan) Summarize() Summary {
 		for _, c := range sp.Changes {
 			s.Changes++
 			switch c.Kind {
-			case ResourceMigration:
+			case reconcile.ResourceMigration:
 				s.Migrations++
-			case ResourceRedisConfig:
+			case reconcile.ResourceRedisConfig:
 				s.Settings++
-			case ResourceChecksums:
+			case reconcile.ResourceChecksums:
 				s.Ledger++
 			default:
 				s.Backups++
@@ -69,12 +71,12 @@ func (s Summary) Line() string {
 	return line
 }
 
-var mdIcons = map[Action]string{ActionUp: "➕", ActionUpdate: "✏️", ActionDown: "➖", ActionBaseline: "📌", ActionBackup: "💾", ActionDelete: "🗑️", ActionRecord: "🔏"}
+var mdIcons = map[reconcile.Action]string{reconcile.ActionUp: "➕", reconcile.ActionUpdate: "✏️", reconcile.ActionDown: "➖", reconcile.ActionBaseline: "📌", reconcile.ActionBackup: "💾", reconcile.ActionDelete: "🗑️", reconcile.ActionRecord: "🔏"}
 
-// WriteMarkdown renders the plan for a pull request comment: a one-line
+// Markdown renders the plan for a pull request comment: a one-line
 // summary, then per stack a table of changes with risks flagged.
-func (p *Plan) WriteMarkdown(w io.Writer) {
-	sum := p.Summarize()
+func Markdown(w io.Writer, p *reconcile.Plan) {
+	sum := Summarize(p)
 	icon := "✅"
 	switch {
 	case sum.Failed > 0:
@@ -89,7 +91,7 @@ func (p *Plan) WriteMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "\n### Stack `%s`\n\n", sp.Stack)
 		fmt.Fprintf(w, "From `%s`.", sp.File)
 		if pg := sp.Postgres; pg != nil && pg.Target != "" {
-			word, before, after := pg.levels()
+			word, before, after := pg.Levels()
 			if after != before {
 				fmt.Fprintf(w, " Postgres `%s`: migration %s **%s → %s** (target %s).", pg.Server, word, before, after, pg.Target)
 			} else {

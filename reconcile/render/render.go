@@ -1,12 +1,13 @@
-package reconcile
+package render
 
 import (
 	"fmt"
-	"github.com/amanat/dbops/spec"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/amanat/dbops/reconcile"
 )
 
 // Style adds colour to text output; the zero value adds none.
@@ -24,27 +25,27 @@ func (s Style) yellow(t string) string { return s.paint("33", t) }
 func (s Style) red(t string) string    { return s.paint("31", t) }
 func (s Style) bold(t string) string   { return s.paint("1", t) }
 
-var symbols = map[Action]string{ActionUpdate: "~", ActionUp: "+", ActionDown: "-", ActionBackup: "+", ActionDelete: "-", ActionRecord: "+", ActionBaseline: "="}
+var symbols = map[reconcile.Action]string{reconcile.ActionUpdate: "~", reconcile.ActionUp: "+", reconcile.ActionDown: "-", reconcile.ActionBackup: "+", reconcile.ActionDelete: "-", reconcile.ActionRecord: "+", reconcile.ActionBaseline: "="}
 
-func (s Style) action(a Action) string {
+func (s Style) action(a reconcile.Action) string {
 	switch a {
-	case ActionUp, ActionBackup:
+	case reconcile.ActionUp, reconcile.ActionBackup:
 		return s.green(symbols[a])
-	case ActionDown, ActionDelete:
+	case reconcile.ActionDown, reconcile.ActionDelete:
 		return s.red(symbols[a])
 	}
 	return s.yellow(symbols[a])
 }
 
-// WriteText prints the plan for a person: per stack, each change as
+// PlanText prints the plan for a person: per stack, each change as
 // before → after, then a one-line summary.
-func (p *Plan) WriteText(w io.Writer, s Style) {
+func PlanText(w io.Writer, p *reconcile.Plan, s Style) {
 	for _, sp := range p.Stacks {
 		fmt.Fprintf(w, "%s %s (%s)\n", s.bold("stack"), s.bold(sp.Stack), sp.File)
 		if pg := sp.Postgres; pg != nil {
 			line := fmt.Sprintf("  postgres %s", pg.Server)
 			if pg.Target != "" {
-				word, before, after := pg.levels()
+				word, before, after := pg.Levels()
 				line += fmt.Sprintf(": migration %s %s", word, before)
 				if after != before {
 					line += " → " + after
@@ -61,15 +62,15 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 			}
 		}
 		for _, c := range sp.Changes {
-			if c.Kind == ResourceChecksums {
+			if c.Kind == reconcile.ResourceChecksums {
 				fmt.Fprintf(w, "    %s %s %s: %s → %s\n", s.green("+"), c.Action, c.Name, c.Before, c.After)
 			}
 		}
 		for _, c := range sp.Changes {
 			switch {
-			case c.Kind == ResourceMigration && c.Action == ActionBaseline:
+			case c.Kind == reconcile.ResourceMigration && c.Action == reconcile.ActionBaseline:
 				fmt.Fprintf(w, "    %s baseline: %s (%s)\n", s.action(c.Action), c.After, c.Before)
-			case c.Kind == ResourceMigration:
+			case c.Kind == reconcile.ResourceMigration:
 				session := ""
 				if c.Session != "" {
 					session = "  [" + c.Session + "]"
@@ -90,12 +91,12 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 		}
 		width := 0
 		for _, c := range sp.Changes {
-			if c.Kind == ResourceRedisConfig {
+			if c.Kind == reconcile.ResourceRedisConfig {
 				width = max(width, len(c.Name))
 			}
 		}
 		for _, c := range sp.Changes {
-			if c.Kind == ResourceRedisConfig {
+			if c.Kind == reconcile.ResourceRedisConfig {
 				fmt.Fprintf(w, "    %s %-*s  %s → %s%s\n", s.action(c.Action), width, c.Name, quote(c.Before), quote(c.After), s.risk(c))
 			}
 		}
@@ -111,7 +112,7 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 		}
 		fmt.Fprintln(w)
 	}
-	sum := p.Summarize()
+	sum := Summarize(p)
 	line := sum.Line()
 	if sum.Changes > 0 {
 		line = "Plan: " + line
@@ -123,7 +124,7 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 }
 
 // writeBackups prints each backup job's state and its planned changes.
-func writeBackups(w io.Writer, sp *StackPlan, s Style) {
+func writeBackups(w io.Writer, sp *reconcile.StackPlan, s Style) {
 	for _, b := range sp.Backups {
 		line := fmt.Sprintf("  backup %s (%s → %s): ", b.Job, b.Source, b.Destination)
 		if b.LastBackup.IsZero() {
@@ -146,7 +147,7 @@ func writeBackups(w io.Writer, sp *StackPlan, s Style) {
 		fmt.Fprintln(w, line)
 	}
 	for _, c := range sp.Changes {
-		if c.Kind == ResourceBackup || c.Kind == ResourcePrune {
+		if c.Kind == reconcile.ResourceBackup || c.Kind == reconcile.ResourcePrune {
 			fmt.Fprintf(w, "    %s %-6s %s: %s%s\n", s.action(c.Action), c.Action, c.Name, c.After, s.risk(c))
 		}
 	}
@@ -167,7 +168,7 @@ func HumanBytes(n int64) string {
 }
 
 // risk flags a risky change on its line.
-func (s Style) risk(c Change) string {
+func (s Style) risk(c reconcile.Change) string {
 	if c.Risk == "" {
 		return ""
 	}
@@ -186,8 +187,8 @@ func quote(v string) string {
 	return v
 }
 
-// WriteText prints each change's outcome and a summary.
-func (r *Result) WriteText(w io.Writer, s Style) {
+// ResultText prints each change's outcome and a summary.
+func ResultText(w io.Writer, r *reconcile.Result, s Style) {
 	var done, failed, skipped int
 	for _, sr := range r.Stacks {
 		if len(sr.Changes) == 0 && len(sr.Errors) == 0 {
@@ -196,20 +197,20 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 		fmt.Fprintf(w, "%s %s\n", s.bold("stack"), s.bold(sr.Stack))
 		for _, c := range sr.Changes {
 			label := string(c.Action) + " " + c.Name
-			if c.Kind == ResourceRedisConfig {
+			if c.Kind == reconcile.ResourceRedisConfig {
 				label = fmt.Sprintf("%s = %s", c.Name, quote(c.After))
 			}
 			if c.Retries > 0 {
 				label += fmt.Sprintf(" (retried %d× after lock timeout)", c.Retries)
 			}
 			switch c.Status {
-			case StatusDone:
+			case reconcile.StatusDone:
 				done++
 				fmt.Fprintf(w, "    %s %s\n", s.green("done   "), label)
-			case StatusFailed:
+			case reconcile.StatusFailed:
 				failed++
 				fmt.Fprintf(w, "    %s %s: %s\n", s.red("failed "), label, c.Error)
-			case StatusDeferred, StatusRefused:
+			case reconcile.StatusDeferred, reconcile.StatusRefused:
 				skipped++
 				fmt.Fprintf(w, "    %s %s: %s\n", s.yellow(fmt.Sprintf("%-8s", c.Status)), label, c.Error)
 			default:
@@ -232,13 +233,4 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 		}
 	}
 	fmt.Fprintf(w, "Apply: %d done, %d failed, %d not applied.\n", done, failed, skipped)
-}
-
-// levels names the migration level before and after: goose versions, or
-// drizzle tags.
-func (pg *PostgresStatus) levels() (word, before, after string) {
-	if pg.Format == spec.FormatDrizzle {
-		return "level", pg.LevelBefore, pg.LevelAfter
-	}
-	return "version", strconv.FormatInt(pg.VersionBefore, 10), strconv.FormatInt(pg.VersionAfter, 10)
 }
