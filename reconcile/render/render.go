@@ -1,3 +1,6 @@
+// Package render prints plans and apply results for people: text, with
+// optional colour, and markdown for pull request comments. JSON output is
+// the plan itself (schemas/plan.schema.json).
 package render
 
 import (
