@@ -46,71 +46,108 @@ func runLoop(t *testing.T, l *Loop) context.Context {
 	return ctx
 }
 
-// TestPermanentErrorStalls: a revision the servers contradict (a Redis
-// parameter the server does not know) is Stalled, not retried by backoff
-// or by the interval, and is tried again when a new revision is in force.
-// lastAppliedRevision stays at the last revision that applied.
+// TestPermanentErrorStalls: a revision the servers contradict is Stalled,
+// not retried by backoff or by the interval, and is tried again when a new
+// revision is in force. lastAppliedRevision stays at the last revision that
+// applied. Nothing of the stalled revision is applied (its maxmemory).
 func TestPermanentErrorStalls(t *testing.T) {
-	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := rd.Client(t)
-	r := newRepo(t)
-	good := r.commit(map[string]string{"cache.yaml": redisStack("cache", rd.URL(), "64mb", "")})
-	var logs testsrv.Buffer
-	l := newLoop(t, r.source(t), &logs)
-	ctx := runLoop(t, l)
-	eventually(t, "first revision applied", func() bool { return readyOf(l, "cache").Reason == ReasonSucceeded })
+	migrations := map[string]string{
+		"migrations/00001_a.sql": "-- +goose Up\nCREATE TABLE a (id int);\n-- +goose Down\nDROP TABLE a;\n",
+		"migrations/00002_b.sql": "-- +goose Up\nCREATE TABLE b (id int);\n-- +goose Down\nDROP TABLE b;\n",
+	}
+	tests := []struct {
+		name string
+		// stack is the stack file: extra spec lines and Redis extra config
+		stack func(url, pgURL, maxmemory string, bad bool) string
+		want  string
+	}{
+		{name: "redis parameter the server does not know",
+			stack: func(url, _, maxmemory string, bad bool) string {
+				s := redisStack("cache", url, maxmemory, "")
+				if bad {
+					s += "      no-such-param: \"1\"\n"
+				}
+				return s
+			},
+			want: "does not know parameter no-such-param"},
+		{name: "migration target below the live version without allowDown",
+			stack: func(url, pgURL, maxmemory string, bad bool) string {
+				target := "2"
+				if bad {
+					target = "1"
+				}
+				return redisStack("cache", url, maxmemory, "  postgres:\n    url: "+pgURL+"\n    migrations: {dir: ./migrations, target: "+target+"}\n")
+			},
+			want: "target 1 is below the live version 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+			pgURL := testsrv.PostgresDB(t)
+			c := rd.Client(t)
+			r := newRepo(t)
+			files := map[string]string{"cache.yaml": tt.stack(rd.URL(), pgURL, "64mb", false)}
+			for k, v := range migrations {
+				files[k] = v
+			}
+			good := r.commit(files)
+			var logs testsrv.Buffer
+			l := newLoop(t, r.source(t), &logs)
+			ctx := runLoop(t, l)
+			eventually(t, "first revision applied", func() bool { return readyOf(l, "cache").Reason == ReasonSucceeded })
 
-	unknown := redisStack("cache", rd.URL(), "96mb", "") + "      no-such-param: \"1\"\n"
-	bad := r.commit(map[string]string{"cache.yaml": unknown})
-	l.Cycle(ctx)
-	eventually(t, "stack Stalled", func() bool { return readyOf(l, "cache").Reason == ReasonStalled })
-	before := cycles(t, l, "cache")
-	// Long enough for several backoff steps (RetryBase 50ms, RetryMax
-	// 200ms), and the interval's cycles too.
-	for range 5 {
-		time.Sleep(200 * time.Millisecond)
-		l.Cycle(ctx)
-	}
-	l.Wait()
-	if n := cycles(t, l, "cache"); n != before {
-		t.Errorf("a stalled stack was planned %d more time(s) on the same revision", n-before)
-	}
-	s, _ := stateOf(l, "cache")
-	if cond := readyOf(l, "cache"); cond.Status != "False" || !strings.Contains(cond.Message, "does not know parameter no-such-param") {
-		t.Errorf("Ready = %+v, want False naming the parameter", cond)
-	}
-	if s.RetryAt != nil {
-		t.Errorf("stalled stack has a backoff retry at %v", s.RetryAt)
-	}
-	if s.LastAttemptedRevision != bad || s.LastAppliedRevision != good {
-		t.Errorf("revisions attempted %q applied %q, want %q and %q", s.LastAttemptedRevision, s.LastAppliedRevision, bad, good)
-	}
-	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "67108864" {
-		t.Errorf("a stalled revision changed maxmemory to %s", got)
-	}
-	if n := strings.Count(logs.String(), "stack stalled"); n != 1 {
-		t.Errorf("%d \"stack stalled\" log lines, want 1", n)
-	}
+			bad := r.commit(map[string]string{"cache.yaml": tt.stack(rd.URL(), pgURL, "96mb", true)})
+			l.Cycle(ctx)
+			eventually(t, "stack Stalled", func() bool { return readyOf(l, "cache").Reason == ReasonStalled })
+			before := cycles(t, l, "cache")
+			// Long enough for several backoff steps (RetryBase 50ms,
+			// RetryMax 200ms), and the interval's cycles too.
+			for range 5 {
+				time.Sleep(200 * time.Millisecond)
+				l.Cycle(ctx)
+			}
+			l.Wait()
+			if n := cycles(t, l, "cache"); n != before {
+				t.Errorf("a stalled stack was planned %d more time(s) on the same revision", n-before)
+			}
+			s, _ := stateOf(l, "cache")
+			if cond := readyOf(l, "cache"); cond.Status != "False" || !strings.Contains(cond.Message, tt.want) {
+				t.Errorf("Ready = %+v, want False with %q", cond, tt.want)
+			}
+			if s.RetryAt != nil {
+				t.Errorf("stalled stack has a backoff retry at %v", s.RetryAt)
+			}
+			if s.LastAttemptedRevision != bad || s.LastAppliedRevision != good {
+				t.Errorf("revisions attempted %q applied %q, want %q and %q", s.LastAttemptedRevision, s.LastAppliedRevision, bad, good)
+			}
+			if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "67108864" {
+				t.Errorf("a stalled revision changed maxmemory to %s", got)
+			}
+			if n := strings.Count(logs.String(), "stack stalled"); n != 1 {
+				t.Errorf("%d \"stack stalled\" log lines, want 1", n)
+			}
 
-	// A new revision is tried again, even one that still fails.
-	still := r.commit(map[string]string{"cache.yaml": "# still wrong\n" + unknown})
-	l.Cycle(ctx)
-	eventually(t, "new revision attempted", func() bool {
-		s, _ := stateOf(l, "cache")
-		return s.LastAttemptedRevision == still
-	})
-	if n := cycles(t, l, "cache"); n != before+1 {
-		t.Errorf("%d cycles after a new revision, want %d", n, before+1)
-	}
+			// A new revision is tried again, even one that still fails.
+			still := r.commit(map[string]string{"cache.yaml": "# still wrong\n" + tt.stack(rd.URL(), pgURL, "96mb", true)})
+			l.Cycle(ctx)
+			eventually(t, "new revision attempted", func() bool {
+				s, _ := stateOf(l, "cache")
+				return s.LastAttemptedRevision == still
+			})
+			if n := cycles(t, l, "cache"); n != before+1 {
+				t.Errorf("%d cycles after a new revision, want %d", n, before+1)
+			}
 
-	fixed := r.commit(map[string]string{"cache.yaml": redisStack("cache", rd.URL(), "96mb", "")})
-	l.Cycle(ctx)
-	eventually(t, "fixed revision applied", func() bool { return readyOf(l, "cache").Reason == ReasonSucceeded })
-	if s, _ := stateOf(l, "cache"); s.LastAttemptedRevision != fixed || s.LastAppliedRevision != fixed {
-		t.Errorf("revisions attempted %q applied %q, want both %q", s.LastAttemptedRevision, s.LastAppliedRevision, fixed)
-	}
-	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "100663296" {
-		t.Errorf("fixed revision not applied: maxmemory=%s", got)
+			fixed := r.commit(map[string]string{"cache.yaml": tt.stack(rd.URL(), pgURL, "96mb", false)})
+			l.Cycle(ctx)
+			eventually(t, "fixed revision applied", func() bool { return readyOf(l, "cache").Reason == ReasonSucceeded })
+			if s, _ := stateOf(l, "cache"); s.LastAttemptedRevision != fixed || s.LastAppliedRevision != fixed {
+				t.Errorf("revisions attempted %q applied %q, want both %q", s.LastAttemptedRevision, s.LastAppliedRevision, fixed)
+			}
+			if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "100663296" {
+				t.Errorf("fixed revision not applied: maxmemory=%s", got)
+			}
+		})
 	}
 }
 
