@@ -318,14 +318,18 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	}
 	s.status.Conditions = []Condition{ready}
 
+	if out.stalled {
+		// A failure, counted and logged once; no backoff retry.
+		s.failures, s.retryAt = 0, time.Time{}
+		m.stackFailures.WithLabelValues(name).Inc()
+		l.o.Logger.Error("stack stalled: fix the repository; retried when a new revision is in force", "stack", name, "revision", rev, "err", out.message)
+		return
+	}
 	if !out.failed {
 		s.failures, s.retryAt = 0, time.Time{}
 		s.status.LastSuccess = now
 		m.lastSuccess.WithLabelValues(name).Set(float64(now.Unix()))
-		switch {
-		case out.stalled:
-			l.o.Logger.Error("stack stalled: fix the repository; retried when a new revision is in force", "stack", name, "revision", rev, "err", out.message)
-		case out.reason != ReasonSucceeded || prev.Conditions == nil || prev.Conditions[0].Reason != out.reason:
+		if out.reason != ReasonSucceeded || prev.Conditions == nil || prev.Conditions[0].Reason != out.reason {
 			l.o.Logger.Info("stack reconciled", "stack", name, "reason", out.reason, "message", out.message)
 		}
 		return

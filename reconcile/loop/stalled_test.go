@@ -96,6 +96,7 @@ func TestPermanentErrorStalls(t *testing.T) {
 			ctx := runLoop(t, l)
 			eventually(t, "first revision applied", func() bool { return readyOf(l, "cache").Reason == ReasonSucceeded })
 
+			stalledSince := time.Now()
 			bad := r.commit(map[string]string{"cache.yaml": tt.stack(rd.URL(), pgURL, "96mb", true)})
 			l.Cycle(ctx)
 			eventually(t, "stack Stalled", func() bool { return readyOf(l, "cache").Reason == ReasonStalled })
@@ -125,6 +126,12 @@ func TestPermanentErrorStalls(t *testing.T) {
 			}
 			if n := strings.Count(logs.String(), "stack stalled"); n != 1 {
 				t.Errorf("%d \"stack stalled\" log lines, want 1", n)
+			}
+			if s.LastSuccess.After(stalledSince) {
+				t.Errorf("a stalled cycle counted as a success at %v", s.LastSuccess)
+			}
+			if m := scrape(t, l); !strings.Contains(m, `dbops_reconcile_failures_total{stack="cache"} 1`) {
+				t.Errorf("a stalled revision is not counted as one failure:\n%s", grep(m, "failures_total"))
 			}
 
 			// A new revision is tried again, even one that still fails.
