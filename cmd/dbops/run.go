@@ -17,6 +17,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/loop"
+	"github.com/amanat/dbops/reconcile/shard"
 	"github.com/amanat/dbops/reconcile/source"
 )
 
@@ -33,6 +34,8 @@ type runCommand struct {
 	hookEnv     string
 	hookFile    string
 	allowRisky  bool
+	shards      int
+	shardIndex  int
 }
 
 func newRunCommand(e *env) *cobra.Command {
@@ -76,6 +79,8 @@ transaction; locks are released, and dbops exits 0.`,
 	f.StringVar(&c.hookEnv, "webhook-secret-env", "", "environment variable holding the webhook secret")
 	f.StringVar(&c.hookFile, "webhook-secret-file", "", "file holding the webhook secret")
 	f.BoolVar(&c.allowRisky, "allow-risky", false, "apply risky changes outside maintenance windows (default: wait for a window)")
+	f.IntVar(&c.shards, "shards", 1, "replicas sharing the stacks: this one reconciles and backs up only the stacks of its shard (README \"Sharding\")")
+	f.IntVar(&c.shardIndex, "shard-index", -1, "this replica's shard, 0 to --shards-1 (default: the StatefulSet ordinal ending the hostname, dbops-2 → 2)")
 	return cmd
 }
 
@@ -135,6 +140,11 @@ func (c *runCommand) run(ctx context.Context) error {
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
+	host, _ := os.Hostname()
+	sh, err := shard.Resolve(c.shards, c.shardIndex, host)
+	if err != nil {
+		return exitError{code: 1, msg: err.Error()}
+	}
 	src, err := c.source()
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
@@ -146,8 +156,8 @@ func (c *runCommand) run(ctx context.Context) error {
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
-	host, _ := os.Hostname()
 	l := loop.New(loop.Options{
+		Shard:       sh,
 		Source:      src,
 		Interval:    c.interval,
 		Concurrency: c.concurrency,
@@ -166,7 +176,8 @@ func (c *runCommand) run(ctx context.Context) error {
 	if secret == nil {
 		log.Info("webhook disabled: no --webhook-secret-env or --webhook-secret-file; POST /hooks/git answers 401")
 	}
-	log.Info("dbops run started", "listen", ln.Addr().String(), "interval", c.interval.String(), "concurrency", c.concurrency)
+	log.Info("dbops run started", "listen", ln.Addr().String(), "interval", c.interval.String(), "concurrency", c.concurrency,
+		"shard", sh.Index, "shards", sh.Count)
 
 	// Overrunning grace by far ends the process: a stuck server must not keep
 	// a pod in Terminating forever.

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/shard"
 	"github.com/amanat/dbops/reconcile/source"
 	"github.com/amanat/dbops/spec"
 )
@@ -41,6 +43,9 @@ type Options struct {
 	LockTTL time.Duration
 	// BackupConcurrency bounds backups running at once [2].
 	BackupConcurrency int
+	// Shard is this replica's share of the stacks: it reconciles and backs
+	// up only those shard.Of maps to its index [all of them].
+	Shard shard.Spec
 }
 
 // Loop is one `dbops run` process.
@@ -66,7 +71,8 @@ type Loop struct {
 
 type revision struct {
 	source.Revision
-	stacks   []spec.Stack
+	stacks   []spec.Stack // the stacks of this replica's shard
+	total    int          // stacks in the revision, all shards
 	loadedAt time.Time
 }
 
@@ -96,6 +102,10 @@ func New(o Options) *Loop {
 	if o.BackupConcurrency <= 0 {
 		o.BackupConcurrency = 2
 	}
+	if o.Shard.Count <= 0 {
+		o.Shard = shard.Spec{Index: 0, Count: 1}
+	}
+	o.Metrics.shardInfo.WithLabelValues(strconv.Itoa(o.Shard.Index), strconv.Itoa(o.Shard.Count)).Set(1)
 	o.Reconcile.SkipBackups = true // scheduled by the loop itself
 	return &Loop{
 		o:             o,
@@ -210,7 +220,10 @@ func (l *Loop) fetch(ctx context.Context) {
 		prev = l.current.ID
 		l.o.Metrics.revision.DeleteLabelValues(prev)
 	}
-	l.current = &revision{Revision: rev, stacks: res.Stacks, loadedAt: now}
+	// The whole revision is validated above, so every replica accepts or
+	// rejects the same revisions; each then keeps only its own stacks.
+	owned := l.own(res.Stacks)
+	l.current = &revision{Revision: rev, stacks: owned, total: len(res.Stacks), loadedAt: now}
 	l.o.Metrics.revision.WithLabelValues(rev.ID).Set(1)
 	if l.rejected != nil {
 		l.o.Metrics.rejected.DeleteLabelValues(l.rejected.ID)
@@ -219,8 +232,9 @@ func (l *Loop) fetch(ctx context.Context) {
 	for _, w := range res.Warnings {
 		l.o.Logger.Warn("spec warning", "revision", rev.ID, "warning", w.Error())
 	}
-	l.o.Logger.Info("revision in force", "revision", rev.ID, "previous", prev, "stacks", len(res.Stacks))
-	l.forgetRemovedStacks(res.Stacks)
+	l.o.Logger.Info("revision in force", "revision", rev.ID, "previous", prev, "stacks", len(res.Stacks),
+		"shard", l.o.Shard.Index, "shards", l.o.Shard.Count, "owned", len(owned))
+	l.forgetRemovedStacks(owned)
 	go l.releaseSnapshots() // it takes l.mu, held here
 }
 
@@ -241,12 +255,29 @@ func (l *Loop) reject(id string, msgs []string, now time.Time) {
 	}
 }
 
+// own keeps the stacks of this replica's shard and updates the shard
+// metrics. Called with l.mu held.
+func (l *Loop) own(all []spec.Stack) []spec.Stack {
+	var owned []spec.Stack
+	for _, st := range all {
+		if l.o.Shard.Owns(st.Metadata.Name) {
+			owned = append(owned, st)
+		}
+	}
+	m := l.o.Metrics
+	m.shardStacks.WithLabelValues("owned").Set(float64(len(owned)))
+	m.shardStacks.WithLabelValues("total").Set(float64(len(all)))
+	return owned
+}
+
 // forgetRemovedStacks drops the state and metrics of stacks no longer in
-// the spec; dbops leaves their servers as they are.
+// the spec, or no longer in this replica's shard; dbops leaves their
+// servers as they are.
 func (l *Loop) forgetRemovedStacks(stacks []spec.Stack) {
 	keep := map[string]bool{}
 	for _, st := range stacks {
 		keep[st.Metadata.Name] = true
+		l.o.Metrics.shardStack.WithLabelValues(st.Metadata.Name).Set(1)
 	}
 	for name, s := range l.stacks {
 		if !keep[name] && !s.running {
