@@ -24,9 +24,14 @@ import (
 
 // --- stacks -----------------------------------------------------------------
 
+// onePG puts every database on pg.
+func onePG(pg *testsrv.Postgres) func(int, string) string {
+	return func(_ int, db string) string { return pg.URL(db) }
+}
+
 // writeStacks writes one stack per database into dir/stacks.yaml (rewritten
 // by temp file + rename) and runMigrations migrations into dir/migrations.
-func writeStacks(dir, prefix string, pg *testsrv.Postgres, dbs []string, redisOf func(i int) *testsrv.Redis, maxmemory string) error {
+func writeStacks(dir, prefix string, pgURL func(i int, db string) string, dbs []string, redisOf func(i int) *testsrv.Redis, maxmemory string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "migrations"), 0o755); err != nil {
 		return err
 	}
@@ -41,10 +46,19 @@ func writeStacks(dir, prefix string, pg *testsrv.Postgres, dbs []string, redisOf
 		}
 	}
 	var b strings.Builder
+	// Only the first stack on each Redis manages its settings (two stacks
+	// managing one parameter are refused); the others observe it.
+	managed := map[*testsrv.Redis]bool{}
 	for i, db := range dbs {
 		name := prefix
 		if len(dbs) > 1 {
 			name = fmt.Sprintf("%s-%03d", prefix, i)
+		}
+		config := "{maxmemory: " + maxmemory + ", maxmemory-policy: allkeys-lru}"
+		if rd := redisOf(i); managed[rd] {
+			config = "{}"
+		} else {
+			managed[rd] = true
 		}
 		fmt.Fprintf(&b, `---
 apiVersion: dbops/v1
@@ -56,8 +70,8 @@ spec:
     migrations: {dir: ./migrations}
   redis:
     url: %s
-    config: {maxmemory: %s, maxmemory-policy: allkeys-lru}
-`, name, pg.URL(db), redisOf(i).URL(), maxmemory)
+    config: %s
+`, name, pgURL(i, db), redisOf(i).URL(), config)
 	}
 	tmp := filepath.Join(dir, ".stacks.yaml.tmp")
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
