@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -227,7 +226,7 @@ func benchLatency(ctx context.Context, bin, work string, pg *testsrv.Postgres, r
 
 // latencyRounds changes maxmemory with change (then calls notify, if any),
 // and times until CONFIG GET shows the new value. Between rounds it waits for
-// the stack's cycle to finish, so the next change never lands mid-cycle.
+// every stack's cycle to finish, so the next change never lands mid-cycle.
 func latencyRounds(p *dbopsProc, rd *testsrv.Redis, rounds int, change func(value string) error, notify func() error) ([]time.Duration, error) {
 	c := goredis.NewClient(&goredis.Options{Addr: net.JoinHostPort(rd.Host, strconv.Itoa(rd.Port)), Password: rd.Password})
 	defer c.Close()
@@ -236,10 +235,6 @@ func latencyRounds(p *dbopsProc, rd *testsrv.Redis, rounds int, change func(valu
 	for i := range rounds {
 		mbs := 65 + i
 		want := strconv.Itoa(mbs * 1024 * 1024)
-		before, err := p.lastCycle()
-		if err != nil {
-			return nil, err
-		}
 		if err := change(fmt.Sprintf("%dmb", mbs)); err != nil {
 			return nil, err
 		}
@@ -264,19 +259,9 @@ func latencyRounds(p *dbopsProc, rd *testsrv.Redis, rounds int, change func(valu
 			time.Sleep(5 * time.Millisecond)
 		}
 		times = append(times, time.Since(start))
-		deadline = time.Now().Add(30 * time.Second)
-		for {
-			last, err := p.lastCycle()
-			if err != nil {
-				return nil, err
-			}
-			if last.After(before) {
-				break
-			}
-			if time.Now().After(deadline) {
-				return nil, errors.New("the stack's cycle did not finish")
-			}
-			time.Sleep(5 * time.Millisecond)
+		// The next change must not land in this one's cycle.
+		if _, err := p.waitCycle(start, 5*time.Minute); err != nil {
+			return nil, err
 		}
 	}
 	return times, nil

@@ -32,18 +32,8 @@ func onePG(pg *testsrv.Postgres) func(int, string) string {
 // writeStacks writes one stack per database into dir/stacks.yaml (rewritten
 // by temp file + rename) and runMigrations migrations into dir/migrations.
 func writeStacks(dir, prefix string, pgURL func(i int, db string) string, dbs []string, redisOf func(i int) *testsrv.Redis, maxmemory string) error {
-	if err := os.MkdirAll(filepath.Join(dir, "migrations"), 0o755); err != nil {
+	if err := writeMigrations(dir); err != nil {
 		return err
-	}
-	for i := 1; i <= runMigrations; i++ {
-		p := filepath.Join(dir, "migrations", fmt.Sprintf("%05d_t%d.sql", i, i))
-		body := fmt.Sprintf("-- +goose Up\nCREATE TABLE t%d (id bigserial PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());\n-- +goose Down\nDROP TABLE t%d;\n", i, i)
-		if _, err := os.Stat(p); err == nil {
-			continue // unchanged: no file event, no new revision
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			return err
-		}
 	}
 	var b strings.Builder
 	// Only the first stack on each Redis manages its settings (two stacks
@@ -78,6 +68,25 @@ spec:
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, "stacks.yaml"))
+}
+
+// writeMigrations writes runMigrations migrations into dir/migrations,
+// leaving existing files untouched (no file event, no new revision).
+func writeMigrations(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "migrations"), 0o755); err != nil {
+		return err
+	}
+	for i := 1; i <= runMigrations; i++ {
+		p := filepath.Join(dir, "migrations", fmt.Sprintf("%05d_t%d.sql", i, i))
+		body := fmt.Sprintf("-- +goose Up\nCREATE TABLE t%d (id bigserial PRIMARY KEY, name text NOT NULL, created_at timestamptz NOT NULL DEFAULT now());\n-- +goose Down\nDROP TABLE t%d;\n", i, i)
+		if _, err := os.Stat(p); err == nil {
+			continue // unchanged: no file event, no new revision
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // --- a dbops run process ----------------------------------------------------
@@ -164,23 +173,12 @@ func (p *dbopsProc) waitStacks(n int, d time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d stack(s) not in sync within %s (status error %v)\n%s", n, d, err, p.logs.String())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// lastCycle is the latest end of a stack cycle shown by /status.
-func (p *dbopsProc) lastCycle() (time.Time, error) {
-	st, err := p.status()
-	if err != nil {
-		return time.Time{}, err
-	}
-	var last time.Time
-	for _, s := range st.Stacks {
-		if s.LastCycle.After(last) {
-			last = s.LastCycle
+		if n > 10 {
+			time.Sleep(250 * time.Millisecond) // a large /status costs the process CPU
+		} else {
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	return last, nil
 }
 
 // webhook POSTs a push event signed as GitHub does.
