@@ -6,9 +6,14 @@ package loop
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -74,6 +79,8 @@ type revision struct {
 	stacks   []spec.Stack // the stacks of this replica's shard
 	total    int          // stacks in the revision, all shards
 	loadedAt time.Time
+	sums     map[string]string // stack name -> fingerprint of its definition
+	changed  map[string]bool   // stacks whose fingerprint differs from the previous revision's
 }
 
 // New returns a loop; Run starts it.
@@ -163,8 +170,25 @@ func (l *Loop) Cycle(ctx context.Context) {
 	if cur == nil || ctx.Err() != nil {
 		return
 	}
+	// Stacks a new revision changed go first, and the first Concurrency of
+	// them get their slots before any other stack is queued: with a large
+	// fleet a commit is applied without waiting for every unchanged stack's
+	// drift check.
+	var first []<-chan struct{}
 	for i := range cur.stacks {
-		l.dispatch(ctx, cur.ID, &cur.stacks[i], false)
+		if cur.changed[cur.stacks[i].Metadata.Name] {
+			if started := l.dispatch(ctx, cur.ID, &cur.stacks[i], false); started != nil && len(first) < l.o.Concurrency {
+				first = append(first, started)
+			}
+		}
+	}
+	for _, started := range first {
+		<-started // closed on a slot or when ctx ends
+	}
+	for i := range cur.stacks {
+		if !cur.changed[cur.stacks[i].Metadata.Name] {
+			l.dispatch(ctx, cur.ID, &cur.stacks[i], false)
+		}
 	}
 	l.backups(ctx, cur)
 }
@@ -223,7 +247,16 @@ func (l *Loop) fetch(ctx context.Context) {
 	// The whole revision is validated above, so every replica accepts or
 	// rejects the same revisions; each then keeps only its own stacks.
 	owned := l.own(res.Stacks)
-	l.current = &revision{Revision: rev, stacks: owned, total: len(res.Stacks), loadedAt: now}
+	next := &revision{Revision: rev, stacks: owned, total: len(res.Stacks), loadedAt: now,
+		sums: map[string]string{}, changed: map[string]bool{}}
+	for _, st := range owned {
+		sum := fingerprint(&st)
+		next.sums[st.Metadata.Name] = sum
+		if l.current != nil && l.current.sums[st.Metadata.Name] != sum {
+			next.changed[st.Metadata.Name] = true
+		}
+	}
+	l.current = next
 	l.o.Metrics.revision.WithLabelValues(rev.ID).Set(1)
 	if l.rejected != nil {
 		l.o.Metrics.rejected.DeleteLabelValues(l.rejected.ID)
@@ -294,4 +327,19 @@ func (l *Loop) backoff(n int) time.Duration {
 		d = l.o.RetryMax
 	}
 	return d/2 + rand.N(d/2+1) // "equal jitter": between d/2 and d
+}
+
+// fingerprint identifies a stack's definition: its spec and the names of
+// its migration files (the snapshot folder itself differs per revision).
+func fingerprint(st *spec.Stack) string {
+	h := sha256.New()
+	json.NewEncoder(h).Encode(st.Spec)
+	if pg := st.Spec.Postgres; pg != nil && pg.Migrations != nil {
+		if entries, err := os.ReadDir(pg.Migrations.Path); err == nil {
+			for _, e := range entries {
+				fmt.Fprintf(h, "%s\n", e.Name())
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -68,7 +68,8 @@ func benchFleet1000(bin string, stacks, rounds int) error {
 		}
 	}()
 	for range 2 {
-		p, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{})
+		// Room for a session per database, for --pool-per-server below.
+		p, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{MaxConnections: stacks/2 + 100})
 		if err != nil {
 			return err
 		}
@@ -167,6 +168,36 @@ func benchFleet1000(bin string, stacks, rounds int) error {
 	}()
 	if err != nil {
 		return fmt.Errorf("one process: %w", err)
+	}
+
+	// The no-change cycle without the pool (before), and with a session kept
+	// for every database (the servers allow it here).
+	for _, v := range [][]string{{"--no-pool"}, {"--pool-per-server", strconv.Itoa(stacks / 2)}} {
+		p, err := start("variant", v...)
+		if err != nil {
+			return err
+		}
+		err = func() error {
+			defer p.stop()
+			if err := p.waitStacks(stacks, 15*time.Minute); err != nil {
+				return err
+			}
+			res, err := cycles([]*dbopsProc{p}, secret, rounds)
+			if err != nil {
+				return err
+			}
+			hwm, _, err := memory(p.pid())
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  $ dbops run ... %s\n", strings.Join(v, " "))
+			fmt.Printf("    no-change cycle, concurrency 8: %s (aim < 2 s: %s); CPU %.0f ms per cycle; RSS peak %.1f MB\n",
+				summary(res.spans[0]), verdict(median(res.spans[0]) < 2*time.Second), ms(res.cpu[0]), mb(hwm))
+			return nil
+		}()
+		if err != nil {
+			return fmt.Errorf("%s: %w", strings.Join(v, " "), err)
+		}
 	}
 
 	// Two shards, two processes.
