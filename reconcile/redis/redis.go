@@ -42,8 +42,8 @@ func Open(rawURL string, connectTimeout time.Duration) (*goredis.Client, error) 
 }
 
 // OpenPooled is Open for a client many stacks share across cycles: at most
-// conns connections (pipelines included), each closed after idle unused,
-// named "dbops" in CLIENT LIST.
+// conns connections (pipelines included), each closed after idle unused.
+// No CLIENT SETNAME: least-privilege ACLs (README) do not allow it.
 func OpenPooled(rawURL string, connectTimeout time.Duration, conns int, idle time.Duration) (*goredis.Client, error) {
 	opt, err := goredis.ParseURL(rawURL)
 	if err != nil {
@@ -57,7 +57,6 @@ func OpenPooled(rawURL string, connectTimeout time.Duration, conns int, idle tim
 	opt.PoolSize, opt.MaxActiveConns = conns, conns
 	opt.PipelinePoolSize = -1 // pipelines share the bounded main pool
 	opt.ConnMaxIdleTime = idle
-	opt.ClientName = "dbops"
 	return goredis.NewClient(opt), nil
 }
 
