@@ -86,7 +86,7 @@ transaction; locks are released, and dbops exits 0.`,
 	f.IntVar(&c.pool.MaxPerServer, "pool-per-server", 16, "PostgreSQL databases / Redis URLs whose plan connection is kept between cycles, per server and credentials")
 	f.BoolVar(&c.noPool, "no-pool", false, "connect and disconnect for every plan instead of pooling")
 	f.IntVar(&c.shards, "shards", 1, "replicas sharing the stacks: this one reconciles and backs up only the stacks of its shard (README \"Sharding\")")
-	f.IntVar(&c.shardIndex, "shard-index", -1, "this replica's shard, 0 to --shards-1 (default: the StatefulSet ordinal ending the hostname, dbops-2 → 2)")
+	f.IntVar(&c.shardIndex, "shard-index", -1, "this replica's shard, 0 to --shards-1; -1 takes the StatefulSet ordinal ending the hostname (dbops-2 → 2)")
 	return cmd
 }
 
