@@ -21,7 +21,7 @@ const helperEnv = "DBOPS_BACKUP_TEST_HELPER"
 func helperBackup() int {
 	job := Job{Stack: "shop", Name: "big", Source: SourcePostgres, Destination: os.Getenv("DBOPS_HELPER_DIR"),
 		PostgresURL: os.Getenv("DBOPS_HELPER_URL")}
-	if _, err := Run(context.Background(), job, Options{}); err != nil {
+	if _, err := Run(context.Background(), job, Options{PgDumpPath: os.Getenv("DBOPS_HELPER_PG_DUMP")}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
