@@ -19,7 +19,6 @@ package pool
 import (
 	"database/sql"
 	"net"
-	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/redis"
+	"github.com/amanat/dbops/spec"
 )
 
 // Options bound a Pool. Zero values get the defaults in brackets.
@@ -236,10 +236,9 @@ func pgGroup(rawURL string) string {
 
 // redisGroup is a Redis URL's address and credentials.
 func redisGroup(rawURL string) string {
-	u, err := url.Parse(rawURL)
+	opt, err := spec.ParseRedis(rawURL)
 	if err != nil {
-		return "redis\x00" + rawURL
+		return "redis\x00" + rawURL // OpenPooled reports the error
 	}
-	pw, _ := u.User.Password()
-	return "redis\x00" + u.Host + "\x00" + u.User.Username() + "\x00" + pw
+	return "redis\x00" + opt.Network + "\x00" + opt.Addr + "\x00" + opt.Username + "\x00" + opt.Password
 }

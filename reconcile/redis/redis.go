@@ -45,9 +45,9 @@ func Open(rawURL string, connectTimeout time.Duration) (*goredis.Client, error) 
 // conns connections (pipelines included), each closed after idle unused.
 // No CLIENT SETNAME: least-privilege ACLs (README) do not allow it.
 func OpenPooled(rawURL string, connectTimeout time.Duration, conns int, idle time.Duration) (*goredis.Client, error) {
-	opt, err := goredis.ParseURL(rawURL)
+	opt, err := spec.ParseRedis(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis %s: bad URL: %s", spec.Redact(rawURL), spec.RedactText(err.Error()))
+		return nil, fmt.Errorf("redis: %w", err)
 	}
 	if connectTimeout > 0 {
 		opt.DialTimeout = connectTimeout
