@@ -35,7 +35,9 @@ type outcome struct {
 
 // dispatch starts reconciling st unless it is already running, or backing
 // off after failures (its retry timer brings it back: retry bypasses that).
-func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry bool) {
+// The channel returned is closed once the stack has a slot (or gave up on
+// one); it is nil when the stack was not started.
+func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry bool) <-chan struct{} {
 	name := st.Metadata.Name
 	l.mu.Lock()
 	s := l.stacks[name]
@@ -47,24 +49,27 @@ func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry b
 		// A new revision or a webhook must not wait a whole interval.
 		s.pending = true
 		l.mu.Unlock()
-		return
+		return nil
 	}
 	if !retry && time.Now().Before(s.retryAt) {
 		l.mu.Unlock()
-		return
+		return nil
 	}
 	s.running, s.rev = true, rev
 	l.mu.Unlock()
 
+	started := make(chan struct{})
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
 		select {
 		case l.sem <- struct{}{}:
+			close(started)
 		case <-ctx.Done():
 			l.mu.Lock()
 			s.running = false
 			l.mu.Unlock()
+			close(started)
 			return
 		}
 		defer func() { <-l.sem }()
@@ -72,6 +77,7 @@ func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry b
 		out := l.reconcileStack(ctx, st)
 		l.finish(st, out, start)
 	}()
+	return started
 }
 
 // retryStack re-runs a failed stack when its backoff has passed.
