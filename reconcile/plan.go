@@ -16,6 +16,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/pool"
 	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/redis"
 	"github.com/amanat/dbops/reconcile/risk"
@@ -158,6 +159,9 @@ type Options struct {
 	// LockRetry bounds the retries of a migration that timed out waiting
 	// for a lock; the zero value is postgres.DefaultLockRetries after 1 s.
 	LockRetry postgres.Retry
+	// Pool, when set, lends the plan its read-only sessions across cycles
+	// (`dbops run`); without it each plan connects and disconnects.
+	Pool *pool.Pool
 }
 
 func (o Options) now() time.Time {
@@ -221,9 +225,14 @@ type conns struct {
 	pg    *sql.DB
 	redis *goredis.Client
 	err   Errors
+	// release gives pooled handles back instead of closing them.
+	release []pool.Release
 }
 
 func openConns(st *spec.Stack, o Options, readOnly bool) *conns {
+	if readOnly && o.Pool != nil {
+		return pooledConns(st, o)
+	}
 	c := &conns{}
 	if pg := st.Spec.Postgres; pg != nil {
 		db, err := postgres.Open(pg.URL, o.timeout(), readOnly)
@@ -242,7 +251,37 @@ func openConns(st *spec.Stack, o Options, readOnly bool) *conns {
 	return c
 }
 
+// pooledConns borrows the plan's read-only handles from o.Pool.
+func pooledConns(st *spec.Stack, o Options) *conns {
+	c := &conns{}
+	if pg := st.Spec.Postgres; pg != nil {
+		db, rel, err := o.Pool.Postgres(pg.URL, o.timeout())
+		if err != nil {
+			c.err = append(c.err, err)
+		} else {
+			c.pg = db
+			c.release = append(c.release, rel)
+		}
+	}
+	if r := st.Spec.Redis; r != nil {
+		cl, rel, err := o.Pool.Redis(r.URL, o.timeout())
+		if err != nil {
+			c.err = append(c.err, err)
+		} else {
+			c.redis = cl
+			c.release = append(c.release, rel)
+		}
+	}
+	return c
+}
+
 func (c *conns) close() {
+	if c.release != nil {
+		for _, rel := range c.release {
+			rel()
+		}
+		return
+	}
 	if c.pg != nil {
 		c.pg.Close()
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/loop"
+	"github.com/amanat/dbops/reconcile/shard"
 )
 
 // dbopsLockClass is lock.Class ("dbop") as pg_locks shows it in classid.
@@ -36,157 +37,170 @@ var slowMigration = mig("CREATE TABLE slow_t (id int);\nSELECT pg_sleep(3);", "D
 // reports LockHeldElsewhere and is never Applying, exactly one session holds
 // the stack's advisory lock; afterwards each migration is recorded once, the
 // changes applied by both add up to exactly the number of changes, and no
-// lock is held once in sync.
+// lock is held once in sync. The second case is a mis-configured sharded
+// pair: both replicas were given the shard that owns the stack.
 func TestRunSingleWriterTwoProcesses(t *testing.T) {
-	pgURL := testsrv.PostgresDB(t)
-	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, map[string]string{"00001_init.sql": mig("CREATE TABLE init_t (id int);", "DROP TABLE init_t;")})
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, rd.URL()
-	stack := func(maxmemory string) string {
-		return stackYAML("ledger", `  postgres:
+	owner := fmt.Sprint(shard.Of("ledger", 2))
+	singleWriter := func(t *testing.T, args []string) {
+		pgURL := testsrv.PostgresDB(t)
+		rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+		f := newFixture(t, map[string]string{"00001_init.sql": mig("CREATE TABLE init_t (id int);", "DROP TABLE init_t;")})
+		f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, rd.URL()
+		stack := func(maxmemory string) string {
+			return stackYAML("ledger", `  postgres:
     url: ${PG_URL}
     migrations: {dir: ./migrations}
   redis:
     url: ${REDIS_URL}
     config:
       maxmemory: `+maxmemory+"\n")
-	}
-	f.write(t, "stack.yaml", stack("32mb"))
-	db := monitor(t, pgURL)
+		}
+		f.write(t, "stack.yaml", stack("32mb"))
+		db := monitor(t, pgURL)
 
-	addrs := freeAddrs(t, 2)
-	procs := []*runProcess{
-		startRun(t, f, addrs[0], "--interval", "500ms"),
-		startRun(t, f, addrs[1], "--interval", "500ms"),
-	}
-	inSync := func() {
-		t.Helper()
-		for _, p := range procs {
-			eventually(t, "both processes report the stack in sync", func() bool {
+		addrs := freeAddrs(t, 2)
+		procs := []*runProcess{
+			startRun(t, f, addrs[0], append([]string{"--interval", "500ms"}, args...)...),
+			startRun(t, f, addrs[1], append([]string{"--interval", "500ms"}, args...)...),
+		}
+		inSync := func() {
+			t.Helper()
+			for _, p := range procs {
+				eventually(t, "both processes report the stack in sync", func() bool {
+					if p.exited() {
+						t.Fatalf("dbops run exited early (code %d):\n%s", p.code, p.output())
+					}
+					s := stackStatus(t, p, "ledger")
+					return len(s.Conditions) > 0 && s.Conditions[0].Reason == loop.ReasonSucceeded &&
+						resourceState(s, "postgres") == loop.StateInSync && resourceState(s, "redis") == loop.StateInSync
+				})
+			}
+		}
+		inSync()
+		if got := versionCounts(t, db); fmt.Sprint(got) != "map[1:1]" {
+			t.Fatalf("after the first revision goose_db_version rows per version = %v, want map[1:1]", got)
+		}
+
+		// The new revision: migrations first, then the stack file by rename.
+		f.write(t, "migrations/00002_slow.sql", slowMigration)
+		f.write(t, "migrations/00003_quick.sql", mig("CREATE TABLE quick_t (id int);", "DROP TABLE quick_t;"))
+		f.write(t, ".stack.yaml.tmp", stack("48mb"))
+		if err := os.Rename(f.dir+"/.stack.yaml.tmp", f.dir+"/stack.yaml"); err != nil {
+			t.Fatal(err)
+		}
+		const changes = 2 + 3 // first revision: one migration, maxmemory; second: two migrations, maxmemory
+
+		applier := -1
+		sawSleep, sawLockHeld := false, false
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out: slow migration seen=%v, other process reported %s=%v", sawSleep, loop.ReasonLocked, sawLockHeld)
+			}
+			for _, p := range procs {
 				if p.exited() {
 					t.Fatalf("dbops run exited early (code %d):\n%s", p.code, p.output())
 				}
-				s := stackStatus(t, p, "ledger")
-				return len(s.Conditions) > 0 && s.Conditions[0].Reason == loop.ReasonSucceeded &&
-					resourceState(s, "postgres") == loop.StateInSync && resourceState(s, "redis") == loop.StateInSync
-			})
-		}
-	}
-	inSync()
-	if got := versionCounts(t, db); fmt.Sprint(got) != "map[1:1]" {
-		t.Fatalf("after the first revision goose_db_version rows per version = %v, want map[1:1]", got)
-	}
-
-	// The new revision: migrations first, then the stack file by rename.
-	f.write(t, "migrations/00002_slow.sql", slowMigration)
-	f.write(t, "migrations/00003_quick.sql", mig("CREATE TABLE quick_t (id int);", "DROP TABLE quick_t;"))
-	f.write(t, ".stack.yaml.tmp", stack("48mb"))
-	if err := os.Rename(f.dir+"/.stack.yaml.tmp", f.dir+"/stack.yaml"); err != nil {
-		t.Fatal(err)
-	}
-	const changes = 2 + 3 // first revision: one migration, maxmemory; second: two migrations, maxmemory
-
-	applier := -1
-	sawSleep, sawLockHeld := false, false
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: slow migration seen=%v, other process reported %s=%v", sawSleep, loop.ReasonLocked, sawLockHeld)
-		}
-		for _, p := range procs {
-			if p.exited() {
-				t.Fatalf("dbops run exited early (code %d):\n%s", p.code, p.output())
 			}
-		}
-		sleeping := sleepingMigrations(t, db)
-		if sleeping > 1 {
-			t.Fatalf("%d dbops sessions are inside the slow migration at once", sleeping)
-		}
-		if sleeping == 0 {
-			if sawSleep {
-				break // the slow migration is over
+			sleeping := sleepingMigrations(t, db)
+			if sleeping > 1 {
+				t.Fatalf("%d dbops sessions are inside the slow migration at once", sleeping)
 			}
-			time.Sleep(20 * time.Millisecond)
-			continue
-		}
-		sawSleep = true
-		locks, holders := stackLocks(t, db, "ledger")
-		sts := []loop.StackStatus{stackStatus(t, procs[0], "ledger"), stackStatus(t, procs[1], "ledger")}
-		var applying []int
-		for i, s := range sts {
-			if resourceState(s, "postgres") == loop.StateApplying {
-				applying = append(applying, i)
+			if sleeping == 0 {
+				if sawSleep {
+					break // the slow migration is over
+				}
+				time.Sleep(20 * time.Millisecond)
+				continue
 			}
-		}
-		if len(applying) > 1 {
-			t.Fatalf("both processes are applying at once:\n%+v\n%+v", sts[0], sts[1])
-		}
-		// The samples above are only conclusive if the slow migration was
-		// running before (checked) and after them.
-		if sleepingMigrations(t, db) != 1 {
-			break
-		}
-		if locks != 1 || holders != 1 {
-			t.Errorf("during the slow migration pg_locks shows %d dbops lock(s) held by %d session(s), want exactly 1 by 1", locks, holders)
-		}
-		if len(applying) != 1 {
-			t.Fatalf("a dbops session is in the slow migration but no process reports Applying:\n%+v\n%+v", sts[0], sts[1])
+			sawSleep = true
+			locks, holders := stackLocks(t, db, "ledger")
+			sts := []loop.StackStatus{stackStatus(t, procs[0], "ledger"), stackStatus(t, procs[1], "ledger")}
+			var applying []int
+			for i, s := range sts {
+				if resourceState(s, "postgres") == loop.StateApplying {
+					applying = append(applying, i)
+				}
+			}
+			if len(applying) > 1 {
+				t.Fatalf("both processes are applying at once:\n%+v\n%+v", sts[0], sts[1])
+			}
+			// The samples above are only conclusive if the slow migration was
+			// running before (checked) and after them.
+			if sleepingMigrations(t, db) != 1 {
+				break
+			}
+			if locks != 1 || holders != 1 {
+				t.Errorf("during the slow migration pg_locks shows %d dbops lock(s) held by %d session(s), want exactly 1 by 1", locks, holders)
+			}
+			if len(applying) != 1 {
+				t.Fatalf("a dbops session is in the slow migration but no process reports Applying:\n%+v\n%+v", sts[0], sts[1])
+			}
+			if applier == -1 {
+				applier = applying[0]
+			} else if applier != applying[0] {
+				t.Fatalf("the applying process changed from %d to %d within one migration", applier, applying[0])
+			}
+			other := sts[1-applier]
+			if len(other.Conditions) > 0 && other.Conditions[0].Reason == loop.ReasonLocked {
+				sawLockHeld = true
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		if applier == -1 {
-			applier = applying[0]
-		} else if applier != applying[0] {
-			t.Fatalf("the applying process changed from %d to %d within one migration", applier, applying[0])
+			t.Fatal("never sampled the applying process during the slow migration")
 		}
-		other := sts[1-applier]
-		if len(other.Conditions) > 0 && other.Conditions[0].Reason == loop.ReasonLocked {
-			sawLockHeld = true
+		if !sawLockHeld {
+			t.Errorf("while one process applied, the other never reported %s", loop.ReasonLocked)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if applier == -1 {
-		t.Fatal("never sampled the applying process during the slow migration")
-	}
-	if !sawLockHeld {
-		t.Errorf("while one process applied, the other never reported %s", loop.ReasonLocked)
-	}
 
-	inSync()
-	if got := versionCounts(t, db); fmt.Sprint(got) != "map[1:1 2:1 3:1]" {
-		t.Errorf("goose_db_version rows per version = %v, want each of 1, 2 and 3 exactly once", got)
-	}
-	for _, table := range []string{"init_t", "slow_t", "quick_t"} {
-		if !tableExists(t, db, table) {
-			t.Errorf("table %s missing", table)
+		inSync()
+		if got := versionCounts(t, db); fmt.Sprint(got) != "map[1:1 2:1 3:1]" {
+			t.Errorf("goose_db_version rows per version = %v, want each of 1, 2 and 3 exactly once", got)
 		}
-	}
-	if got := testsrv.ConfigGet(t, rd.Client(t), "maxmemory"); got != "50331648" {
-		t.Errorf("maxmemory = %s, want 50331648", got)
-	}
-	var applied [2]float64
-	var failed float64
-	for i, p := range procs {
-		m := p.get(t, "/metrics")
-		applied[i] = metricSum(m, "dbops_changes_applied_total")
-		failed += metricSum(m, "dbops_changes_failed_total")
-	}
-	if applied[0]+applied[1] != changes {
-		t.Errorf("dbops_changes_applied_total of the two processes: %v, want %d in all", applied, changes)
-	}
-	if failed != 0 {
-		t.Errorf("dbops_changes_failed_total sums to %v, want 0", failed)
-	}
-	// In sync, nobody holds the stack's lock (or goose's) any more.
-	if locks, _ := anyDbopsLocks(t, db); locks != 0 {
-		t.Errorf("%d dbops advisory lock(s) still held once in sync", locks)
-	}
-	if n := gooseLocks(t, db); n != 0 {
-		t.Errorf("goose's advisory lock still held once in sync")
-	}
+		for _, table := range []string{"init_t", "slow_t", "quick_t"} {
+			if !tableExists(t, db, table) {
+				t.Errorf("table %s missing", table)
+			}
+		}
+		if got := testsrv.ConfigGet(t, rd.Client(t), "maxmemory"); got != "50331648" {
+			t.Errorf("maxmemory = %s, want 50331648", got)
+		}
+		var applied [2]float64
+		var failed float64
+		for i, p := range procs {
+			m := p.get(t, "/metrics")
+			applied[i] = metricSum(m, "dbops_changes_applied_total")
+			failed += metricSum(m, "dbops_changes_failed_total")
+		}
+		if applied[0]+applied[1] != changes {
+			t.Errorf("dbops_changes_applied_total of the two processes: %v, want %d in all", applied, changes)
+		}
+		if failed != 0 {
+			t.Errorf("dbops_changes_failed_total sums to %v, want 0", failed)
+		}
+		// In sync, nobody holds the stack's lock (or goose's) any more.
+		if locks, _ := anyDbopsLocks(t, db); locks != 0 {
+			t.Errorf("%d dbops advisory lock(s) still held once in sync", locks)
+		}
+		if n := gooseLocks(t, db); n != 0 {
+			t.Errorf("goose's advisory lock still held once in sync")
+		}
 
-	for _, p := range procs {
-		if code := p.stop(t); code != 0 {
-			t.Errorf("dbops run exited %d after SIGTERM, want 0:\n%s", code, p.output())
+		for _, p := range procs {
+			if code := p.stop(t); code != 0 {
+				t.Errorf("dbops run exited %d after SIGTERM, want 0:\n%s", code, p.output())
+			}
 		}
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"unsharded", nil},
+		{"both claim the stack's shard", []string{"--shards", "2", "--shard-index", owner}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { singleWriter(t, tc.args) })
 	}
 }
 

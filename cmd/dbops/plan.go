@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/pool"
 	"github.com/amanat/dbops/reconcile/render"
 )
 
@@ -16,6 +17,7 @@ type planCommand struct {
 	format           string
 	detailedExitCode bool
 	out              string
+	concurrency      int
 }
 
 func newPlanCommand(e *env) *cobra.Command {
@@ -35,6 +37,7 @@ Exit status: 0 on success, 1 on error. With --detailed-exitcode: 0 no changes,
 	}
 	cmd.Flags().StringVar(&c.format, "format", "text", "output format: text, json (schemas/plan.schema.json) or markdown (for a pull request comment)")
 	cmd.Flags().StringVar(&c.out, "out", "", "also save the plan with a fingerprint of what it observed, for `dbops apply FILE`")
+	cmd.Flags().IntVar(&c.concurrency, "concurrency", 8, "stacks observed at once")
 	cmd.Flags().BoolVar(&c.detailedExitCode, "detailed-exitcode", false, "exit 2 when changes are pending, 0 when none")
 	return cmd
 }
@@ -49,7 +52,15 @@ func (c *planCommand) run(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	c.guard(res.Stacks)
-	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.options())
+	if c.concurrency < 1 {
+		return exitError{code: 1, msg: fmt.Sprintf("--concurrency %d: give at least 1", c.concurrency)}
+	}
+	o := c.options()
+	o.Concurrency = c.concurrency
+	// Stacks sharing a Redis URL share its connections for the run.
+	o.Pool = pool.New(pool.Options{})
+	defer o.Pool.Close()
+	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, o)
 	switch c.format {
 	case "json":
 		enc := json.NewEncoder(c.stdout)

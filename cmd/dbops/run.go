@@ -17,6 +17,8 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/loop"
+	"github.com/amanat/dbops/reconcile/pool"
+	"github.com/amanat/dbops/reconcile/shard"
 	"github.com/amanat/dbops/reconcile/source"
 	"github.com/amanat/dbops/spec"
 )
@@ -34,6 +36,10 @@ type runCommand struct {
 	hookEnv     string
 	hookFile    string
 	allowRisky  bool
+	shards      int
+	shardIndex  int
+	pool        pool.Options
+	noPool      bool
 }
 
 func newRunCommand(e *env) *cobra.Command {
@@ -77,6 +83,11 @@ transaction; locks are released, and dbops exits 0.`,
 	f.StringVar(&c.hookEnv, "webhook-secret-env", "", "environment variable holding the webhook secret")
 	f.StringVar(&c.hookFile, "webhook-secret-file", "", "file holding the webhook secret")
 	f.BoolVar(&c.allowRisky, "allow-risky", false, "apply risky changes outside maintenance windows (default: wait for a window)")
+	f.DurationVar(&c.pool.Idle, "pool-idle", 5*time.Minute, "close pooled plan connections unused this long (keep it above --interval)")
+	f.IntVar(&c.pool.MaxPerServer, "pool-per-server", 16, "PostgreSQL databases / Redis URLs whose plan connection is kept between cycles, per server and credentials")
+	f.BoolVar(&c.noPool, "no-pool", false, "connect and disconnect for every plan instead of pooling")
+	f.IntVar(&c.shards, "shards", 1, "replicas sharing the stacks: this one reconciles and backs up only the stacks of its shard (README \"Sharding\")")
+	f.IntVar(&c.shardIndex, "shard-index", -1, "this replica's shard, 0 to --shards-1; -1 takes the StatefulSet ordinal ending the hostname (dbops-2 → 2)")
 	return cmd
 }
 
@@ -142,6 +153,11 @@ func (c *runCommand) run(ctx context.Context) error {
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
+	host, _ := os.Hostname()
+	sh, err := shard.Resolve(c.shards, c.shardIndex, host)
+	if err != nil {
+		return exitError{code: 1, msg: err.Error()}
+	}
 	src, err := c.source()
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
@@ -153,11 +169,16 @@ func (c *runCommand) run(ctx context.Context) error {
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
-	host, _ := os.Hostname()
+	var plans *pool.Pool
+	if !c.noPool {
+		plans = pool.New(c.pool)
+		defer plans.Close()
+	}
 	// the same options as plan and apply, plus what only the loop sets
 	o := c.options()
-	o.Concurrency, o.Grace, o.AllowRisky = 1, c.grace, c.allowRisky
+	o.Concurrency, o.Grace, o.AllowRisky, o.Pool = 1, c.grace, c.allowRisky, plans
 	l := loop.New(loop.Options{
+		Shard:       sh,
 		Source:      src,
 		Interval:    c.interval,
 		Concurrency: c.concurrency,
@@ -175,7 +196,8 @@ func (c *runCommand) run(ctx context.Context) error {
 	if secret == nil {
 		log.Info("webhook disabled: no --webhook-secret-env or --webhook-secret-file; POST /hooks/git answers 401")
 	}
-	log.Info("dbops run started", "listen", ln.Addr().String(), "interval", c.interval.String(), "concurrency", c.concurrency)
+	log.Info("dbops run started", "listen", ln.Addr().String(), "interval", c.interval.String(), "concurrency", c.concurrency,
+		"shard", sh.Index, "shards", sh.Count)
 
 	// Overrunning grace by far ends the process: a stuck server must not keep
 	// a pod in Terminating forever.

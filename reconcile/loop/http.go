@@ -16,10 +16,13 @@ import (
 func (l *Loop) Status() Status {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := Status{Rejected: l.rejected, LastFetch: l.lastTry, FetchError: l.lastErr, Stacks: []StackStatus{}}
+	st := Status{Rejected: l.rejected, LastFetch: l.lastTry, FetchError: l.lastErr, Stacks: []StackStatus{},
+		Shard: ShardStatus{Index: l.o.Shard.Index, Count: l.o.Shard.Count, Owned: []string{}}}
 	if l.current != nil {
 		st.Revision = &RevisionStatus{ID: l.current.ID, LoadedAt: l.current.loadedAt}
+		st.Shard.Total = l.current.total
 		for _, s := range l.current.stacks {
+			st.Shard.Owned = append(st.Shard.Owned, s.Metadata.Name)
 			ss := StackStatus{Name: s.Metadata.Name, Suspended: s.Spec.Suspend, DriftPolicy: string(s.Spec.DriftPolicy)}
 			if known := l.stacks[s.Metadata.Name]; known != nil && (known.running || !known.status.LastCycle.IsZero()) {
 				ss = known.status

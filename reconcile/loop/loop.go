@@ -6,14 +6,21 @@ package loop
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/shard"
 	"github.com/amanat/dbops/reconcile/source"
 	"github.com/amanat/dbops/spec"
 )
@@ -41,6 +48,9 @@ type Options struct {
 	LockTTL time.Duration
 	// BackupConcurrency bounds backups running at once [2].
 	BackupConcurrency int
+	// Shard is this replica's share of the stacks: it reconciles and backs
+	// up only those shard.Of maps to its index [all of them].
+	Shard shard.Spec
 }
 
 // Loop is one `dbops run` process.
@@ -50,6 +60,10 @@ type Loop struct {
 	sem     chan struct{}
 	wg      sync.WaitGroup
 
+	// snapMu orders snapshot deletion after a fetch's adoption: without it
+	// a stack cycle ending between Source.Fetch and l.current being set
+	// deletes the snapshot just fetched (seen as "spec path ...: no such file").
+	snapMu   sync.Mutex
 	mu       sync.Mutex
 	runCtx   context.Context // set by Run: retries live only as long as it
 	current  *revision
@@ -66,8 +80,11 @@ type Loop struct {
 
 type revision struct {
 	source.Revision
-	stacks   []spec.Stack
+	stacks   []spec.Stack // the stacks of this replica's shard
+	total    int          // stacks in the revision, all shards
 	loadedAt time.Time
+	sums     map[string]string // stack name -> fingerprint of its definition
+	changed  map[string]bool   // stacks whose fingerprint differs from the previous revision's
 }
 
 // New returns a loop; Run starts it.
@@ -96,6 +113,10 @@ func New(o Options) *Loop {
 	if o.BackupConcurrency <= 0 {
 		o.BackupConcurrency = 2
 	}
+	if o.Shard.Count <= 0 {
+		o.Shard = shard.Spec{Index: 0, Count: 1}
+	}
+	o.Metrics.shardInfo.WithLabelValues(strconv.Itoa(o.Shard.Index), strconv.Itoa(o.Shard.Count)).Set(1)
 	o.Reconcile.SkipBackups = true // scheduled by the loop itself
 	return &Loop{
 		o:             o,
@@ -153,8 +174,25 @@ func (l *Loop) Cycle(ctx context.Context) {
 	if cur == nil || ctx.Err() != nil {
 		return
 	}
+	// Stacks a new revision changed go first, and the first Concurrency of
+	// them get their slots before any other stack is queued: with a large
+	// fleet a commit is applied without waiting for every unchanged stack's
+	// drift check.
+	var first []<-chan struct{}
 	for i := range cur.stacks {
-		l.dispatch(ctx, cur.ID, &cur.stacks[i], false)
+		if cur.changed[cur.stacks[i].Metadata.Name] {
+			if started := l.dispatch(ctx, cur.ID, &cur.stacks[i], false); started != nil && len(first) < l.o.Concurrency {
+				first = append(first, started)
+			}
+		}
+	}
+	for _, started := range first {
+		<-started // closed on a slot or when ctx ends
+	}
+	for i := range cur.stacks {
+		if !cur.changed[cur.stacks[i].Metadata.Name] {
+			l.dispatch(ctx, cur.ID, &cur.stacks[i], false)
+		}
 	}
 	l.backups(ctx, cur)
 }
@@ -166,6 +204,8 @@ func (l *Loop) Wait() { l.wg.Wait() }
 // A revision that fails to fetch-verify, load or validate is rejected and the
 // one in force stays.
 func (l *Loop) fetch(ctx context.Context) {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
 	rev, err := l.o.Source.Fetch(ctx)
 	now := time.Now()
 	l.mu.Lock()
@@ -210,7 +250,19 @@ func (l *Loop) fetch(ctx context.Context) {
 		prev = l.current.ID
 		l.o.Metrics.revision.DeleteLabelValues(prev)
 	}
-	l.current = &revision{Revision: rev, stacks: res.Stacks, loadedAt: now}
+	// The whole revision is validated above, so every replica accepts or
+	// rejects the same revisions; each then keeps only its own stacks.
+	owned := l.own(res.Stacks)
+	next := &revision{Revision: rev, stacks: owned, total: len(res.Stacks), loadedAt: now,
+		sums: map[string]string{}, changed: map[string]bool{}}
+	for _, st := range owned {
+		sum := fingerprint(&st)
+		next.sums[st.Metadata.Name] = sum
+		if l.current != nil && l.current.sums[st.Metadata.Name] != sum {
+			next.changed[st.Metadata.Name] = true
+		}
+	}
+	l.current = next
 	l.o.Metrics.revision.WithLabelValues(rev.ID).Set(1)
 	if l.rejected != nil {
 		l.o.Metrics.rejected.DeleteLabelValues(l.rejected.ID)
@@ -219,8 +271,9 @@ func (l *Loop) fetch(ctx context.Context) {
 	for _, w := range res.Warnings {
 		l.o.Logger.Warn("spec warning", "revision", rev.ID, "warning", w.Error())
 	}
-	l.o.Logger.Info("revision in force", "revision", rev.ID, "previous", prev, "stacks", len(res.Stacks))
-	l.forgetRemovedStacks(res.Stacks)
+	l.o.Logger.Info("revision in force", "revision", rev.ID, "previous", prev, "stacks", len(res.Stacks),
+		"shard", l.o.Shard.Index, "shards", l.o.Shard.Count, "owned", len(owned))
+	l.forgetRemovedStacks(owned)
 	go l.releaseSnapshots() // it takes l.mu, held here
 }
 
@@ -241,12 +294,29 @@ func (l *Loop) reject(id string, msgs []string, now time.Time) {
 	}
 }
 
+// own keeps the stacks of this replica's shard and updates the shard
+// metrics. Called with l.mu held.
+func (l *Loop) own(all []spec.Stack) []spec.Stack {
+	var owned []spec.Stack
+	for _, st := range all {
+		if l.o.Shard.Owns(st.Metadata.Name) {
+			owned = append(owned, st)
+		}
+	}
+	m := l.o.Metrics
+	m.shardStacks.WithLabelValues("owned").Set(float64(len(owned)))
+	m.shardStacks.WithLabelValues("total").Set(float64(len(all)))
+	return owned
+}
+
 // forgetRemovedStacks drops the state and metrics of stacks no longer in
-// the spec; dbops leaves their servers as they are.
+// the spec, or no longer in this replica's shard; dbops leaves their
+// servers as they are.
 func (l *Loop) forgetRemovedStacks(stacks []spec.Stack) {
 	keep := map[string]bool{}
 	for _, st := range stacks {
 		keep[st.Metadata.Name] = true
+		l.o.Metrics.shardStack.WithLabelValues(st.Metadata.Name).Set(1)
 	}
 	for name, s := range l.stacks {
 		if !keep[name] && !s.running {
@@ -263,4 +333,19 @@ func (l *Loop) backoff(n int) time.Duration {
 		d = l.o.RetryMax
 	}
 	return d/2 + rand.N(d/2+1) // "equal jitter": between d/2 and d
+}
+
+// fingerprint identifies a stack's definition: its spec and the names of
+// its migration files (the snapshot folder itself differs per revision).
+func fingerprint(st *spec.Stack) string {
+	h := sha256.New()
+	json.NewEncoder(h).Encode(st.Spec)
+	if pg := st.Spec.Postgres; pg != nil && pg.Migrations != nil {
+		if entries, err := os.ReadDir(pg.Migrations.Path); err == nil {
+			for _, e := range entries {
+				fmt.Fprintf(h, "%s\n", e.Name())
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

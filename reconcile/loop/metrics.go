@@ -20,6 +20,10 @@ type Metrics struct {
 	rejected      *prometheus.GaugeVec
 	fetchFailures prometheus.Counter
 
+	shardInfo   *prometheus.GaugeVec
+	shardStacks *prometheus.GaugeVec
+	shardStack  *prometheus.GaugeVec
+
 	backupLastSuccess    *prometheus.GaugeVec
 	backupDuration       *prometheus.GaugeVec
 	backupSize           *prometheus.GaugeVec
@@ -90,6 +94,13 @@ func NewMetrics() *Metrics {
 		Help: "Backups deleted by retention."}, job)
 	m.backupSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dbops_backup_skipped_total",
 		Help: "Scheduled backups skipped because the previous run of the job was still going."}, job)
+	m.shardInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dbops_shard_info",
+		Help: "This replica's shard (value 1): it reconciles and backs up the stacks whose name hashes to shard of shards."}, []string{"shard", "shards"})
+	m.shardStacks = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dbops_shard_stacks",
+		Help: "Stacks in the revision in force: owned by this replica's shard, and in total."}, []string{"scope"})
+	m.shardStack = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dbops_shard_stack_owned",
+		Help: "A stack this replica owns (value 1; absent for the stacks of other shards)."}, []string{"stack"})
+	m.Registry.MustRegister(m.shardInfo, m.shardStacks, m.shardStack)
 	m.Registry.MustRegister(m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures,
 		m.backupVerifyFailures, m.backupsPruned, m.backupSkipped)
 	m.Registry.MustRegister(m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures,
@@ -104,7 +115,7 @@ func (m *Metrics) forget(stack string) {
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures, m.lockHeld,
 		m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures, m.backupVerifyFailures,
-		m.backupsPruned, m.backupSkipped,
+		m.backupsPruned, m.backupSkipped, m.shardStack,
 	} {
 		v.DeletePartialMatch(l)
 	}

@@ -40,7 +40,9 @@ type outcome struct {
 
 // dispatch starts reconciling st unless it is already running, or backing
 // off after failures (its retry timer brings it back: retry bypasses that).
-func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry bool) {
+// The channel returned is closed once the stack has a slot (or gave up on
+// one); it is nil when the stack was not started.
+func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry bool) <-chan struct{} {
 	name := st.Metadata.Name
 	l.mu.Lock()
 	s := l.stacks[name]
@@ -52,29 +54,32 @@ func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry b
 		// A new revision or a webhook must not wait a whole interval.
 		s.pending = true
 		l.mu.Unlock()
-		return
+		return nil
 	}
 	if !retry && time.Now().Before(s.retryAt) {
 		l.mu.Unlock()
-		return
+		return nil
 	}
 	if s.stalledAt != "" && s.stalledAt == rev {
 		// The same files fail the same way: wait for the repository to change.
 		l.mu.Unlock()
-		return
+		return nil
 	}
 	s.running, s.rev = true, rev
 	l.mu.Unlock()
 
+	started := make(chan struct{})
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
 		select {
 		case l.sem <- struct{}{}:
+			close(started)
 		case <-ctx.Done():
 			l.mu.Lock()
 			s.running = false
 			l.mu.Unlock()
+			close(started)
 			return
 		}
 		defer func() { <-l.sem }()
@@ -82,6 +87,7 @@ func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry b
 		out := l.reconcileStack(ctx, st)
 		l.finish(st, rev, out, start)
 	}()
+	return started
 }
 
 // retryStack re-runs a failed stack when its backoff has passed.
@@ -352,6 +358,8 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 // releaseSnapshots deletes the snapshots of revisions that are neither in
 // force nor still read by a running stack cycle.
 func (l *Loop) releaseSnapshots() {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
 	l.mu.Lock()
 	var keep []string
 	if l.current != nil {

@@ -39,10 +39,22 @@ type Status struct {
 	// Revision is the revision in force: the last one that loaded and validated.
 	Revision *RevisionStatus `json:"revision"`
 	// Rejected is the newest revision that failed to load, validate or verify.
-	Rejected   *Rejection    `json:"rejected,omitempty"`
-	LastFetch  time.Time     `json:"lastFetch"`
-	FetchError string        `json:"fetchError,omitempty"`
-	Stacks     []StackStatus `json:"stacks"`
+	Rejected   *Rejection `json:"rejected,omitempty"`
+	LastFetch  time.Time  `json:"lastFetch"`
+	FetchError string     `json:"fetchError,omitempty"`
+	// Shard is this replica's share of the stacks; Stacks lists only those.
+	Shard  ShardStatus   `json:"shard"`
+	Stacks []StackStatus `json:"stacks"`
+}
+
+// ShardStatus says which stacks this replica owns (see README "Sharding").
+type ShardStatus struct {
+	Index int `json:"index"`
+	Count int `json:"count"`
+	// Owned names the stacks of the revision in force this replica owns;
+	// Total counts the revision's stacks over all shards.
+	Owned []string `json:"owned"`
+	Total int      `json:"total"`
 }
 
 // RevisionStatus is a revision in force.

@@ -41,6 +41,25 @@ func Open(rawURL string, connectTimeout time.Duration) (*goredis.Client, error) 
 	return goredis.NewClient(opt), nil
 }
 
+// OpenPooled is Open for a client many stacks share across cycles: at most
+// conns connections (pipelines included), each closed after idle unused.
+// No CLIENT SETNAME: least-privilege ACLs (README) do not allow it.
+func OpenPooled(rawURL string, connectTimeout time.Duration, conns int, idle time.Duration) (*goredis.Client, error) {
+	opt, err := spec.ParseRedis(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	if connectTimeout > 0 {
+		opt.DialTimeout = connectTimeout
+	}
+	opt.MaxRetries = -1
+	opt.DialerRetries = 1
+	opt.PoolSize, opt.MaxActiveConns = conns, conns
+	opt.PipelinePoolSize = -1 // pipelines share the bounded main pool
+	opt.ConnMaxIdleTime = idle
+	return goredis.NewClient(opt), nil
+}
+
 // Server names the server of rawURL for messages: host:port, no credentials.
 func Server(rawURL string) string {
 	return spec.RedisServer(rawURL)

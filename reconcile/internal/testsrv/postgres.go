@@ -19,6 +19,8 @@ import (
 // PostgresOptions configures StartPostgres.
 type PostgresOptions struct {
 	Password string // password of the superuser "postgres"; a random one when empty
+	// MaxConnections is the server's max_connections; 200 when zero.
+	MaxConnections int
 }
 
 // Postgres is a throwaway PostgreSQL cluster started by StartPostgres.
@@ -30,8 +32,9 @@ type Postgres struct {
 	BinDir   string
 	DataDir  string
 
-	base string  // temp dir: data dir, sockets, log
-	as   *osUser // OS user the server runs as; nil for the current one
+	maxConns int
+	base     string  // temp dir: data dir, sockets, log
+	as       *osUser // OS user the server runs as; nil for the current one
 
 	mu      sync.Mutex
 	proc    *proc
@@ -62,6 +65,10 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		DataDir:  filepath.Join(base, "data"),
 		base:     base,
 		as:       as,
+		maxConns: opts.MaxConnections,
+	}
+	if p.maxConns <= 0 {
+		p.maxConns = 200
 	}
 	if p.Password == "" {
 		p.Password = rand.Text()
@@ -113,7 +120,7 @@ func (p *Postgres) start(ctx context.Context) error {
 		"-c", "fsync=off",
 		"-c", "full_page_writes=off",
 		"-c", "synchronous_commit=off",
-		"-c", "max_connections=200",
+		"-c", "max_connections=" + strconv.Itoa(p.maxConns),
 	}
 	pr, err := startProc(filepath.Join(p.BinDir, "postgres"), args, p.base, p.logPath(), p.as)
 	if err != nil {

@@ -22,19 +22,22 @@ func main() {
 	bin := flag.String("dbops", "bin/dbops", "the dbops binary")
 	rounds := flag.Int("rounds", 7, "rounds per comparison")
 	n := flag.Int("migrations", 200, "generated migrations")
-	only := flag.String("only", "all", "benchmarks to run: plan (dbops plan/apply against goose), run (dbops run), backup (dbops backup against pg_dump), or all")
+	only := flag.String("only", "all", "benchmarks to run: plan (dbops plan/apply against goose), run (dbops run), pool (only the 100-stack cycle of run, pooled and not), fleet (1,000 stacks, sharded), backup (dbops backup against pg_dump), or all")
 	backupMB := flag.Int("backup-mb", 1024, "size of the generated database for the backup benchmark")
 	backupRounds := flag.Int("backup-rounds", 3, "rounds of the backup benchmark")
+	fleetStacks := flag.Int("fleet-stacks", 1000, "stacks of the fleet benchmark (databases over 2 PostgreSQL, keys over 4 Redis)")
 	flag.Parse()
 	benches := map[string]func() error{
 		"plan":   func() error { return run(*bin, *rounds, *n) },
 		"run":    func() error { return benchRun(*bin, *rounds) },
 		"backup": func() error { return benchBackup(*bin, *backupMB, *backupRounds) },
+		"pool":   func() error { return benchPool(*rounds) },
+		"fleet":  func() error { return benchFleet1000(*bin, *fleetStacks, *rounds) },
 	}
-	order := []string{"plan", "run", "backup"}
+	order := []string{"plan", "run", "fleet", "backup"}
 	if *only != "all" {
 		if benches[*only] == nil {
-			fmt.Fprintf(os.Stderr, "bench: -only %q: use plan, run, backup or all\n", *only)
+			fmt.Fprintf(os.Stderr, "bench: -only %q: use plan, run, pool, fleet, backup or all\n", *only)
 			os.Exit(2)
 		}
 		order = []string{*only}

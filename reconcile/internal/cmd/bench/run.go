@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/loop"
+	"github.com/amanat/dbops/reconcile/pool"
 	"github.com/amanat/dbops/reconcile/source"
 )
 
@@ -88,7 +88,7 @@ func benchIdle(ctx context.Context, bin, work string, pg *testsrv.Postgres, rd *
 		}
 		dbs = append(dbs, db)
 	}
-	if err := writeStacks(dir, "idle", pg, dbs, func(int) *testsrv.Redis { return rd }, "256mb"); err != nil {
+	if err := writeStacks(dir, "idle", onePG(pg), dbs, func(int) *testsrv.Redis { return rd }, "256mb"); err != nil {
 		return err
 	}
 	apply := exec.Command(bin, "apply", "--auto-approve", dir)
@@ -155,7 +155,7 @@ func benchLatency(ctx context.Context, bin, work string, pg *testsrv.Postgres, r
 	if err := pg.CreateDatabase(ctx, "lat_git"); err != nil {
 		return err
 	}
-	if err := writeStacks(repo, "hooked", pg, []string{"lat_git"}, func(int) *testsrv.Redis { return rdGit }, "64mb"); err != nil {
+	if err := writeStacks(repo, "hooked", onePG(pg), []string{"lat_git"}, func(int) *testsrv.Redis { return rdGit }, "64mb"); err != nil {
 		return err
 	}
 	git := func(args ...string) error {
@@ -183,7 +183,7 @@ func benchLatency(ctx context.Context, bin, work string, pg *testsrv.Postgres, r
 			return nil, err
 		}
 		return latencyRounds(p, rdGit, rounds, func(value string) error {
-			if err := writeStacks(repo, "hooked", pg, []string{"lat_git"}, func(int) *testsrv.Redis { return rdGit }, value); err != nil {
+			if err := writeStacks(repo, "hooked", onePG(pg), []string{"lat_git"}, func(int) *testsrv.Redis { return rdGit }, value); err != nil {
 				return err
 			}
 			return git("commit", "-q", "-am", "maxmemory "+value)
@@ -200,7 +200,7 @@ func benchLatency(ctx context.Context, bin, work string, pg *testsrv.Postgres, r
 	if err := pg.CreateDatabase(ctx, "lat_dir"); err != nil {
 		return err
 	}
-	if err := writeStacks(dir, "watched", pg, []string{"lat_dir"}, func(int) *testsrv.Redis { return rdDir }, "64mb"); err != nil {
+	if err := writeStacks(dir, "watched", onePG(pg), []string{"lat_dir"}, func(int) *testsrv.Redis { return rdDir }, "64mb"); err != nil {
 		return err
 	}
 	p, err = startDbops(bin, dir, nil, "run", "--dir", dir, "--cache-dir", filepath.Join(work, "dir-cache"))
@@ -213,7 +213,7 @@ func benchLatency(ctx context.Context, bin, work string, pg *testsrv.Postgres, r
 			return nil, err
 		}
 		return latencyRounds(p, rdDir, rounds, func(value string) error {
-			return writeStacks(dir, "watched", pg, []string{"lat_dir"}, func(int) *testsrv.Redis { return rdDir }, value)
+			return writeStacks(dir, "watched", onePG(pg), []string{"lat_dir"}, func(int) *testsrv.Redis { return rdDir }, value)
 		}, nil)
 	}()
 	if err != nil {
@@ -226,7 +226,7 @@ func benchLatency(ctx context.Context, bin, work string, pg *testsrv.Postgres, r
 
 // latencyRounds changes maxmemory with change (then calls notify, if any),
 // and times until CONFIG GET shows the new value. Between rounds it waits for
-// the stack's cycle to finish, so the next change never lands mid-cycle.
+// every stack's cycle to finish, so the next change never lands mid-cycle.
 func latencyRounds(p *dbopsProc, rd *testsrv.Redis, rounds int, change func(value string) error, notify func() error) ([]time.Duration, error) {
 	c := goredis.NewClient(&goredis.Options{Addr: net.JoinHostPort(rd.Host, strconv.Itoa(rd.Port)), Password: rd.Password})
 	defer c.Close()
@@ -235,10 +235,6 @@ func latencyRounds(p *dbopsProc, rd *testsrv.Redis, rounds int, change func(valu
 	for i := range rounds {
 		mbs := 65 + i
 		want := strconv.Itoa(mbs * 1024 * 1024)
-		before, err := p.lastCycle()
-		if err != nil {
-			return nil, err
-		}
 		if err := change(fmt.Sprintf("%dmb", mbs)); err != nil {
 			return nil, err
 		}
@@ -263,19 +259,9 @@ func latencyRounds(p *dbopsProc, rd *testsrv.Redis, rounds int, change func(valu
 			time.Sleep(5 * time.Millisecond)
 		}
 		times = append(times, time.Since(start))
-		deadline = time.Now().Add(30 * time.Second)
-		for {
-			last, err := p.lastCycle()
-			if err != nil {
-				return nil, err
-			}
-			if last.After(before) {
-				break
-			}
-			if time.Now().After(deadline) {
-				return nil, errors.New("the stack's cycle did not finish")
-			}
-			time.Sleep(5 * time.Millisecond)
+		// The next change must not land in this one's cycle.
+		if _, err := p.waitCycle(start, 5*time.Minute); err != nil {
+			return nil, err
 		}
 	}
 	return times, nil
@@ -295,7 +281,7 @@ func benchFleet(ctx context.Context, work string, pg *testsrv.Postgres, rds []*t
 		dbs = append(dbs, db)
 	}
 	perRedis := stacks / len(rds)
-	if err := writeStacks(dir, "fleet", pg, dbs, func(i int) *testsrv.Redis { return rds[i/perRedis] }, "256mb"); err != nil {
+	if err := writeStacks(dir, "fleet", onePG(pg), dbs, func(i int) *testsrv.Redis { return rds[i/perRedis] }, "256mb"); err != nil {
 		return err
 	}
 	src, err := source.NewDir(source.DirOptions{Dir: dir, CacheDir: filepath.Join(work, "fleet-cache")})
@@ -305,12 +291,37 @@ func benchFleet(ctx context.Context, work string, pg *testsrv.Postgres, rds []*t
 	defer src.Close()
 	fmt.Printf("\none no-change cycle over %d stacks in sync (%d databases in one PostgreSQL, %d redis-server with %d stacks each, %d migrations per stack), in-process, %d cycles per setting:\n",
 		stacks, stacks, len(rds), perRedis, runMigrations, rounds)
-	fmt.Printf("  loop.New(loop.Options{Source: source.NewDir(...), Concurrency: N, Reconcile: reconcile.Options{ConnectTimeout: 5s, Concurrency: 1}}); Cycle + Wait, after a first cycle that applies\n")
-	for i, conc := range []int{4, 8} {
+	fmt.Printf("  loop.New(loop.Options{Source: source.NewDir(...), Concurrency: N, Reconcile: reconcile.Options{ConnectTimeout: 5s, Concurrency: 1, Pool: P}}); Cycle + Wait, after a first cycle that applies\n")
+	fmt.Printf("  server load: dbops sessions on the servers, peak while cycling (10 ms samples) and held between cycles\n")
+	watch, err := watchSessions(ctx, []*testsrv.Postgres{pg}, rds)
+	if err != nil {
+		return err
+	}
+	defer watch.close()
+	pids, err := serverPIDs(ctx, []*testsrv.Postgres{pg}, rds)
+	if err != nil {
+		return err
+	}
+	hz := clockTicks()
+	variants := []struct {
+		name string
+		conc int
+		pool *pool.Options
+	}{
+		{"no pool", 4, nil},
+		{"no pool", 8, nil},
+		{"pool, 16 per server (default)", 8, &pool.Options{Idle: 5 * time.Minute, MaxPerServer: 16}},
+		{"pool, 100 per server", 8, &pool.Options{Idle: 5 * time.Minute, MaxPerServer: 100}},
+	}
+	for i, v := range variants {
+		var p *pool.Pool
+		if v.pool != nil {
+			p = pool.New(*v.pool)
+		}
 		l := loop.New(loop.Options{
 			Source:      src,
-			Concurrency: conc,
-			Reconcile:   reconcile.Options{ConnectTimeout: 5 * time.Second, Concurrency: 1},
+			Concurrency: v.conc,
+			Reconcile:   reconcile.Options{ConnectTimeout: 5 * time.Second, Concurrency: 1, Pool: p},
 			Holder:      "bench",
 		})
 		cycle := func() (time.Duration, error) {
@@ -338,20 +349,32 @@ func benchFleet(ctx context.Context, work string, pg *testsrv.Postgres, rds []*t
 			what = "first cycle of a new loop (already in sync)"
 		}
 		var times []time.Duration
+		var cpu time.Duration
+		watch.start(ctx)
+		s0 := serverCPU(pids)
 		for range rounds {
+			c0 := cpuTime()
 			d, err := cycle()
 			if err != nil {
 				return err
 			}
+			cpu += cpuTime() - c0
 			times = append(times, d)
 		}
+		srvCPU := time.Duration(serverCPU(pids)-s0) * time.Second / time.Duration(hz) / time.Duration(rounds)
+		peakPG, peakRedis := watch.peaks()
+		heldPG, heldRedis := watch.now(ctx)
 		for _, s := range l.Status().Stacks {
 			if s.Resources == nil || s.Resources[0].State != loop.StateInSync {
 				return fmt.Errorf("stack %s: %+v", s.Name, s.Resources)
 			}
 		}
-		fmt.Printf("    concurrency %d: no-change cycle %s (aim < 2 s: %s); %s %.0f ms\n",
-			conc, summary(times), verdict(median(times) < 2*time.Second), what, ms(first))
+		fmt.Printf("    %-30s concurrency %d: no-change cycle %s (aim < 2 s: %s), CPU per cycle: dbops %.0f ms, servers %.0f ms; sessions peak %d pg + %d redis, held between cycles %d pg + %d redis; %s %.0f ms\n",
+			v.name, v.conc, summary(times), verdict(median(times) < 2*time.Second), ms(cpu/time.Duration(rounds)), ms(srvCPU),
+			peakPG, peakRedis, heldPG, heldRedis, what, ms(first))
+		if p != nil {
+			p.Close()
+		}
 	}
 	return nil
 }

@@ -24,9 +24,55 @@ import (
 
 // --- stacks -----------------------------------------------------------------
 
+// onePG puts every database on pg.
+func onePG(pg *testsrv.Postgres) func(int, string) string {
+	return func(_ int, db string) string { return pg.URL(db) }
+}
+
 // writeStacks writes one stack per database into dir/stacks.yaml (rewritten
 // by temp file + rename) and runMigrations migrations into dir/migrations.
-func writeStacks(dir, prefix string, pg *testsrv.Postgres, dbs []string, redisOf func(i int) *testsrv.Redis, maxmemory string) error {
+func writeStacks(dir, prefix string, pgURL func(i int, db string) string, dbs []string, redisOf func(i int) *testsrv.Redis, maxmemory string) error {
+	if err := writeMigrations(dir); err != nil {
+		return err
+	}
+	var b strings.Builder
+	// Only the first stack on each Redis manages its settings (two stacks
+	// managing one parameter are refused); the others observe it.
+	managed := map[*testsrv.Redis]bool{}
+	for i, db := range dbs {
+		name := prefix
+		if len(dbs) > 1 {
+			name = fmt.Sprintf("%s-%03d", prefix, i)
+		}
+		config := "{maxmemory: " + maxmemory + ", maxmemory-policy: allkeys-lru}"
+		if rd := redisOf(i); managed[rd] {
+			config = "{}"
+		} else {
+			managed[rd] = true
+		}
+		fmt.Fprintf(&b, `---
+apiVersion: dbops/v1
+kind: Stack
+metadata: {name: %s}
+spec:
+  postgres:
+    url: %s
+    migrations: {dir: ./migrations}
+  redis:
+    url: %s
+    config: %s
+`, name, pgURL(i, db), redisOf(i).URL(), config)
+	}
+	tmp := filepath.Join(dir, ".stacks.yaml.tmp")
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "stacks.yaml"))
+}
+
+// writeMigrations writes runMigrations migrations into dir/migrations,
+// leaving existing files untouched (no file event, no new revision).
+func writeMigrations(dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "migrations"), 0o755); err != nil {
 		return err
 	}
@@ -40,30 +86,7 @@ func writeStacks(dir, prefix string, pg *testsrv.Postgres, dbs []string, redisOf
 			return err
 		}
 	}
-	var b strings.Builder
-	for i, db := range dbs {
-		name := prefix
-		if len(dbs) > 1 {
-			name = fmt.Sprintf("%s-%03d", prefix, i)
-		}
-		fmt.Fprintf(&b, `---
-apiVersion: dbops/v1
-kind: Stack
-metadata: {name: %s}
-spec:
-  postgres:
-    url: %s
-    migrations: {dir: ./migrations}
-  redis:
-    url: %s
-    config: {maxmemory: %s, maxmemory-policy: allkeys-lru}
-`, name, pg.URL(db), redisOf(i).URL(), maxmemory)
-	}
-	tmp := filepath.Join(dir, ".stacks.yaml.tmp")
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "stacks.yaml"))
+	return nil
 }
 
 // --- a dbops run process ----------------------------------------------------
@@ -150,23 +173,12 @@ func (p *dbopsProc) waitStacks(n int, d time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d stack(s) not in sync within %s (status error %v)\n%s", n, d, err, p.logs.String())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// lastCycle is the latest end of a stack cycle shown by /status.
-func (p *dbopsProc) lastCycle() (time.Time, error) {
-	st, err := p.status()
-	if err != nil {
-		return time.Time{}, err
-	}
-	var last time.Time
-	for _, s := range st.Stacks {
-		if s.LastCycle.After(last) {
-			last = s.LastCycle
+		if n > 10 {
+			time.Sleep(250 * time.Millisecond) // a large /status costs the process CPU
+		} else {
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	return last, nil
 }
 
 // webhook POSTs a push event signed as GitHub does.

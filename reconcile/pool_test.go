@@ -1,0 +1,82 @@
+package reconcile_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/reconcile/pool"
+	"github.com/amanat/dbops/reconcile/render"
+)
+
+// TestPlanPoolAcrossCycles plans and applies stacks through a pool, as
+// `dbops run` does, for several cycles: the apply succeeds although the plan
+// sessions kept in the pool are read-only (the apply session is its own),
+// every stack ends in sync, and the dbops sessions left on the server stay
+// within the pool's bound.
+func TestPlanPoolAcrossCycles(t *testing.T) {
+	const stacks, perServer = 5, 2
+	f := newFixture(t, map[string]string{"00001_a.sql": mig("CREATE TABLE a (id int);", "DROP TABLE a;")})
+	var yaml strings.Builder
+	var names []string
+	for i := range stacks {
+		env := fmt.Sprintf("PG_URL_%d", i)
+		f.env[env] = testsrv.PostgresDB(t)
+		cfg, err := pgx.ParseConfig(f.env[env])
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, cfg.Database)
+		if i > 0 {
+			yaml.WriteString("---\n")
+		}
+		yaml.WriteString(stackYAML(fmt.Sprintf("s%d", i), "  postgres:\n    url: ${"+env+"}\n    migrations: {dir: ./migrations}\n"))
+	}
+	sts := f.load(t, yaml.String())
+	db := monitor(t, f.env["PG_URL_0"])
+	p := pool.New(pool.Options{Idle: time.Hour, MaxPerServer: perServer})
+	defer p.Close()
+	o := reconcile.Options{Pool: p}
+	ctx := context.Background()
+	for c := range 4 {
+		plan := reconcile.PlanStacks(ctx, sts, o)
+		changes := 0
+		for _, sp := range plan.Stacks {
+			if len(sp.Errors) > 0 {
+				t.Fatalf("cycle %d: plan of %s: %v", c, sp.Stack, sp.Errors)
+			}
+			changes += len(sp.Changes)
+		}
+		if want := map[bool]int{true: stacks, false: 0}[c == 0]; changes != want {
+			t.Fatalf("cycle %d: %d changes planned, want %d", c, changes, want)
+		}
+		if changes > 0 {
+			if res := reconcile.Apply(ctx, sts, plan, o); res.Failed() {
+				var b strings.Builder
+				render.ResultText(&b, res, render.Style{})
+				t.Fatalf("cycle %d: apply with a pool of read-only plan sessions failed:\n%s", c, b.String())
+			}
+		}
+		var n int
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			queryRow(t, db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbops' AND datname = ANY($1)", []any{names}, &n)
+			if n <= perServer || time.Now().After(deadline) {
+				break
+			}
+		}
+		if n > perServer {
+			t.Errorf("cycle %d: %d dbops sessions on the server between cycles, want at most %d", c, n, perServer)
+		}
+	}
+	for i := range stacks {
+		if v := dbVersion(t, f.env[fmt.Sprintf("PG_URL_%d", i)]); v != 1 {
+			t.Errorf("s%d at version %d, want 1", i, v)
+		}
+	}
+}
