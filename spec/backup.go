@@ -2,7 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"slices"
 )
@@ -17,12 +16,16 @@ type Backup struct {
 	// Timezone is the IANA zone of Schedule and of retention's calendar
 	// boundaries; UTC when empty.
 	Timezone string `json:"timezone,omitempty"`
-	// Destination is an absolute local folder, usually a mounted volume.
+	// Destination is an absolute local folder, usually a mounted volume,
+	// or s3://bucket/prefix on S3-compatible object storage (see S3).
 	Destination string    `json:"destination"`
+	S3          *S3       `json:"s3,omitempty"`
 	Retention   Retention `json:"retention"`
 	// Verify is read (default: the whole file read back) or restore
 	// (Postgres: restored into a scratch database and row counts compared).
 	Verify string `json:"verify,omitempty"`
+	// Encryption, when set, encrypts every backup of the job with age.
+	Encryption *Encryption `json:"encryption,omitempty"`
 	// Suspend stops the job from firing in `dbops run`.
 	Suspend bool `json:"suspend,omitempty"`
 }
@@ -46,7 +49,7 @@ const Unlimited = -1
 var jobName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // checkBackups parses the backup jobs of a stack.
-func checkBackups(s *StackSpec, bad func(field, format string, args ...any)) {
+func checkBackups(s *StackSpec, opts Options, bad func(field, format string, args ...any), warn func(field, msg string)) {
 	names := map[string]string{}
 	for i := range s.Backups {
 		b := &s.Backups[i]
@@ -82,9 +85,7 @@ func checkBackups(s *StackSpec, bad func(field, format string, args ...any)) {
 		} else {
 			b.Schedule = sc
 		}
-		if !filepath.IsAbs(b.Destination) {
-			bad(f+"destination", "%q must be an absolute folder (a mounted volume), not a path in the repository", b.Destination)
-		}
+		checkStorage(b, f, opts, bad, warn)
 		checkRetention(b.Retention, f+"retention", bad)
 		if !slices.Contains([]string{"", "read", "restore"}, b.Verify) {
 			bad(f+"verify", "%q is not read or restore", b.Verify)

@@ -50,7 +50,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 			}
 		}
 	}
-	checkBackups(s, adderr)
+	checkBackups(s, opts, adderr, addwarn)
 	checkWindows(s, adderr)
 	return errs, warns
 }
