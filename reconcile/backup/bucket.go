@@ -18,7 +18,9 @@ import (
 // back, and only then is its manifest written: an object without one is
 // listed as not counted, as a file without a manifest is.
 func runBucket(ctx context.Context, job Job, opts Options) (Manifest, error) {
-	fail := func(err error) (Manifest, error) { return Manifest{}, fmt.Errorf("backup %s/%s: %w", job.Stack, job.Name, err) }
+	fail := func(err error) (Manifest, error) {
+		return Manifest{}, fmt.Errorf("backup %s/%s: %w", job.Stack, job.Name, err)
+	}
 	s, err := openBucket(job)
 	if err != nil {
 		return fail(err)

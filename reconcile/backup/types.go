@@ -35,19 +35,19 @@ const (
 
 // Job is one backup job of a stack, as declared in its spec.
 type Job struct {
-	Stack       string    `json:"stack"`
-	Name        string    `json:"name"`
-	Source      string    `json:"source"`      // "postgres" | "redis"
-	Schedule    Schedule  `json:"schedule"`    // parsed by spec, in the job's time zone
-	Destination string    `json:"destination"` // a local folder or s3://bucket/prefix
+	Stack       string   `json:"stack"`
+	Name        string   `json:"name"`
+	Source      string   `json:"source"`      // "postgres" | "redis"
+	Schedule    Schedule `json:"schedule"`    // parsed by spec, in the job's time zone
+	Destination string   `json:"destination"` // a local folder or s3://bucket/prefix
 	// S3 holds an s3:// destination's settings; its credentials are never
 	// marshalled (see spec.S3).
 	S3 *spec.S3 `json:"s3,omitempty"`
 	// Recipients are the age public keys backups are encrypted for; none:
 	// not encrypted.
-	Recipients []string `json:"recipients,omitempty"`
-	Retention   Retention `json:"retention"`
-	Verify      string    `json:"verify,omitempty"` // "read" (default) | "restore"
+	Recipients []string  `json:"recipients,omitempty"`
+	Retention  Retention `json:"retention"`
+	Verify     string    `json:"verify,omitempty"` // "read" (default) | "restore"
 	// Connection URLs: secrets, never printed (see spec.Redact).
 	PostgresURL string `json:"-"`
 	RedisURL    string `json:"-"`
@@ -100,10 +100,10 @@ type Manifest struct {
 	PlainSize int64 `json:"plainSize,omitempty"`
 	// ETag is the object store's ETag of an s3:// backup, compared when
 	// listing (a replaced or damaged object changes it).
-	ETag string `json:"etag,omitempty"`
-	Server        string    `json:"server"` // host:port[/db], no credentials
-	ServerVersion string    `json:"serverVersion"`
-	ClientVersion string    `json:"clientVersion,omitempty"` // pg_dump --version
+	ETag          string `json:"etag,omitempty"`
+	Server        string `json:"server"` // host:port[/db], no credentials
+	ServerVersion string `json:"serverVersion"`
+	ClientVersion string `json:"clientVersion,omitempty"` // pg_dump --version
 	// MigrationVersion is goose's version when the dump's snapshot was taken.
 	MigrationVersion *int64 `json:"migrationVersion,omitempty"`
 	// RowCounts per table ("schema.table") in the dumped snapshot; recorded
