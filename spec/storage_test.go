@@ -58,3 +58,15 @@ func TestParseS3Destination(t *testing.T) {
 		}
 	}
 }
+
+// The shipped object-storage example loads.
+func TestObjectStorageExampleLoads(t *testing.T) {
+	vars := map[string]string{"PG_URL": "postgres://a@db/amanat", "REDIS_URL": "redis://cache:6379/0", "S3_ACCESS_KEY_ID": "k", "S3_SECRET_ACCESS_KEY": "s"}
+	res, err := Load([]string{filepath.Join("..", "examples", "object-storage", "stack.yaml")}, Options{Getenv: env(vars)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := res.Stacks[0].Spec.Backups; len(b) != 2 || b[0].S3.SecretKey != "s" || b[1].Encryption != nil {
+		t.Fatalf("backups %+v", b)
+	}
+}
