@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Backup is a scheduled backup job of a stack.
@@ -26,8 +27,22 @@ type Backup struct {
 	Verify string `json:"verify,omitempty"`
 	// Encryption, when set, encrypts every backup of the job with age.
 	Encryption *Encryption `json:"encryption,omitempty"`
+	// Drill, when set, restores the newest counted backup on a schedule
+	// and measures the recovery time.
+	Drill *Drill `json:"drill,omitempty"`
 	// Suspend stops the job from firing in `dbops run`.
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// Drill is a scheduled restore drill: the newest counted backup restored
+// into a scratch database (Postgres) or a throwaway redis-server (Redis),
+// checked, timed and thrown away.
+type Drill struct {
+	// Schedule is parsed like the job's, in the job's time zone.
+	Schedule Schedule `json:"schedule"`
+	// Checks are SQL queries returning one boolean, run in the restored
+	// scratch database (Postgres only), e.g. SELECT count(*) > 0 FROM users.
+	Checks []string `json:"checks,omitempty"`
 }
 
 // Retention says which verified backups to keep, with restic's forget
@@ -86,6 +101,21 @@ func checkBackups(s *StackSpec, opts Options, bad func(field, format string, arg
 			b.Schedule = sc
 		}
 		checkStorage(b, f, opts, bad, warn)
+		if d := b.Drill; d != nil {
+			if sc, err := ParseSchedule(d.Schedule.String(), tz); err != nil {
+				bad(f+"drill.schedule", "%v", err)
+			} else {
+				d.Schedule = sc
+			}
+			if b.Source == "redis" && len(d.Checks) > 0 {
+				bad(f+"drill.checks", "SQL checks are for postgres drills; a Redis drill compares key counts")
+			}
+			for k, c := range d.Checks {
+				if strings.TrimSpace(c) == "" {
+					bad(fmt.Sprintf("%sdrill.checks[%d]", f, k), "empty: a query returning one boolean, e.g. SELECT count(*) > 0 FROM users")
+				}
+			}
+		}
 		checkRetention(b.Retention, f+"retention", bad)
 		if !slices.Contains([]string{"", "read", "restore"}, b.Verify) {
 			bad(f+"verify", "%q is not read or restore", b.Verify)
