@@ -327,7 +327,7 @@ func dumpPostgres(ctx context.Context, job Job, opts Options, tf io.Writer, m *M
 	if err := streamTool(ctx, t, opts.pgDump(), args, tf); err != nil {
 		return err
 	}
-	if job.verifyMethod() == VerifyRestore && !opts.NoVerify {
+	if (job.verifyMethod() == VerifyRestore || job.Drill != nil) && !opts.NoVerify {
 		if m.RowCounts, err = rowCounts(ctx, tx); err != nil {
 			return fmt.Errorf("postgres %s: %s", t.server, t.scrub(err.Error()))
 		}

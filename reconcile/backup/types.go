@@ -51,6 +51,8 @@ type Job struct {
 	// Connection URLs: secrets, never printed (see spec.Redact).
 	PostgresURL string `json:"-"`
 	RedisURL    string `json:"-"`
+	// Drill is the job's restore drill; nil: none.
+	Drill *spec.Drill `json:"drill,omitempty"`
 	// MigrationTable is goose's version table; default goose_db_version.
 	MigrationTable string `json:"migrationTable,omitempty"`
 }
@@ -66,7 +68,7 @@ func emptyRetention(r Retention) bool { return r == Retention{} }
 func NewJob(st *spec.Stack, b spec.Backup) Job {
 	j := Job{
 		Stack: st.Metadata.Name, Name: b.Name, Source: b.Source, Schedule: b.Schedule,
-		Destination: b.Destination, Verify: b.Verify, Retention: b.Retention, S3: b.S3,
+		Destination: b.Destination, Verify: b.Verify, Retention: b.Retention, S3: b.S3, Drill: b.Drill,
 	}
 	if b.Encryption != nil {
 		j.Recipients = b.Encryption.Recipients

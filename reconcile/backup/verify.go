@@ -89,7 +89,14 @@ func pgReadCheck(ctx context.Context, bin, path string) (string, error) {
 // job's server, compares row counts and drops the database, also on failure.
 // With in set, the archive is read from it instead of path.
 func pgRestoreCheck(ctx context.Context, path string, in io.Reader, m Manifest, job Job, opts Options) (string, error) {
-	if m.RowCounts == nil {
+	return restoreScratch(ctx, path, in, m, job, opts, nil, true)
+}
+
+// restoreScratch restores into a scratch database, compares row counts
+// with the manifest's (required when needCounts), runs checks (queries
+// returning one boolean) and drops the database, also on failure.
+func restoreScratch(ctx context.Context, path string, in io.Reader, m Manifest, job Job, opts Options, checks []string, needCounts bool) (string, error) {
+	if m.RowCounts == nil && needCounts {
 		return "", fmt.Errorf("the manifest has no row counts (the backup was taken with verify: read): nothing to compare a restore with")
 	}
 	src, err := parsePG(job.PostgresURL)
@@ -138,14 +145,30 @@ func pgRestoreCheck(ctx context.Context, path string, in io.Reader, m Manifest, 
 	if err != nil {
 		return "", fmt.Errorf("postgres %s: %s", scratch.server, scratch.scrub(err.Error()))
 	}
-	if diff := compareCounts(m.RowCounts, got); len(diff) > 0 {
+	if diff := compareCounts(m.RowCounts, got); m.RowCounts != nil && len(diff) > 0 {
 		return "", fmt.Errorf("restored into scratch database %s, but row counts differ: %s", name, strings.Join(diff, "; "))
 	}
 	var rows int64
 	for _, n := range got {
 		rows += n
 	}
-	return fmt.Sprintf("restored into scratch database %s: %d tables, %d rows, counts match", name, len(got), rows), nil
+	match := "counts match"
+	if m.RowCounts == nil {
+		match = "no row counts in the manifest to compare"
+	}
+	for i, q := range checks {
+		var ok bool
+		if err := conn.QueryRow(ctx, q).Scan(&ok); err != nil {
+			return "", fmt.Errorf("check %d (%s) in scratch database %s: %s", i+1, q, name, scratch.scrub(err.Error()))
+		}
+		if !ok {
+			return "", fmt.Errorf("check %d failed in the restored backup: %s returned false", i+1, q)
+		}
+	}
+	if len(checks) > 0 {
+		match += fmt.Sprintf(", %d checks passed", len(checks))
+	}
+	return fmt.Sprintf("restored into scratch database %s: %d tables, %d rows, %s", name, len(got), rows, match), nil
 }
 
 func scratchName() string {
