@@ -70,6 +70,8 @@ func TestS3BackupCLI(t *testing.T) {
 		t.Fatalf("plan: %+v", res)
 	}
 	checkPlanJSON(t, res.stdout, 1)
+	// The process that takes backups verifies them: it needs the identity.
+	f.env["DBOPS_AGE_IDENTITY_FILE"] = idFile
 	if res := run("apply", "--auto-approve", "stack.yaml"); res.code != 0 || !strings.Contains(res.stdout, "1 done, 0 failed") {
 		t.Fatalf("apply: %+v", res)
 	}
@@ -77,6 +79,7 @@ func TestS3BackupCLI(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.stdout, "shop/offsite") || strings.Count(res.stdout, " yes ") != 1 {
 		t.Fatalf("backup list: %+v", res)
 	}
+	delete(f.env, "DBOPS_AGE_IDENTITY_FILE")
 	dst := testsrv.PostgresDB(t)
 	if res := run("restore", "shop/offsite", "-f", "stack.yaml", "--to-url", dst); res.code != 1 || !strings.Contains(res.stderr, "--identity-file") {
 		t.Errorf("restore without an identity: %+v", res)

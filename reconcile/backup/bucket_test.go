@@ -357,6 +357,7 @@ func TestS3WrongCredentials(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "check the job's s3.accessKeyId/secretAccessKey") || !strings.Contains(err.Error(), dest) {
 				t.Fatalf("run with wrong credentials: %v", err)
 			}
+			t.Log(err)
 			_, listErr := List(dest, job)
 			for _, s := range []string{c.secret, c.key} {
 				if strings.Contains(err.Error(), s) || strings.Contains(logs.String(), s) || (listErr != nil && strings.Contains(listErr.Error(), s)) {

@@ -201,7 +201,9 @@ func (s *S3) Stop() error {
 	s.stopped = true
 	var err error
 	if s.proc != nil {
-		err = s.proc.stop(syscall.SIGTERM, 20*time.Second)
+		// A throwaway server: weed's graceful stop (heartbeats, pre-stop
+		// waits) takes longer than the data is worth.
+		err = s.proc.stop(syscall.SIGKILL, 10*time.Second)
 	}
 	return errors.Join(err, os.RemoveAll(s.Dir))
 }
