@@ -56,7 +56,7 @@ func (e *env) backupTargets(sel string, needJob, offline bool) ([]backupTarget, 
 func newBackupCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Take and list the backups the spec schedules"}
 	cmd.PersistentFlags().StringSliceVarP(&e.specPaths, "file", "f", []string{"."}, "spec files or folders holding the stacks")
-	cmd.AddCommand(newBackupRunCommand(e), newBackupListCommand(e))
+	cmd.AddCommand(newBackupRunCommand(e), newBackupListCommand(e), newBackupDrillCommand(e))
 	return cmd
 }
 

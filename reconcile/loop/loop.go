@@ -62,6 +62,7 @@ type Loop struct {
 	seeded        map[string]bool
 	backupSem     chan struct{}
 	backupResults map[string]*BackupResult
+	drillState    *drillState
 }
 
 type revision struct {
@@ -106,6 +107,7 @@ func New(o Options) *Loop {
 		seeded:        map[string]bool{},
 		backupSem:     make(chan struct{}, o.BackupConcurrency),
 		backupResults: map[string]*BackupResult{},
+		drillState:    newDrillState(),
 	}
 }
 
@@ -157,6 +159,7 @@ func (l *Loop) Cycle(ctx context.Context) {
 		l.dispatch(ctx, cur.ID, &cur.stacks[i], false)
 	}
 	l.backups(ctx, cur)
+	l.drills(ctx, cur, time.Now())
 }
 
 // Wait blocks until no stack is being reconciled.

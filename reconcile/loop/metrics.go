@@ -27,6 +27,7 @@ type Metrics struct {
 	backupVerifyFailures *prometheus.CounterVec
 	backupsPruned        *prometheus.CounterVec
 	backupSkipped        *prometheus.CounterVec
+	drill                drillMetrics
 }
 
 // NewMetrics registers the dbops_ metrics and the Go runtime's.
@@ -90,6 +91,7 @@ func NewMetrics() *Metrics {
 		Help: "Backups deleted by retention."}, job)
 	m.backupSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dbops_backup_skipped_total",
 		Help: "Scheduled backups skipped because the previous run of the job was still going."}, job)
+	m.drill = newDrillMetrics(m.Registry)
 	m.Registry.MustRegister(m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures,
 		m.backupVerifyFailures, m.backupsPruned, m.backupSkipped)
 	m.Registry.MustRegister(m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures,
@@ -104,7 +106,7 @@ func (m *Metrics) forget(stack string) {
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures, m.lockHeld,
 		m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures, m.backupVerifyFailures,
-		m.backupsPruned, m.backupSkipped,
+		m.backupsPruned, m.backupSkipped, m.drill.lastSuccess, m.drill.duration, m.drill.failures,
 	} {
 		v.DeletePartialMatch(l)
 	}
