@@ -2,6 +2,7 @@ package loop
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -57,6 +58,39 @@ func TestDrillsOnSchedule(t *testing.T) {
 	for _, want := range []string{`dbops_backup_drill_duration_seconds{job="rdb",stack="cache"}`, `dbops_backup_drill_last_success_timestamp_seconds{job="rdb",stack="cache"}`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metric %s missing:\n%s", want, grep(m, "drill"))
+		}
+	}
+}
+
+// S3 backup jobs in the loop: taken on schedule into the bucket; with a
+// wrong secret the failure is reported by destination; neither secret is
+// in the logs, /status or the metrics.
+func TestS3BackupsInLoopHideCredentials(t *testing.T) {
+	srv := testsrv.SharedS3(t)
+	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	t.Setenv("LOOP_S3_KEY", srv.AccessKey)
+	t.Setenv("LOOP_S3_SECRET", srv.SecretKey)
+	t.Setenv("LOOP_S3_WRONG", "wrong-S3-Secret-7261")
+	job := func(name, secretVar string) string {
+		return "    - name: " + name + "\n      source: redis\n      schedule: \"@daily\"\n      destination: s3://" + srv.Bucket + "/loop\n" +
+			"      s3: {endpoint: " + srv.Endpoint + ", pathStyle: true, accessKeyId: \"${LOOP_S3_KEY}\", secretAccessKey: \"${" + secretVar + "}\"}\n" +
+			"      retention: {keepLast: 2}\n"
+	}
+	r := newRepo(t)
+	r.commit(map[string]string{"a.yaml": redisStack("cache", rd.URL(), "64mb", "") + "  backups:\n" + job("good", "LOOP_S3_SECRET") + job("bad", "LOOP_S3_WRONG")})
+	var logs testsrv.Buffer
+	l := newLoop(t, r.source(t), &logs)
+	cycle(t, l)
+	s, _ := stateOf(l, "cache")
+	if len(s.Backups) != 2 || s.Backups[0].Last == nil || !s.Backups[0].Last.OK || s.Backups[1].Last == nil || s.Backups[1].Last.OK ||
+		!strings.Contains(s.Backups[1].Last.Error, "s3://"+srv.Bucket+"/loop") {
+		t.Fatalf("backup status: %+v %+v", s.Backups[0].Last, s.Backups[1].Last)
+	}
+	status, _ := json.Marshal(l.Status())
+	all := logs.String() + string(status) + scrape(t, l)
+	for _, secret := range []string{srv.SecretKey, "wrong-S3-Secret-7261"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("%s appears in logs, status or metrics", secret)
 		}
 	}
 }
