@@ -103,14 +103,11 @@ func redisDrill(ctx context.Context, plain io.Reader, m Manifest, opts Options) 
 	if err != nil {
 		return "", err
 	}
-	_, err = io.CopyBuffer(f, ctxReader{ctx, plain}, make([]byte, 1<<20))
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	// Walked while it is written: one pass over the download.
+	info, err := checkRDBStream(io.TeeReader(ctxReader{ctx, plain}, f), m.RDBChecksum == "yes")
+	if cerr := f.Close(); err == nil && cerr != nil {
+		return "", cerr
 	}
-	if err != nil {
-		return "", err
-	}
-	info, err := CheckRDB(filepath.Join(dir, "dump.rdb"))
 	if err != nil {
 		return info.Summary(), err
 	}

@@ -177,10 +177,11 @@ func verifyStream(ctx context.Context, open opener, m Manifest, job Job, opts Op
 		}
 		detail = "archive read in full through pg_restore"
 	case SourceRedis:
-		detail, err = walkStream(ctx, pc, m)
+		info, err := checkRDBStream(pc, m.RDBChecksum == "yes")
 		if err != nil {
-			return detail, err
+			return info.Summary(), err
 		}
+		detail = info.Summary()
 	default:
 		return "", fmt.Errorf("unknown source %q", m.Source)
 	}
@@ -221,19 +222,6 @@ func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// walkStream runs the RDB checks on a stream: it is copied to a private
-// temporary file (the walker reads the checksum first, then the records),
-// checked and removed.
-func walkStream(ctx context.Context, r io.Reader, m Manifest) (string, error) {
-	path, cleanup, err := spool(ctx, r)
-	if err != nil {
-		return "", err
-	}
-	defer cleanup()
-	info, err := checkRDB(path, m.RDBChecksum == "yes")
-	return info.Summary(), err
 }
 
 // spool copies r to a private temporary file.
