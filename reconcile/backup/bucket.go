@@ -255,7 +255,7 @@ func deleteBucket(ctx context.Context, b Backup) error {
 	return nil
 }
 
-// openBackup streams a listed backup's stored bytes.
+// open streams a listed backup's stored bytes, from its file or object.
 func (b Backup) open(ctx context.Context) (io.ReadCloser, error) {
 	if b.bucket != nil {
 		return b.bucket.get(ctx, b.Manifest.File)
