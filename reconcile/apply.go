@@ -30,6 +30,8 @@ type StackResult struct {
 	Errors  []string       `json:"errors,omitempty"`
 	// Postgres is the migration version after applying, when known.
 	PostgresVersion *int64 `json:"postgresVersion,omitempty"`
+	// PostgresLevel names it: the goose version or the last drizzle tag.
+	PostgresLevel string `json:"postgresLevel,omitempty"`
 }
 
 // ChangeResult is one Change and its outcome.
@@ -140,15 +142,16 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 		sr.Changes = append(sr.Changes, applyRecord(ctx, st, c, record)...)
 	}
 	if len(migs) > 0 {
-		res, err := applyMigrations(ctx, st, c, migs, o)
+		res, err := applyMigrations(ctx, st, sp, c, migs, o)
 		sr.Changes = append(sr.Changes, res...)
 		if err != nil {
 			sr.Errors = append(sr.Errors, err.Error())
 		}
-		pg := st.Spec.Postgres
-		if live, err := postgres.Observe(ctx, c.pg, pg.Migrations.Table); err == nil {
+		eng := postgres.EngineFor(st.Spec.Postgres.Migrations)
+		if live, err := eng.Observe(ctx, c.pg); err == nil {
 			v := live.Version()
 			sr.PostgresVersion = &v
+			sr.PostgresLevel = eng.Name(v)
 		}
 	}
 	if len(backups) > 0 {
@@ -181,49 +184,32 @@ func applyRecord(ctx context.Context, st *spec.Stack, c *conns, record []Change)
 	return outcome(record, StatusDone, "")
 }
 
-// applyMigrations runs the migrations, then records the checksums of those
-// that ran; the error is about that record only.
-func applyMigrations(ctx context.Context, st *spec.Stack, c *conns, migs []Change, o Options) ([]ChangeResult, error) {
+// applyMigrations runs the migrations through the stack's engine, with
+// their session timeouts and lock retries; the goose engine then records
+// their checksums. The error is about that record only: the migrations'
+// own outcome is in the results.
+func applyMigrations(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conns, migs []Change, o Options) ([]ChangeResult, error) {
 	pg := st.Spec.Postgres
 	server := postgres.Server(pg.URL)
-	steps := make([]postgres.Step, len(migs))
-	for i, ch := range migs {
-		steps[i] = postgres.Step{Version: ch.Version, File: ch.Name, Down: ch.Action == ActionDown}
+	var p postgres.Plan
+	for _, ch := range migs {
+		if ch.Action == ActionBaseline {
+			p.Baseline = &postgres.Baseline{Version: ch.Version, Name: ch.Name} // the engine lists what it records
+			continue
+		}
+		p.Steps = append(p.Steps, postgres.Step{Version: ch.Version, File: ch.Name, Name: ch.Name, Down: ch.Action == ActionDown})
 	}
-	done, err := postgres.Migrate(ctx, c.pg, pg.Migrations, steps, o.grace(), postgres.MigrateOptions{
+	if sp.Postgres != nil {
+		p.From = sp.Postgres.VersionBefore
+	}
+	done, err := postgres.EngineFor(pg.Migrations).Migrate(ctx, c.pg, p, o.grace(), postgres.MigrateOptions{
 		Open: postgres.OpenerFor(pg.URL, o.timeout()), Retry: o.LockRetry})
 	var recErr error
-	if len(done) > 0 {
-		if err := recordApplied(context.WithoutCancel(ctx), c.pg, pg.Migrations, done); err != nil {
-			recErr = serverError("postgres", server, fmt.Errorf("migrations applied, but their checksums were not recorded (the next plan records them at adoption): %w", err), spec.Password(pg.URL))
-		}
+	if lerr := (*postgres.LedgerError)(nil); errors.As(err, &lerr) {
+		recErr = serverError("postgres", server, fmt.Errorf("migrations applied, but their checksums were not recorded (the next plan records them at adoption): %w", lerr.Err), spec.Password(pg.URL))
+		err = lerr.Migrate
 	}
-	ran := map[int64]int{} // version → retries
-	for _, s := range done {
-		ran[s.Version] = s.Retries
-	}
-	var merr *postgres.MigrationError
-	errors.As(err, &merr)
-	out := make([]ChangeResult, len(migs))
-	for i, ch := range migs {
-		out[i] = ChangeResult{Change: ch, Status: StatusSkipped}
-		switch {
-		case hasKey(ran, ch.Version):
-			out[i].Status, out[i].Retries = StatusDone, ran[ch.Version]
-		case merr != nil && merr.Version == ch.Version:
-			out[i].Status, out[i].Retries = StatusFailed, merr.Retries
-			out[i].Error = serverError("postgres", server, err, spec.Password(pg.URL)).Error()
-		case errors.Is(err, postgres.ErrInterrupted):
-			out[i].Error = "not started: dbops is shutting down"
-		case err != nil && merr == nil:
-			out[i].Status = StatusFailed
-			out[i].Error = serverError("postgres", server, fmt.Errorf("migrating: %w", err), spec.Password(pg.URL)).Error()
-		}
-	}
-	return out, recErr
-}
-
-func hasKey[K comparable, V any](m map[K]V, k K) bool {
-	_, ok := m[k]
-	return ok
+	return migrationResults(migs, done, err, func(err error) string {
+		return serverError("postgres", server, err, spec.Password(pg.URL)).Error()
+	}), recErr
 }

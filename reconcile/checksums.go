@@ -42,8 +42,12 @@ type ChecksumStatus struct {
 // recorded) and checks every applied migration's file against it. It
 // returns the record change for applied migrations without a checksum, and
 // an error naming the edited ones.
-func planChecksums(ctx context.Context, st *spec.Stack, db *sql.DB, live postgres.State, available map[int64]string) (*ChecksumStatus, []Change, error) {
+func planChecksums(ctx context.Context, st *spec.Stack, db *sql.DB, live postgres.State) (*ChecksumStatus, []Change, error) {
 	m := st.Spec.Postgres.Migrations
+	available, err := spec.MigrationVersions(m.Path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("spec.postgres.migrations.dir: %w", err)
+	}
 	ledger, err := postgres.ReadLedger(ctx, db, m.Table)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "42501" { // e.g. read-only CI credentials
@@ -133,24 +137,6 @@ func recordChecksums(ctx context.Context, db *sql.DB, m *spec.Migrations) error 
 	return err
 }
 
-// recordApplied records the checksums of the migrations dbops just ran
-// (verified) and forgets those it rolled back.
-func recordApplied(ctx context.Context, db *sql.DB, m *spec.Migrations, done []postgres.Step) error {
-	up := map[int64]string{}
-	var down []int64
-	for _, s := range done {
-		if s.Down {
-			down = append(down, s.Version)
-			delete(up, s.Version)
-		} else {
-			up[s.Version] = s.File
-			down = slices.DeleteFunc(down, func(v int64) bool { return v == s.Version })
-		}
-	}
-	_, err := postgres.Record(ctx, db, m, up, postgres.SourceApplied, true, down)
-	return err
-}
-
 // Repaired is one ledger row re-recorded by Repair.
 type Repaired struct {
 	Version int64  `json:"version"`
@@ -168,6 +154,10 @@ func Repair(ctx context.Context, st *spec.Stack, o Options) ([]Repaired, error) 
 		return nil, fmt.Errorf("stack %s has no postgres migrations", st.Metadata.Name)
 	}
 	m := pg.Migrations
+	if !postgres.KeepsLedger(m) {
+		return nil, fmt.Errorf("stack %s: %s migrations keep their own hashes, dbops keeps no checksum ledger for them; to accept an edit of an applied migration, update its hash in %s.%s (plan says how)",
+			st.Metadata.Name, m.Format, m.Schema, m.Table)
+	}
 	server := postgres.Server(pg.URL)
 	db, err := postgres.Open(pg.URL, o.timeout(), false)
 	if err != nil {

@@ -69,7 +69,7 @@ func (s Summary) Line() string {
 	return line
 }
 
-var mdIcons = map[string]string{ActionUp: "➕", ActionUpdate: "✏️", ActionDown: "➖", ActionBackup: "💾", ActionDelete: "🗑️", ActionRecord: "🔏"}
+var mdIcons = map[string]string{ActionUp: "➕", ActionUpdate: "✏️", ActionDown: "➖", ActionBaseline: "📌", ActionBackup: "💾", ActionDelete: "🗑️", ActionRecord: "🔏"}
 
 // WriteMarkdown renders the plan for a pull request comment: a one-line
 // summary, then per stack a table of changes with risks flagged.
@@ -89,10 +89,11 @@ func (p *Plan) WriteMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "\n### Stack `%s`\n\n", sp.Stack)
 		fmt.Fprintf(w, "From `%s`.", sp.File)
 		if pg := sp.Postgres; pg != nil && pg.Target != "" {
-			if pg.VersionAfter != pg.VersionBefore {
-				fmt.Fprintf(w, " Postgres `%s`: migration version **%d → %d** (target %s).", pg.Server, pg.VersionBefore, pg.VersionAfter, pg.Target)
+			word, before, after := pg.levels()
+			if after != before {
+				fmt.Fprintf(w, " Postgres `%s`: migration %s **%s → %s** (target %s).", pg.Server, word, before, after, pg.Target)
 			} else {
-				fmt.Fprintf(w, " Postgres `%s`: migration version %d (target %s).", pg.Server, pg.VersionBefore, pg.Target)
+				fmt.Fprintf(w, " Postgres `%s`: migration %s %s (target %s).", pg.Server, word, before, pg.Target)
 			}
 			if pg.Session != "" {
 				fmt.Fprintf(w, " Migrations run with %s.", cell(pg.Session))

@@ -44,3 +44,18 @@ func TestPlanPG18Syntax(t *testing.T) {
 		t.Errorf("version %d after apply, want 2", v)
 	}
 }
+
+// TestPlanPG18SyntaxDrizzle: the same for a drizzle migration, split on
+// its breakpoints, with the line of the file the construct is on.
+func TestPlanPG18SyntaxDrizzle(t *testing.T) {
+	testsrv.Servers(t)
+	f := drizzleFixture(t, "0000_virtual",
+		"CREATE TABLE \"users\" (\"id\" serial PRIMARY KEY);\n--> statement-breakpoint\nCREATE TABLE \"prices\" (\n\t\"net\" numeric,\n\t\"gross\" numeric GENERATED ALWAYS AS (net * 1.2) VIRTUAL\n);")
+	f.env["PG_URL"] = testsrv.PostgresDB(t)
+	stacks := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n"))
+	p := plan(t, stacks)
+	c, ok := riskOf(p, "postgres.migration.0000_virtual")
+	if !ok || !strings.HasPrefix(c.Risk, "cannot analyse (PostgreSQL 18 syntax not known to the parser): line 5: ") || !strings.Contains(c.Risk, "VIRTUAL") {
+		t.Errorf("risk %q, want PostgreSQL 18 syntax at line 5 naming VIRTUAL\n%s", c.Risk, planText(p))
+	}
+}

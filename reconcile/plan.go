@@ -35,6 +35,8 @@ const (
 	ActionUpdate = "update"
 	ActionUp     = "up"
 	ActionDown   = "down"
+	// ActionBaseline records migrations as applied without running them.
+	ActionBaseline = "baseline"
 )
 
 // Plan is every change needed to bring the live stacks to their spec.
@@ -64,12 +66,19 @@ type PostgresStatus struct {
 	Target        string `json:"target,omitempty"`
 	Error         string `json:"error,omitempty"`
 	// Applied lists the versions applied when observed: part of a saved
-	// plan's fingerprint.
+	// plan's fingerprint. For drizzle, the recorded created_at values.
 	Applied []int64 `json:"applied,omitempty"`
+	// Format is goose or drizzle.
+	Format string `json:"format,omitempty"`
+	// LevelBefore and LevelAfter show the level as its users name it: the
+	// goose version, or the last applied drizzle tag ("none").
+	LevelBefore string `json:"levelBefore,omitempty"`
+	LevelAfter  string `json:"levelAfter,omitempty"`
 	// Session is the lock_timeout and statement_timeout pending migrations
 	// run with, and how a lock timeout is retried.
 	Session string `json:"session,omitempty"`
-	// Checksums compares the applied migrations with their files.
+	// Checksums compares the applied goose migrations with their files
+	// (dbops' ledger; drizzle's own hashes are checked by its Diff).
 	Checksums *ChecksumStatus `json:"checksums,omitempty"`
 }
 
@@ -311,24 +320,27 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 		return status, nil, nil
 	}
 	status.Target = m.Target.String()
-	live, err := postgres.Observe(ctx, db, m.Table)
+	status.Format = m.Format
+	eng := postgres.EngineFor(m)
+	live, err := eng.Observe(ctx, db)
 	if err != nil {
 		return status, nil, serverError("postgres", server, err, spec.Password(pg.URL))
 	}
 	status.VersionBefore, status.VersionAfter, status.Applied = live.Version(), live.Version(), live.Applied
-	available, err := spec.MigrationVersions(m.Path)
-	if err != nil {
-		return status, nil, fmt.Errorf("spec.postgres.migrations.dir: %w", err)
-	}
-	mp, err := postgres.Diff(m, available, live)
+	status.LevelBefore = eng.Name(live.Version())
+	status.LevelAfter = status.LevelBefore
+	mp, err := eng.Diff(live)
 	if err != nil {
 		return status, nil, fmt.Errorf("spec.postgres.migrations: %w", err)
 	}
-	status.VersionAfter = mp.To
+	status.VersionAfter, status.LevelAfter = mp.To, eng.Name(mp.To)
 	var changes []Change
+	if mp.Baseline != nil {
+		changes = append(changes, baselineChange(st, m, eng, live, mp))
+	}
 	for _, s := range mp.Steps {
-		c := Change{Stack: st.Metadata.Name, Kind: ResourceMigration, Name: s.File, Version: s.Version,
-			Resource: ResourceMigration + "." + strconv.FormatInt(s.Version, 10),
+		c := Change{Stack: st.Metadata.Name, Kind: ResourceMigration, Name: s.Name, Version: s.Version,
+			Resource: ResourceMigration + "." + eng.Name(s.Version),
 			Action:   ActionUp, Before: "pending", After: "applied"}
 		if s.Down {
 			c.Action, c.Before, c.After = ActionDown, "applied", "rolled back"
@@ -339,9 +351,12 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 	if threshold <= 0 {
 		threshold = risk.DefaultIndexThreshold
 	}
-	migrationRisks(ctx, db, m, changes, threshold)
-	describeSessions(m, status, changes, o.LockRetry)
-	sums, record, err := planChecksums(ctx, st, db, live, available)
+	migrationRisks(ctx, db, eng, changes, threshold)
+	describeSessions(eng, m, status, changes, o.LockRetry)
+	if !postgres.KeepsLedger(m) {
+		return status, changes, nil
+	}
+	sums, record, err := planChecksums(ctx, st, db, live.State)
 	status.Checksums = sums
 	return status, append(record, changes...), err
 }

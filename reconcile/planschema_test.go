@@ -12,7 +12,8 @@ import (
 // TestPlanJSONMatchesSchema validates the JSON that `dbops plan --format
 // json` prints, against throwaway servers, with ajv: a plan holding
 // migrations (one risky and deferred), a Redis change, a due backup and a
-// backup retention deletes, so every kind, action and field appears.
+// backup retention deletes, and a drizzle stack adopted with a baseline, so
+// every kind, action and field appears.
 func TestPlanJSONMatchesSchema(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
@@ -45,28 +46,49 @@ func TestPlanJSONMatchesSchema(t *testing.T) {
 			t.Fatalf("backup run: %+v", res)
 		}
 	}
-	res := f.run(t, "plan", "--format", "json", "stack.yaml")
+	// A second stack: drizzle-kit output on a database that predates dbops
+	// (a table, no drizzle table), adopted with a baseline.
+	legacyURL := testsrv.PostgresDB(t)
+	if _, err := testsrv.OpenDB(t, legacyURL).Exec("CREATE TABLE a (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	f.env["LEGACY_URL"] = legacyURL
+	f.write(t, "drizzle/0000_a.sql", "CREATE TABLE \"a\" (\"id\" int);")
+	f.write(t, "drizzle/0001_b.sql", "CREATE TABLE \"b\" (\"id\" int);\n--> statement-breakpoint\nCREATE INDEX \"b_id\" ON \"b\" (\"id\");")
+	f.write(t, "drizzle/meta/_journal.json", `{"version":"7","dialect":"postgresql","entries":[
+{"idx":0,"version":"7","when":1700000000000,"tag":"0000_a","breakpoints":true},
+{"idx":1,"version":"7","when":1700000001000,"tag":"0001_b","breakpoints":true}]}`)
+	f.write(t, "legacy.yaml", stackYAML("legacy", "  postgres:\n    url: ${LEGACY_URL}\n    migrations: {dir: ./drizzle, baseline: 0000_a}\n"))
+	res := f.run(t, "plan", "--format", "json", "stack.yaml", "legacy.yaml")
 	if res.code != 0 {
 		t.Fatalf("plan: %+v", res)
 	}
 	var p struct {
 		Stacks []struct {
+			Postgres struct {
+				Format, LevelAfter string
+			} `json:"postgres"`
 			Backups []json.RawMessage `json:"backups"`
 			Changes []struct {
 				Kind, Action, Risk, Deferred string
 			} `json:"changes"`
 		} `json:"stacks"`
 	}
-	if err := json.Unmarshal([]byte(res.stdout), &p); err != nil || len(p.Stacks) != 1 {
+	if err := json.Unmarshal([]byte(res.stdout), &p); err != nil || len(p.Stacks) != 2 {
 		t.Fatalf("plan JSON: %v\n%s", err, res.stdout)
 	}
 	seen := map[string]bool{}
-	for _, c := range p.Stacks[0].Changes {
-		seen[c.Kind+" "+c.Action] = true
-		seen["risk"] = seen["risk"] || c.Risk != ""
-		seen["deferred"] = seen["deferred"] || c.Deferred != ""
+	for _, st := range p.Stacks {
+		seen["format "+st.Postgres.Format] = true
+		seen["drizzle level"] = seen["drizzle level"] || st.Postgres.LevelAfter == "0001_b"
+		for _, c := range st.Changes {
+			seen[c.Kind+" "+c.Action] = true
+			seen["risk"] = seen["risk"] || c.Risk != ""
+			seen["deferred"] = seen["deferred"] || c.Deferred != ""
+		}
 	}
-	for _, want := range []string{"postgres.migration up", "redis.config update", "backup backup", "backup.prune delete", "risk", "deferred"} {
+	for _, want := range []string{"postgres.migration up", "postgres.migration baseline", "redis.config update", "backup backup", "backup.prune delete",
+		"risk", "deferred", "format goose", "format drizzle", "drizzle level"} {
 		if !seen[want] {
 			t.Errorf("the plan lacks %q, so the test would not cover it:\n%s", want, res.stdout)
 		}

@@ -2,7 +2,9 @@ package reconcile
 
 import (
 	"fmt"
+	"github.com/amanat/dbops/spec"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -22,7 +24,7 @@ func (s Style) yellow(t string) string { return s.paint("33", t) }
 func (s Style) red(t string) string    { return s.paint("31", t) }
 func (s Style) bold(t string) string   { return s.paint("1", t) }
 
-var symbols = map[string]string{ActionUpdate: "~", ActionUp: "+", ActionDown: "-", ActionBackup: "+", ActionDelete: "-", ActionRecord: "+"}
+var symbols = map[string]string{ActionUpdate: "~", ActionUp: "+", ActionDown: "-", ActionBackup: "+", ActionDelete: "-", ActionRecord: "+", ActionBaseline: "="}
 
 func (s Style) action(a string) string {
 	switch a {
@@ -42,9 +44,10 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 		if pg := sp.Postgres; pg != nil {
 			line := fmt.Sprintf("  postgres %s", pg.Server)
 			if pg.Target != "" {
-				line += fmt.Sprintf(": migration version %d", pg.VersionBefore)
-				if pg.VersionAfter != pg.VersionBefore {
-					line += fmt.Sprintf(" → %d", pg.VersionAfter)
+				word, before, after := pg.levels()
+				line += fmt.Sprintf(": migration %s %s", word, before)
+				if after != before {
+					line += " → " + after
 				}
 				line += fmt.Sprintf(" (target %s)", pg.Target)
 			}
@@ -63,7 +66,10 @@ func (p *Plan) WriteText(w io.Writer, s Style) {
 			}
 		}
 		for _, c := range sp.Changes {
-			if c.Kind == ResourceMigration {
+			switch {
+			case c.Kind == ResourceMigration && c.Action == ActionBaseline:
+				fmt.Fprintf(w, "    %s baseline: %s (%s)\n", s.action(c.Action), c.After, c.Before)
+			case c.Kind == ResourceMigration:
 				session := ""
 				if c.Session != "" {
 					session = "  [" + c.Session + "]"
@@ -211,7 +217,10 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 				fmt.Fprintf(w, "    %s %s\n", s.yellow("skipped"), label)
 			}
 		}
-		if sr.PostgresVersion != nil {
+		switch {
+		case sr.PostgresLevel != "" && sr.PostgresVersion != nil && sr.PostgresLevel != strconv.FormatInt(*sr.PostgresVersion, 10):
+			fmt.Fprintf(w, "  postgres now at migration level %s\n", sr.PostgresLevel)
+		case sr.PostgresVersion != nil:
 			fmt.Fprintf(w, "  postgres now at migration version %d\n", *sr.PostgresVersion)
 		}
 		for _, e := range sr.Errors {
@@ -219,4 +228,13 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 		}
 	}
 	fmt.Fprintf(w, "Apply: %d done, %d failed, %d not applied.\n", done, failed, skipped)
+}
+
+// levels names the migration level before and after: goose versions, or
+// drizzle tags.
+func (pg *PostgresStatus) levels() (word, before, after string) {
+	if pg.Format == spec.FormatDrizzle {
+		return "level", pg.LevelBefore, pg.LevelAfter
+	}
+	return "version", strconv.FormatInt(pg.VersionBefore, 10), strconv.FormatInt(pg.VersionAfter, 10)
 }

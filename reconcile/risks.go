@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/redis"
 	"github.com/amanat/dbops/reconcile/risk"
 	"github.com/amanat/dbops/spec"
@@ -29,10 +28,11 @@ const (
 var riskParams = []string{"maxmemory", "maxmemory-policy", "appendonly"}
 
 // migrationRisks marks the risky migrations among changes. Each pending
-// migration is judged, in order, against the live database (read-only
-// catalog queries) and what the migrations before it in the plan create,
-// rename and drop: see risk.Sequence.
-func migrationRisks(ctx context.Context, db *sql.DB, m *spec.Migrations, changes []Change, threshold int64) {
+// migration's SQL (eng.UpSQL: goose's Up section, drizzle's statements
+// between breakpoints) is judged, in order, against the live database
+// (read-only catalog queries) and what the migrations before it in the plan
+// create, rename and drop: see risk.Sequence. A baseline runs nothing.
+func migrationRisks(ctx context.Context, db *sql.DB, eng postgres.Engine, changes []Change, threshold int64) {
 	seq := risk.NewSequence(newLiveCatalog(ctx, db), threshold)
 	for i := range changes {
 		c := &changes[i]
@@ -40,12 +40,10 @@ func migrationRisks(ctx context.Context, db *sql.DB, m *spec.Migrations, changes
 			c.Risk = risk.Down(c.Name).Reason
 			continue
 		}
-		body, err := os.ReadFile(filepath.Join(m.Path, c.Name))
-		if err != nil {
-			c.Risk = "cannot analyse: " + err.Error()
-			continue
+		if c.Action == ActionBaseline {
+			continue // runs nothing
 		}
-		sqlText, err := risk.SplitGoose(body, false)
+		sqlText, err := eng.UpSQL(postgres.Step{Version: c.Version, File: c.Name, Name: c.Name})
 		var findings []risk.Finding
 		if err == nil {
 			findings, err = seq.Migration(sqlText)

@@ -114,7 +114,9 @@ func stackMoved(old, cur *StackPlan) []string {
 		return out
 	}
 	if old.Postgres != nil && cur.Postgres != nil && !slices.Equal(old.Postgres.Applied, cur.Postgres.Applied) {
-		say("postgres migration version was %d, now %d (applied versions changed)", old.Postgres.VersionBefore, cur.Postgres.VersionBefore)
+		word, was, _ := old.Postgres.levels()
+		_, now, _ := cur.Postgres.levels()
+		say("postgres migration %s was %s, now %s (applied versions changed)", word, was, now)
 	}
 	if old.Redis != nil && cur.Redis != nil {
 		for _, k := range slices.Sorted(maps.Keys(old.Redis.Observed)) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL server binaries (initdb, postgres), pg_dump and
 # redis-server are installed, so tests and the demo can start throwaway
-# servers, and a C compiler for cgo (dbops' SQL parser, pg_query_go). As root on
+# servers, a C compiler for cgo (dbops' SQL parser, pg_query_go), and node/npm
+# for the tests that run drizzle's tools. As root on
 # Debian/Ubuntu it installs them with apt without starting any service;
 # otherwise it says what to install. It never starts a server itself.
 set -euo pipefail
@@ -20,6 +21,9 @@ have_postgres || missing+=(postgresql)
 have_redis || missing+=(redis-server)
 have_pg_dump || missing+=(postgresql-client)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+# node + npm: the drizzle tests run the real drizzle-kit and drizzle-orm
+# (installed, cached, by scripts/drizzle-tools.sh)
+{ command -v node && command -v npm; } >/dev/null 2>&1 || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

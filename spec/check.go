@@ -121,14 +121,11 @@ func checkURL(raw string, schemes ...string) string {
 }
 
 // checkMigrations resolves m.Dir against the YAML file's folder, keeps it
-// inside the repository root, and checks that m.Target exists there.
+// inside the repository root, and checks the migrations there (migrations.go).
 func checkMigrations(file string, m *Migrations, root string) []FieldError {
 	var errs []FieldError
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
-	}
-	if m.Table == "" {
-		m.Table = DefaultMigrationTable
 	}
 	dir := m.Dir
 	if !filepath.IsAbs(dir) {
@@ -158,20 +155,7 @@ func checkMigrations(file string, m *Migrations, root string) []FieldError {
 		return errs
 	}
 	m.Path = real
-	versions, err := MigrationVersions(real)
-	if err != nil {
-		bad("dir", "%v", err)
-		return errs
-	}
-	if len(versions) == 0 {
-		bad("dir", "%s holds no goose migrations (files like 00001_name.sql)", m.Dir)
-		return errs
-	}
-	if m.Target.Pinned && m.Target.Version != 0 {
-		if _, ok := versions[m.Target.Version]; !ok {
-			bad("target", "version %d is not in %s", m.Target.Version, m.Dir)
-		}
-	}
+	checkMigrationSet(m, bad)
 	return errs
 }
 

@@ -189,8 +189,15 @@ func loadDocument(file string, doc document, opts Options) (*Stack, ErrorList, [
 
 	var st Stack
 	if err := json.Unmarshal(js, &st); err != nil {
-		// The schema already names the field with the wrong type.
-		if len(errs) == 0 {
+		// The schema already names the field with the wrong type; what it
+		// cannot check (a version out of range) names its own field.
+		var fe FieldError
+		switch {
+		case len(errs) > 0:
+		case errors.As(err, &fe):
+			fe.File, fe.Stack = file, name
+			errs = ErrorList{fe}
+		default:
 			errs = fail(err.Error())
 		}
 		return nil, errs, nil

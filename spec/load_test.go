@@ -306,6 +306,9 @@ func TestLoadStacksDoNotFight(t *testing.T) {
 	pg := func(name, url string) string {
 		return stackDoc(name, "  postgres:\n    url: "+url+"\n    migrations: {dir: m}\n")
 	}
+	dz := func(name, url, schema string) string { // drizzle-kit output in d
+		return stackDoc(name, "  postgres:\n    url: "+url+"\n    migrations: {dir: d, schema: "+schema+"}\n")
+	}
 	rd := func(name, url, param string) string {
 		return stackDoc(name, "  redis:\n    url: "+url+"\n    config: {"+param+": \"1\"}\n")
 	}
@@ -321,6 +324,11 @@ func TestLoadStacksDoNotFight(t *testing.T) {
 			vars: map[string]string{"A_URL": "postgres://other:pw@db/app"},
 			err:  `b.yaml: stack "b": spec.postgres.url: db:5432/app is also managed by stack "a" (a.yaml)`},
 		{name: "other database", files: map[string]string{"a.yaml": pg("a", "postgres://db/app"), "b.yaml": pg("b", "postgres://db/app2")}},
+		{name: "drizzle and goose stacks on one database", files: map[string]string{"a.yaml": pg("a", "postgres://db/app"), "b.yaml": dz("b", "postgres://db:5432/app", "drizzle")},
+			err: `b.yaml: stack "b": spec.postgres.url: db:5432/app is also managed by stack "a" (a.yaml)`},
+		{name: "two drizzle stacks, other migrationsSchema, one database", files: map[string]string{"a.yaml": dz("a", "postgres://db/app", "one"), "b.yaml": dz("b", "postgres://db/app", "two")},
+			err: `b.yaml: stack "b": spec.postgres.url: db:5432/app is also managed by stack "a" (a.yaml)`},
+		{name: "drizzle stacks on other databases", files: map[string]string{"a.yaml": dz("a", "postgres://db/app", "drizzle"), "b.yaml": dz("b", "postgres://db/app2", "drizzle")}},
 		{name: "same redis parameter, other db index", files: map[string]string{"a.yaml": rd("a", "redis://cache:6379/0", "hz"), "b.yaml": rd("b", "redis://cache/3", "hz")},
 			err: `b.yaml: stack "b": spec.redis.config.hz: cache:6379 hz is also managed by stack "a" (a.yaml)`},
 		{name: "other redis parameter", files: map[string]string{"a.yaml": rd("a", "redis://cache:6379", "hz"), "b.yaml": rd("b", "redis://cache:6379", "maxclients")}},
@@ -333,6 +341,8 @@ func TestLoadStacksDoNotFight(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.files[".git/HEAD"] = "x"
 			tt.files["m/00001_a.sql"] = migration
+			tt.files["d/meta/_journal.json"] = journal("0000_init", 1700000000000)
+			tt.files["d/0000_init.sql"] = drizzleSQL
 			root := writeTree(t, tt.files)
 			t.Chdir(root)
 			res, err := Load([]string{"a.yaml", "b.yaml"}, Options{Getenv: env(tt.vars), KeepUnsetVars: tt.offline})

@@ -130,15 +130,25 @@ func checkMigrationSession(m *Migrations, bad func(field, format string, args ..
 	if m.Path == "" {
 		return // the folder itself is wrong; reported by checkMigrations
 	}
-	versions, err := MigrationVersions(m.Path)
-	if err != nil {
-		return
+	var files []string
+	if m.Format == FormatDrizzle {
+		entries, err := ReadJournal(m.Path)
+		if err != nil {
+			return // reported by checkDrizzle
+		}
+		for _, e := range entries {
+			files = append(files, e.File())
+		}
+	} else {
+		versions, err := MigrationVersions(m.Path)
+		if err != nil {
+			return
+		}
+		for _, f := range versions {
+			files = append(files, f)
+		}
+		slices.Sort(files)
 	}
-	files := make([]string, 0, len(versions))
-	for _, f := range versions {
-		files = append(files, f)
-	}
-	slices.Sort(files)
 	for _, f := range files {
 		body, err := os.ReadFile(filepath.Join(m.Path, f))
 		if err != nil {

@@ -32,6 +32,13 @@ var notInSchema = map[string]string{
 	"x-timeout-sub-millisecond.yaml": "lock/statement timeouts in whole milliseconds, at most 2^31-1 ms (arithmetic on a duration string)",
 	"x-same-database.yaml":           "no two stacks migrate the same Postgres database (host:port/db after ${VAR} expansion)",
 	"x-same-redis-parameter.yaml":    "no two stacks manage the same parameter of one Redis server (host:port after ${VAR} expansion)",
+	"x-target-word.yaml":             "a goose target is a version: the format is detected from dir when not written (the file system)",
+	"x-schema-goose-folder.yaml":     "migrations.schema only for drizzle, the format detected from dir (the file system)",
+	"x-table-drizzle-folder.yaml":    "drizzle's table is not schema-qualified, the format detected from dir (the file system)",
+	"x-format-goose-on-drizzle.yaml": "migrations.format matches what is in dir (the file system)",
+	"x-baseline-not-in-dir.yaml":     "migrations.baseline is a version present in dir (the file system)",
+	"x-tag-not-in-journal.yaml":      "a drizzle target or baseline is a tag of dir's meta/_journal.json (the file system)",
+	"x-version-overflow.yaml":        "a migration version fits in 64 bits (numeric range of a string)",
 }
 
 type corpusDoc struct {

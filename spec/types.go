@@ -74,16 +74,23 @@ type Postgres struct {
 	Migrations *Migrations `json:"migrations,omitempty"`
 }
 
-// Migrations is the goose migration level a database should be at.
+// Migrations is the migration level a database should be at.
 type Migrations struct {
-	// Dir holds goose SQL migrations, relative to the YAML file.
+	// Dir holds goose SQL migrations or drizzle-kit output, relative to the YAML file.
 	Dir string `json:"dir"`
-	// Target is "latest" or a version present in Dir.
+	// Format is goose or drizzle; Load detects it when empty (migrations.go).
+	Format string `json:"format,omitempty"`
+	// Target is "latest" or a version (goose) or tag (drizzle) present in Dir.
 	Target Target `json:"target,omitempty"`
 	// AllowDown permits migrating down when Target is below the live version.
 	AllowDown bool `json:"allowDown,omitempty"`
-	// Table is goose's version table.
+	// Table is goose's version table, or drizzle's migrations table.
 	Table string `json:"table,omitempty"`
+	// Schema is drizzle's migrationsSchema (drizzle only).
+	Schema string `json:"schema,omitempty"`
+	// Baseline is the migration an existing database without a version
+	// table is at: apply records it and those before it as applied.
+	Baseline *MigrationRef `json:"baseline,omitempty"`
 
 	// MigrationSession: lockTimeout, statementTimeout (migrations_session.go).
 	MigrationSession
@@ -92,17 +99,21 @@ type Migrations struct {
 	Path string `json:"-"`
 }
 
-// Target is a pinned migration version; the zero value means the latest
-// version in the migrations folder.
+// Target is a pinned migration version (goose) or tag (drizzle); the zero
+// value means the latest migration in the folder.
 type Target struct {
 	Pinned  bool
-	Version int64 // when Pinned; 0 means no migration applied
+	Version int64  // when Pinned; 0 means no migration applied
+	Tag     string // when Pinned by a drizzle tag
 }
 
-// String returns "latest" or the version number.
+// String returns "latest", the tag or the version number.
 func (t Target) String() string {
-	if !t.Pinned {
+	switch {
+	case !t.Pinned:
 		return "latest"
+	case t.Tag != "":
+		return t.Tag
 	}
 	return strconv.FormatInt(t.Version, 10)
 }
@@ -124,11 +135,11 @@ func (t *Target) UnmarshalJSON(b []byte) error {
 			*t = Target{}
 			return nil
 		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return fmt.Errorf("%q is not \"latest\" or a migration version", v)
+		ref, err := parseRef(v)
+		if err != nil {
+			return FieldError{Field: "spec.postgres.migrations.target", Msg: err.Error()}
 		}
-		*t = Target{Pinned: true, Version: n}
+		*t = Target{Pinned: true, Version: ref.Version, Tag: ref.Tag}
 	default:
 		return fmt.Errorf("must be \"latest\" or a migration version")
 	}
@@ -139,6 +150,9 @@ func (t *Target) UnmarshalJSON(b []byte) error {
 func (t Target) MarshalJSON() ([]byte, error) {
 	if !t.Pinned {
 		return []byte(`"latest"`), nil
+	}
+	if t.Tag != "" {
+		return json.Marshal(t.Tag)
 	}
 	return []byte(strconv.FormatInt(t.Version, 10)), nil
 }

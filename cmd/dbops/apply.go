@@ -25,11 +25,14 @@ func newApplyCommand(e *env) *cobra.Command {
 		Short: "Make the live servers match the spec",
 		Long: `Apply plans as plan does, shows the plan and, once approved, applies it: the
 Redis parameters of a stack in one CONFIG SET (then CONFIG REWRITE where the
-server has a config file), migrations through goose under its session lock,
-each in its own transaction unless the file says NO TRANSACTION, with
-lock_timeout 5s unless the stack or file says otherwise; a migration that times
-out waiting for a lock is retried up to 3 times (never a NO TRANSACTION one).
-The SHA-256 of each migration applied is recorded beside goose's table.
+server has a config file), goose migrations through goose under its session
+lock, each in its own transaction unless the file says NO TRANSACTION; drizzle
+migrations all in one transaction, recorded as drizzle's migrator records them.
+Migrations run with lock_timeout 5s unless the stack or file says otherwise; a
+migration that times out waiting for a lock is retried up to 3 times (never a
+NO TRANSACTION one; for drizzle, the whole transaction). The SHA-256 of each
+goose migration applied is recorded beside goose's table (drizzle records its
+own hash).
 
 On a terminal it asks before applying; without a terminal it refuses unless
 --auto-approve is given. Exit status: 0 when everything applied, 1 otherwise.

@@ -213,13 +213,20 @@ type snapshotInfo struct {
 
 // migrationVersion returns goose's highest applied version (0 when the
 // table is missing), read-only, like reconcile/postgres.Observe.
-func migrationVersion(ctx context.Context, tx pgx.Tx, table string) (int64, error) {
+func migrationVersion(ctx context.Context, tx pgx.Tx, table, format string) (int64, error) {
 	var exists bool
 	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
 		return 0, err
 	}
 	if !exists {
 		return 0, nil
+	}
+	if format == "drizzle" { // table is already quoted
+		var v int64
+		if err := tx.QueryRow(ctx, "SELECT coalesce(max(created_at), 0) FROM "+table).Scan(&v); err != nil {
+			return 0, fmt.Errorf("read %s: %w", table, err)
+		}
+		return v, nil
 	}
 	ident := pgx.Identifier(strings.SplitN(table, ".", 2)).Sanitize()
 	var v int64
@@ -318,7 +325,7 @@ func dumpPostgres(ctx context.Context, job Job, opts Options, tf io.Writer, m *M
 	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
 		return fmt.Errorf("postgres %s: export snapshot: %s", t.server, t.scrub(err.Error()))
 	}
-	if info.migration, err = migrationVersion(ctx, tx, job.migrationTable()); err != nil {
+	if info.migration, err = migrationVersion(ctx, tx, job.migrationTable(), job.MigrationFormat); err != nil {
 		return fmt.Errorf("postgres %s: %s", t.server, t.scrub(err.Error()))
 	}
 	m.MigrationVersion = &info.migration

@@ -15,6 +15,8 @@ import (
 	"time"
 	_ "time/tzdata" // every IANA zone, even in slim images
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/amanat/dbops/spec"
 )
 
@@ -55,6 +57,10 @@ type Job struct {
 	Drill *spec.Drill `json:"drill,omitempty"`
 	// MigrationTable is goose's version table; default goose_db_version.
 	MigrationTable string `json:"migrationTable,omitempty"`
+	// MigrationFormat is goose (default) or drizzle; for drizzle,
+	// MigrationTable is the quoted "schema"."table" and the version
+	// recorded is the largest created_at (the last journal when applied).
+	MigrationFormat string `json:"migrationFormat,omitempty"`
 }
 
 // Retention is restic's forget policy, as the spec writes it. Zero
@@ -75,8 +81,11 @@ func NewJob(st *spec.Stack, b spec.Backup) Job {
 	}
 	if pg := st.Spec.Postgres; pg != nil {
 		j.PostgresURL = pg.URL
-		if pg.Migrations != nil {
-			j.MigrationTable = pg.Migrations.Table
+		if m := pg.Migrations; m != nil {
+			j.MigrationTable, j.MigrationFormat = m.Table, m.Format
+			if m.Format == spec.FormatDrizzle {
+				j.MigrationTable = pgx.Identifier{m.Schema, m.Table}.Sanitize()
+			}
 		}
 	}
 	if r := st.Spec.Redis; r != nil {
@@ -106,7 +115,8 @@ type Manifest struct {
 	Server        string `json:"server"` // host:port[/db], no credentials
 	ServerVersion string `json:"serverVersion"`
 	ClientVersion string `json:"clientVersion,omitempty"` // pg_dump --version
-	// MigrationVersion is goose's version when the dump's snapshot was taken.
+	// MigrationVersion is goose's version when the dump's snapshot was taken
+	// (for a drizzle stack, the last created_at in its migrations table).
 	MigrationVersion *int64 `json:"migrationVersion,omitempty"`
 	// RowCounts per table ("schema.table") in the dumped snapshot; recorded
 	// for verify: restore, and compared after a restore.

@@ -40,6 +40,11 @@ type Checksum struct {
 	RecordedAt time.Time
 }
 
+// KeepsLedger reports whether dbops keeps its checksum ledger for m: goose
+// records no checksum; drizzle's hash column does that job (its Diff
+// refuses an applied migration whose file changed).
+func KeepsLedger(m *spec.Migrations) bool { return m.Format != spec.FormatDrizzle }
+
 // LedgerTable is the ledger's name for goose table: beside it, in the same
 // schema, named after it (goose_db_version → goose_db_version_dbops_checksums).
 func LedgerTable(gooseTable string) string {
@@ -109,6 +114,29 @@ func ensureLedger(ctx context.Context, tx *sql.Tx, gooseTable string) error {
 		return fmt.Errorf("create %s: %w", LedgerTable(gooseTable), err)
 	}
 	return nil
+}
+
+// LedgerError: migrations ran (or failed: Migrate), but the ledger could
+// not record their checksums; the next plan records them at adoption.
+type LedgerError struct {
+	Err     error
+	Migrate error // the migrations' own error, if any
+}
+
+func (e *LedgerError) Error() string {
+	msg := "checksums of the migrations run were not recorded (the next plan records them at adoption): " + e.Err.Error()
+	if e.Migrate != nil {
+		msg = e.Migrate.Error() + "; " + msg
+	}
+	return msg
+}
+
+// Unwrap lets errors.As find the migrations' *MigrationError too.
+func (e *LedgerError) Unwrap() []error {
+	if e.Migrate == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Migrate, e.Err}
 }
 
 // ledgerLock serialises writers of one database's ledgers (apply, repair)

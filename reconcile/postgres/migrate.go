@@ -96,7 +96,8 @@ func runBatch(ctx, runCtx context.Context, db *sql.DB, m *spec.Migrations, b bat
 	if err != nil {
 		return nil, fmt.Errorf("migrations %s: %w", m.Dir, err)
 	}
-	defer p.Close()
+	// No p.Close(): it closes db, which the caller still uses (to observe
+	// the level reached, or to put a first failed apply back).
 
 	last := b.steps[len(b.steps)-1]
 	retries := map[int64]int{}
@@ -126,13 +127,12 @@ func runBatch(ctx, runCtx context.Context, db *sql.DB, m *spec.Migrations, b bat
 		if !IsLockTimeout(err) {
 			return done, merr
 		}
-		const hint = "another transaction holds a lock it needs (see pg_blocking_pids() in pg_stat_activity), or raise migrations.lockTimeout / -- dbops:lock-timeout"
 		switch {
 		case b.noTx:
-			merr.Note = fmt.Sprintf("not retried: a NO TRANSACTION migration may have run in part, check it before applying again (%s); %s", b.session, hint)
+			merr.Note = fmt.Sprintf("not retried: a NO TRANSACTION migration may have run in part, check it before applying again (%s); %s", b.session, lockHint)
 			return done, merr
 		case merr.Retries >= o.Retry.max():
-			merr.Note = fmt.Sprintf("gave up after %d retries with %s; %s", merr.Retries, b.session, hint)
+			merr.Note = fmt.Sprintf("gave up after %d retries with %s; %s", merr.Retries, b.session, lockHint)
 			return done, merr
 		}
 		retries[merr.Version]++
@@ -141,6 +141,9 @@ func runBatch(ctx, runCtx context.Context, db *sql.DB, m *spec.Migrations, b bat
 		}
 	}
 }
+
+// lockHint says what to do about a migration that timed out waiting for a lock.
+const lockHint = "another transaction holds a lock it needs (see pg_blocking_pids() in pg_stat_activity), or raise migrations.lockTimeout / -- dbops:lock-timeout"
 
 // MigrationError is a migration that failed.
 type MigrationError struct {

@@ -126,6 +126,7 @@ func Observe(ctx context.Context, db *sql.DB, table string) (State, error) {
 type Step struct {
 	Version int64  `json:"version"`
 	File    string `json:"file"`
+	Name    string `json:"name,omitempty"` // as shown: goose's file name, drizzle's tag
 	Down    bool   `json:"down,omitempty"`
 	// Retries counts the runs again after a lock timeout (in results).
 	Retries int `json:"retries,omitempty"`
@@ -136,6 +137,8 @@ type Plan struct {
 	From  int64  `json:"from"`
 	To    int64  `json:"to"`
 	Steps []Step `json:"steps,omitempty"`
+	// Baseline, when set, is recorded as applied before the steps run.
+	Baseline *Baseline `json:"baseline,omitempty"`
 }
 
 // Sentinel errors of Diff.
