@@ -90,6 +90,7 @@ spec:
 				return fmt.Errorf("dbops backup run %s: %v\n%s", job, err, out)
 			}
 			*times = append(*times, time.Since(t0))
+			fmt.Printf("  round %d: dbops backup run %s %.2f s\n", r+1, job, time.Since(t0).Seconds())
 			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 				*peak = max(*peak, ru.Maxrss)
 			}
@@ -107,6 +108,7 @@ spec:
 				return fmt.Errorf("pg_dump: %v\n%s", err, o)
 			}
 			dumpT = append(dumpT, time.Since(t0))
+			fmt.Printf("  round %d: pg_dump -Fc %.2f s\n", r+1, time.Since(t0).Seconds())
 			return os.Remove(out)
 		}
 		first, second := runDbops, runDump
