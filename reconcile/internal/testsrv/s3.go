@@ -131,7 +131,16 @@ func (s *S3) start(ctx context.Context, bin, conf string) error {
 	}
 	args := []string{"mini", "-dir=" + data, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
 		"-s3.port=" + strconv.Itoa(s.Port), "-s3.config=" + conf, "-s3.port.iceberg=0", "-s3.port.lance=0",
-		"-webdav=false", "-admin.ui=false", "-master.telemetry=false", "-master.volumeSizeLimitMB=64"}
+		"-webdav=false", "-admin.ui=false", "-admin.port.legacy=0", "-master.telemetry=false", "-master.volumeSizeLimitMB=64"}
+	// Every other service on a free port too (weed's defaults are fixed
+	// numbers, which test binaries running at once would race for).
+	for _, flag := range []string{"master.port", "volume.port", "filer.port", "admin.port"} {
+		p, err := freeS3Port()
+		if err != nil {
+			return err
+		}
+		args = append(args, "-"+flag+"="+strconv.Itoa(p))
+	}
 	pr, err := startProc(bin, args, s.Dir, filepath.Join(s.Dir, "weed.log"), nil)
 	if err != nil {
 		return err
