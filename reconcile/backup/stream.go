@@ -119,7 +119,7 @@ func (o Options) identities(m Manifest) ([]age.Identity, error) {
 		src = strings.NewReader(os.Getenv("DBOPS_AGE_IDENTITY"))
 		file = "$DBOPS_AGE_IDENTITY"
 	default:
-		return nil, fmt.Errorf("backup job %s: %s is encrypted with age for %s: %w; pass --identity-file FILE or set DBOPS_AGE_IDENTITY_FILE (or DBOPS_AGE_IDENTITY)",
+		return nil, fmt.Errorf("backup job %s: %s is encrypted with age for %s: %w; set DBOPS_AGE_IDENTITY_FILE (or DBOPS_AGE_IDENTITY) for the process, or pass --identity-file FILE to restore or backup drill",
 			where, m.File, strings.Join(m.Encryption.Recipients, ", "), ErrNoIdentity)
 	}
 	ids, err := age.ParseIdentities(src)
