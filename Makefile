@@ -48,3 +48,15 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# Fuzz targets kept in the repository (seed corpora in the test files and
+# spec/testdata/fuzz), each run for FUZZTIME. go test fuzzes one target at a
+# time; a failure stores its input under spec/testdata/fuzz/ as a new seed.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := FuzzLoad FuzzNormalizeRedis FuzzRedaction FuzzGooseParse
+.PHONY: fuzz
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== $$t ($(FUZZTIME))"; \
+		$(GO) test ./spec -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done

@@ -41,6 +41,23 @@ type ChangeResult struct {
 	Error  string `json:"error,omitempty"`
 	// Retries counts the runs again of a migration after a lock timeout.
 	Retries int `json:"retries,omitempty"`
+	// Stored is the value a server stored instead of After (Redis clamps
+	// some values); set only on such a failed change.
+	Stored string `json:"stored,omitempty"`
+}
+
+// adjustedOutcome marks the parameters Redis stored differently as failed,
+// naming both values, and the others as done.
+func adjustedOutcome(cfg []Change, adj *redis.AdjustedError) []ChangeResult {
+	out := outcome(cfg, StatusDone, "")
+	for i, c := range cfg {
+		for _, a := range adj.Params {
+			if a.Param == c.Name {
+				out[i].Status, out[i].Error, out[i].Stored = StatusFailed, a.String(), a.Stored
+			}
+		}
+	}
+	return out
 }
 
 // Failed reports whether any change or stack failed.
@@ -167,6 +184,10 @@ func applyRedis(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conns, cf
 		changes[i] = redis.Change{Param: ch.Name, Before: ch.Before, After: ch.After}
 	}
 	err := redis.Apply(ctx, c.redis, changes, sp.Redis != nil && sp.Redis.Persisted)
+	var adj *redis.AdjustedError
+	if errors.As(err, &adj) {
+		return adjustedOutcome(cfg, adj)
+	}
 	if err != nil {
 		err = serverError("redis", redis.Server(r.URL), err, spec.Password(r.URL))
 		return outcome(cfg, StatusFailed, err.Error())
@@ -209,7 +230,43 @@ func applyMigrations(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conn
 		recErr = serverError("postgres", server, fmt.Errorf("migrations applied, but their checksums were not recorded (the next plan records them at adoption): %w", lerr.Err), spec.Password(pg.URL))
 		err = lerr.Migrate
 	}
-	return migrationResults(migs, done, err, func(err error) string {
+	out := migrationResults(migs, done, err, func(err error) string {
 		return serverError("postgres", server, err, spec.Password(pg.URL)).Error()
-	}), recErr
+	})
+	if err == nil {
+		explainSkipped(ctx, pg, o, out)
+	}
+	return out, recErr
+}
+
+// explainSkipped says why goose skipped a planned migration without error:
+// another process (a second apply, a goose CLI) ran it while this one
+// waited for goose's migration lock. (The drizzle engine re-reads the
+// level under its lock and fails with "moved since the plan" instead.)
+func explainSkipped(ctx context.Context, pg *spec.Postgres, o Options, out []ChangeResult) {
+	if !slices.ContainsFunc(out, func(r ChangeResult) bool { return r.Status == StatusSkipped && r.Error == "" }) {
+		return
+	}
+	// read on a read-only handle of its own, as plan does
+	db, err := postgres.Open(pg.URL, o.timeout(), true)
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	live, err := postgres.EngineFor(pg.Migrations).Observe(ctx, db)
+	if err != nil {
+		return
+	}
+	for i, r := range out {
+		if r.Status != StatusSkipped || r.Error != "" {
+			continue
+		}
+		applied := slices.Contains(live.Applied, r.Version)
+		switch {
+		case r.Action == ActionDown && !applied:
+			out[i].Error = "already rolled back by another process while waiting for the migration lock"
+		case r.Action != ActionDown && applied:
+			out[i].Error = "already applied by another process while waiting for the migration lock"
+		}
+	}
 }

@@ -63,11 +63,13 @@ func drizzleRows(t *testing.T, url, table string) []drizzleRow {
 // random \restrict key pg_dump 18 writes.
 func schemaDump(t *testing.T, url string) string {
 	t.Helper()
-	bin, err := testsrv.FindPostgresBin()
+	// The client tools' folder may differ from the server's (the matrix runs
+	// an npm PostgreSQL 18 server with separate 18.6 clients on PATH).
+	pgDump, err := exec.LookPath("pg_dump")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(filepath.Join(bin, "pg_dump"), "--schema-only", "--no-owner", url).Output()
+	out, err := exec.Command(pgDump, "--schema-only", "--no-owner", url).Output()
 	if err != nil {
 		t.Fatalf("pg_dump: %v", err)
 	}

@@ -307,8 +307,9 @@ func TestRedisBatchIsAllOrNothing(t *testing.T) {
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
 	f := newFixture(t, nil)
 	f.env["REDIS_URL"] = r.URL()
-	// maxmemory-samples must be 1..64; Redis checks it at CONFIG SET time.
-	stacks := f.load(t, stackYAML("cache", "  redis:\n    url: ${REDIS_URL}\n    config:\n      maxmemory: 64mb\n      maxmemory-samples: \"0\"\n"))
+	// active-defrag-cycle-min must be 1..99: Redis checks it at CONFIG SET
+	// time (dbops does not know this rule offline).
+	stacks := f.load(t, stackYAML("cache", "  redis:\n    url: ${REDIS_URL}\n    config:\n      maxmemory: 64mb\n      active-defrag-cycle-min: \"100\"\n"))
 	res := reconcile.Apply(context.Background(), stacks, plan(t, stacks), reconcile.Options{})
 	if !res.Failed() {
 		t.Fatal("CONFIG SET with an out-of-range value did not fail")

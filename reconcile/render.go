@@ -214,7 +214,11 @@ func (r *Result) WriteText(w io.Writer, s Style) {
 				fmt.Fprintf(w, "    %s %s: %s\n", s.yellow(fmt.Sprintf("%-8s", c.Status)), label, c.Error)
 			default:
 				skipped++
-				fmt.Fprintf(w, "    %s %s\n", s.yellow("skipped"), label)
+				if c.Error != "" {
+					fmt.Fprintf(w, "    %s %s: %s\n", s.yellow("skipped"), label, c.Error)
+				} else {
+					fmt.Fprintf(w, "    %s %s\n", s.yellow("skipped"), label)
+				}
 			}
 		}
 		switch {

@@ -64,7 +64,7 @@ const Unlimited = -1
 var jobName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // checkBackups parses the backup jobs of a stack.
-func checkBackups(s *StackSpec, opts Options, bad func(field, format string, args ...any), warn func(field, msg string)) {
+func checkBackups(s *StackSpec, specFile string, opts Options, bad func(field, format string, args ...any), warn func(field, msg string)) {
 	names := map[string]string{}
 	for i := range s.Backups {
 		b := &s.Backups[i]
@@ -100,7 +100,7 @@ func checkBackups(s *StackSpec, opts Options, bad func(field, format string, arg
 		} else {
 			b.Schedule = sc
 		}
-		checkStorage(b, f, opts, bad, warn)
+		checkStorage(b, f, specFile, opts, bad, warn)
 		if d := b.Drill; d != nil {
 			if sc, err := ParseSchedule(d.Schedule.String(), tz); err != nil {
 				bad(f+"drill.schedule", "%v", err)

@@ -2,7 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,7 +28,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 		adderr("spec", "a stack needs postgres, redis or both")
 	}
 	if pg := s.Postgres; pg != nil {
-		pg.URL = expandURL(pg.URL, "spec.postgres.url", opts, adderr, addwarn, "postgres", "postgresql")
+		pg.URL = expandURL(pg.URL, "spec.postgres.url", st.File, opts, adderr, addwarn, checkPostgresURL)
 		if m := pg.Migrations; m != nil && m.Dir != "" {
 			for _, e := range checkMigrations(st.File, m, opts.Root) {
 				adderr("spec.postgres.migrations."+e.Field, "%s", e.Msg)
@@ -38,86 +37,32 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 		}
 	}
 	if r := s.Redis; r != nil {
-		r.URL = expandURL(r.URL, "spec.redis.url", opts, adderr, addwarn, "redis", "rediss", "unix")
+		r.URL = expandURL(r.URL, "spec.redis.url", st.File, opts, adderr, addwarn, checkRedisURL)
 		for _, name := range sortedKeys(r.Config) {
 			field := "spec.redis.config." + name
+			if !paramName.MatchString(name) {
+				adderr(field, "Redis parameter names are lower-case letters, digits and '-': write %q", strings.ToLower(name))
+				continue
+			}
 			if slices.Contains(secretParams, name) {
 				adderr(field, "%s holds a credential; dbops does not manage secrets (they would appear in plans)", name)
 				continue
 			}
-			if _, err := NormalizeRedis(name, string(r.Config[name])); err != nil {
+			if msg := redisParamRule(name); msg != "" {
+				adderr(field, "%s", msg)
+				continue
+			}
+			norm, err := NormalizeRedis(name, string(r.Config[name]))
+			if err != nil {
 				adderr(field, "%s", err.Error())
+			} else if stored, adjusted := RedisStored(name, norm); adjusted {
+				addwarn(field, fmt.Sprintf("Redis stores %s=%s for the requested %s; write %s", name, stored, norm, stored))
 			}
 		}
 	}
-	checkBackups(s, opts, adderr, addwarn)
+	checkBackups(s, st.File, opts, adderr, addwarn)
 	checkWindows(s, adderr)
 	return errs, warns
-}
-
-// expandURL expands ${VAR} in a URL field and checks the result's form;
-// an unset variable is a warning when opts.KeepUnsetVars allows it.
-func expandURL(raw, field string, opts Options, bad func(field, format string, args ...any), warn func(field, msg string), schemes ...string) string {
-	u, problem, unset := expand(raw, opts)
-	switch {
-	case problem != "":
-		bad(field, "%s", problem)
-	case unset != "":
-		warn(field, unset)
-	case u == "": // the schema reports it
-	default:
-		if msg := checkURL(u, schemes...); msg != "" {
-			bad(field, "%s", msg)
-		}
-	}
-	return u
-}
-
-var envRef = regexp.MustCompile(`\$\{([^}]*)\}`)
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// expand replaces ${VAR} from the environment. problem is an error message;
-// unset is a warning message when opts.KeepUnsetVars let an unset VAR pass.
-func expand(s string, opts Options) (out, problem, unset string) {
-	var missing []string
-	out = envRef.ReplaceAllStringFunc(s, func(ref string) string {
-		name := ref[2 : len(ref)-1]
-		if !envName.MatchString(name) {
-			if problem == "" {
-				problem = fmt.Sprintf("%q is not a valid ${VAR} reference", ref)
-			}
-			return ref
-		}
-		v, ok := opts.Getenv(name)
-		if !ok {
-			missing = append(missing, name)
-			return ref
-		}
-		return v
-	})
-	if problem != "" || len(missing) == 0 {
-		return out, problem, ""
-	}
-	msg := fmt.Sprintf("environment variable %s is not set", strings.Join(missing, ", "))
-	if opts.KeepUnsetVars {
-		return out, "", msg + "; it must be set for plan and apply"
-	}
-	return out, msg + ": export it before running dbops", ""
-}
-
-// checkURL checks a URL's form without showing its password.
-func checkURL(raw string, schemes ...string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Sprintf("%s is not a valid URL", Redact(raw))
-	}
-	if !slices.Contains(schemes, u.Scheme) {
-		return fmt.Sprintf("%s: scheme must be %s://", Redact(raw), strings.Join(schemes, ":// or "))
-	}
-	if u.Scheme != "unix" && u.Host == "" {
-		return fmt.Sprintf("%s: no host", Redact(raw))
-	}
-	return ""
 }
 
 // checkMigrations resolves m.Dir against the YAML file's folder, keeps it
@@ -155,7 +100,7 @@ func checkMigrations(file string, m *Migrations, root string) []FieldError {
 		return errs
 	}
 	m.Path = real
-	checkMigrationSet(m, bad)
+	checkMigrationSet(m, repo, bad)
 	return errs
 }
 
@@ -208,6 +153,10 @@ func repoRoot(file, root string) (string, error) {
 	}
 	return r, nil
 }
+
+// paramName is the form of a Redis CONFIG parameter name (the schema's
+// propertyNames pattern).
+var paramName = regexp.MustCompile(`^[a-z0-9-]+$`)
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

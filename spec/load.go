@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -53,12 +54,17 @@ func Load(paths []string, opts Options) (*Result, error) {
 	var errs ErrorList
 	seen := map[string]string{}
 	for _, file := range files {
-		data, err := os.ReadFile(file)
+		data, err := readSpecFile(file)
 		if err != nil {
 			errs = append(errs, FieldError{File: file, Msg: err.Error()})
 			continue
 		}
-		for _, doc := range splitDocuments(data) {
+		docs, err := splitDocuments(data)
+		if err != nil {
+			errs = append(errs, FieldError{File: file, Msg: err.Error()})
+			continue
+		}
+		for _, doc := range docs {
 			st, ferrs, warns := loadDocument(file, doc, opts)
 			errs = append(errs, ferrs...)
 			res.Warnings = append(res.Warnings, warns...)
@@ -133,14 +139,37 @@ type document struct {
 
 var docSeparator = regexp.MustCompile(`^---(\s|#|$)`)
 
+// MaxSpecFile caps the size of one spec file: a spec is small, and a
+// larger file is a mistake (or an attack) better refused than read.
+const MaxSpecFile = 32 << 20
+
+// readSpecFile reads a spec file of at most MaxSpecFile bytes.
+func readSpecFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSpecFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading: %w", err)
+	}
+	if len(data) > MaxSpecFile {
+		return nil, fmt.Errorf("larger than %d MiB, the limit for a spec file", MaxSpecFile>>20)
+	}
+	return data, nil
+}
+
 // splitDocuments cuts a YAML stream at its "---" separators, dropping empty
 // documents. Separators sit at column 0, so block scalars are never cut.
-func splitDocuments(data []byte) []document {
+// Any read error fails the file: a document must never be dropped silently.
+func splitDocuments(data []byte) ([]document, error) {
 	var docs []document
 	cur := document{line: 1}
 	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	for n := 1; sc.Scan(); n++ {
+	sc.Buffer(make([]byte, 64*1024), MaxSpecFile+1) // any line of a capped file fits
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := sc.Bytes()
 		if docSeparator.Match(line) {
 			docs = append(docs, cur)
@@ -149,8 +178,11 @@ func splitDocuments(data []byte) []document {
 		}
 		cur.data = append(append(cur.data, line...), '\n')
 	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", n, err)
+	}
 	docs = append(docs, cur)
-	return slices.DeleteFunc(docs, func(d document) bool { return isBlankYAML(d.data) })
+	return slices.DeleteFunc(docs, func(d document) bool { return isBlankYAML(d.data) }), nil
 }
 
 func isBlankYAML(b []byte) bool {
@@ -189,9 +221,13 @@ func loadDocument(file string, doc document, opts Options) (*Stack, ErrorList, [
 
 	var st Stack
 	if err := json.Unmarshal(js, &st); err != nil {
-		// The schema already names the field with the wrong type; what it
-		// cannot check (a version out of range) names its own field.
+		// The schema already names the field with the wrong type; else one
+		// of the fields with their own decoders failed, and names itself
+		// (the target through typedErrors, the baseline as a FieldError).
 		var fe FieldError
+		if len(errs) == 0 {
+			errs = typedErrors(file, name, js)
+		}
 		switch {
 		case len(errs) > 0:
 		case errors.As(err, &fe):

@@ -272,7 +272,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name:  "wrong scheme, password not shown",
 			files: map[string]string{"a.yaml": stackDoc("a", "  postgres:\n    url: mysql://root:pgSecret42@db/x\n")},
-			want:  []string{`spec.postgres.url: mysql://root:xxxxx@db/x: scheme must be postgres:// or postgresql://`},
+			want:  []string{`spec.postgres.url: scheme mysql:// is not accepted (value hidden)`},
 		},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	_ "unsafe" // go:linkname to goose's SQL parser
+
+	_ "github.com/pressly/goose/v3" // links the parser below
 )
 
 // Migration formats of spec.postgres.migrations.format.
@@ -55,10 +59,13 @@ func (r *MigrationRef) UnmarshalJSON(b []byte) error {
 	}
 	switch v := v.(type) {
 	case float64:
-		if v != float64(int64(v)) || v < 0 {
-			return fmt.Errorf("%v is not a migration version", v)
+		// read from its text, as Target is: beyond int64 is an error that
+		// says so, not a rounded float
+		n, err := parseVersionLiteral(strings.TrimSpace(string(b)))
+		if err != nil {
+			return err
 		}
-		*r = MigrationRef{Version: int64(v)}
+		*r = MigrationRef{Version: n}
 		return nil
 	case string:
 		ref, err := parseRef(v)
@@ -170,12 +177,12 @@ var gooseUp = regexp.MustCompile(`(?mi)^--\s*\+goose\s+up\b`)
 // checkMigrationSet detects the format of m.Path when not set, fills in the
 // format's default table, and checks the migrations and m's references to
 // them. m.Path is resolved.
-func checkMigrationSet(m *Migrations, bad func(field, format string, args ...any)) {
+func checkMigrationSet(m *Migrations, repo string, bad func(field, format string, args ...any)) {
 	if m.Format == "" {
 		m.Format = DetectFormat(m.Path)
 	}
 	if m.Format == FormatDrizzle {
-		checkDrizzle(m, bad)
+		checkDrizzle(m, repo, bad)
 		return
 	}
 	if m.Table == "" {
@@ -194,14 +201,26 @@ func checkMigrationSet(m *Migrations, bad func(field, format string, args ...any
 		bad("dir", "%s holds no goose migrations (files like 00001_name.sql)%s", m.Dir, hint)
 		return
 	}
+	names := make([]string, 0, len(versions))
 	for _, v := range slices.Sorted(maps.Keys(versions)) {
-		body, err := os.ReadFile(filepath.Join(m.Path, versions[v]))
+		names = append(names, versions[v])
+	}
+	for _, name := range names {
+		if msg := checkMigrationFile(m.Path, repo, name); msg != "" {
+			bad("dir", "%s", msg)
+			continue
+		}
+		body, err := os.ReadFile(filepath.Join(m.Path, name))
 		if err != nil {
-			bad("dir", "%v", err)
+			bad("dir", "%s: %v", name, pathErr(err))
 			continue
 		}
 		if !gooseUp.Match(body) {
-			bad("dir", "%s has no -- +goose Up annotation: goose would run nothing from it%s", versions[v], hint)
+			bad("dir", "%s has no -- +goose Up annotation: goose would run nothing from it%s", name, hint)
+			continue
+		}
+		if _, err := ParseMigration(m.Path, name); err != nil {
+			bad("dir", "goose cannot parse %s: %v", name, err)
 		}
 	}
 	if m.Target.Pinned {
@@ -236,7 +255,7 @@ func drizzleHint(dir string) string {
 	return ""
 }
 
-func checkDrizzle(m *Migrations, bad func(field, format string, args ...any)) {
+func checkDrizzle(m *Migrations, repo string, bad func(field, format string, args ...any)) {
 	if m.Table == "" {
 		m.Table = DefaultDrizzleTable
 	}
@@ -252,6 +271,28 @@ func checkDrizzle(m *Migrations, bad func(field, format string, args ...any)) {
 	if _, err := os.Stat(filepath.Join(m.Path, JournalPath)); errors.Is(err, os.ErrNotExist) {
 		bad("dir", "%s has no %s: drizzle's migrator needs the journal drizzle-kit writes beside the migrations", m.Dir, JournalPath)
 		return
+	}
+	// The journal and the files it lists go through the same refusals as
+	// goose files: a symlink out of the repository or a non-file is named
+	// before anything reads it.
+	if msg := checkMigrationFile(m.Path, repo, JournalPath); msg != "" {
+		bad("dir", "%s", msg)
+		return
+	}
+	if tags, err := journalTags(m.Path); err == nil {
+		refused := false
+		for _, tag := range tags {
+			if _, err := os.Lstat(filepath.Join(m.Path, tag+".sql")); errors.Is(err, fs.ErrNotExist) {
+				continue // ReadJournal names the journal that lists it
+			}
+			if msg := checkMigrationFile(m.Path, repo, tag+".sql"); msg != "" {
+				bad("dir", "%s", msg)
+				refused = true
+			}
+		}
+		if refused {
+			return
+		}
 	}
 	entries, err := ReadJournal(m.Path)
 	if err != nil {
@@ -281,4 +322,75 @@ func checkDrizzle(m *Migrations, bad func(field, format string, args ...any)) {
 			bad("baseline", "%s is not in %s", b.Tag, filepath.Join(m.Dir, JournalPath))
 		}
 	}
+}
+
+// journalTags reads only the tags of drizzle-kit's journal, skipping the
+// ones ReadJournal refuses (it reports them), so the files can be checked
+// before they are read.
+func journalTags(dir string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, JournalPath))
+	if err != nil {
+		return nil, err
+	}
+	var j struct {
+		Entries []struct {
+			Tag string `json:"tag"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, err
+	}
+	var tags []string
+	for _, e := range j.Entries {
+		if e.Tag != "" && !strings.ContainsAny(e.Tag, "/\\") {
+			tags = append(tags, e.Tag)
+		}
+	}
+	return tags, nil
+}
+
+// gooseParsed mirrors goose's internal sqlparser.ParsedSQL.
+type gooseParsed struct {
+	UseTx    bool
+	Up, Down []string
+}
+
+// gooseParseAll is goose's own migration file parser: the function its
+// Provider calls on each SQL file before running it (annotations,
+// StatementBegin/End, NO TRANSACTION, ENVSUB). goose v3.30 keeps it in an
+// internal package and exports no parser, so it is reached by name; a
+// hand-written parser would disagree with goose on exactly the files that
+// matter. TestGooseParser pins its behaviour, so a goose upgrade that
+// changes it fails the tests instead of passing silently.
+//
+//go:linkname gooseParseAll github.com/pressly/goose/v3/internal/sqlparser.ParseAllFromFS
+func gooseParseAll(fsys fs.FS, filename string, debug bool) (*gooseParsed, error)
+
+// ParseMigration parses one goose SQL migration file in dir as goose will at
+// apply time. The error is goose's, naming the file.
+func ParseMigration(dir, name string) (useTx bool, err error) {
+	p, err := gooseParseAll(os.DirFS(dir), name, false)
+	if err != nil {
+		return false, err
+	}
+	return p.UseTx, nil
+}
+
+// checkMigrationFile refuses a migration file (goose SQL, drizzle SQL or
+// drizzle's journal; name is relative to dir) that resolves outside the
+// repository root (a symlink could make dbops send any file to the
+// server) or is not a regular file, so it fails validate, not apply.
+// It returns "" for a file that may be read.
+func checkMigrationFile(dir, repo, name string) string {
+	real, err := filepath.EvalSymlinks(filepath.Join(dir, name))
+	if err != nil {
+		return fmt.Sprintf("%s: %v", name, pathErr(err))
+	}
+	if rel, err := filepath.Rel(repo, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return fmt.Sprintf("%s resolves to %s, outside the repository root %s", name, real, repo)
+	}
+	if info, err := os.Stat(real); err != nil || !info.Mode().IsRegular() {
+		return fmt.Sprintf("%s is not a regular file", name)
+	}
+	return ""
 }

@@ -2,7 +2,9 @@ package spec
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -218,5 +220,104 @@ func TestMigrationRefJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &r); err == nil {
 			t.Errorf("%s accepted as %+v", bad, r)
 		}
+	}
+}
+
+// TestGooseParser pins goose's parser reached by go:linkname: a goose
+// upgrade that changes it fails here.
+func TestGooseParser(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"1.sql": "-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\nSELECT 2;\n-- +goose StatementEnd\n-- +goose Down\nSELECT 3;\n",
+		"2.sql": "-- +goose NO TRANSACTION\n-- +goose Up\nCREATE INDEX CONCURRENTLY i ON t (c);\n",
+	})
+	if useTx, err := ParseMigration(dir, "1.sql"); err != nil || !useTx {
+		t.Errorf("1.sql: useTx %v err %v", useTx, err)
+	}
+	if useTx, err := ParseMigration(dir, "2.sql"); err != nil || useTx {
+		t.Errorf("2.sql: useTx %v err %v", useTx, err)
+	}
+	p, err := gooseParseAll(os.DirFS(dir), "1.sql", false)
+	if err != nil || len(p.Up) != 1 || len(p.Down) != 1 || !strings.Contains(p.Up[0], "SELECT 2;") {
+		t.Errorf("parsed %+v, %v", p, err)
+	}
+}
+
+// TestDrizzleFilesChecked: the journal and the files it lists get goose
+// files' refusals: a symlink out of the repository or a non-file fails
+// validate before anything reads it.
+func TestDrizzleFilesChecked(t *testing.T) {
+	outside := writeTree(t, map[string]string{
+		"evil.sql":     "DROP TABLE users;",
+		"journal.json": journal("0000_init", 1700000000000, "0001_more", 1700000001000),
+	})
+	okJournal := journal("0000_init", 1700000000000, "0001_more", 1700000001000)
+	tests := []struct {
+		name  string
+		files map[string]string
+		links map[string]string // m/<key> → outside/<value>
+		dirs  []string          // m/<dir> made a folder
+		want  string
+	}{
+		{"symlinked SQL file outside the repository",
+			map[string]string{"m/meta/_journal.json": okJournal, "m/0000_init.sql": drizzleSQL},
+			map[string]string{"0001_more.sql": "evil.sql"}, nil,
+			"spec.postgres.migrations.dir: 0001_more.sql resolves to " + filepath.Join(outside, "evil.sql") + ", outside the repository root"},
+		{"symlinked journal outside the repository",
+			map[string]string{"m/0000_init.sql": drizzleSQL, "m/0001_more.sql": drizzleSQL},
+			map[string]string{"meta/_journal.json": "journal.json"}, nil,
+			"spec.postgres.migrations.dir: meta/_journal.json resolves to " + filepath.Join(outside, "journal.json") + ", outside the repository root"},
+		{"a listed tag that is a folder",
+			map[string]string{"m/meta/_journal.json": okJournal, "m/0000_init.sql": drizzleSQL},
+			nil, []string{"0001_more.sql"},
+			"spec.postgres.migrations.dir: 0001_more.sql is not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.files[".git/HEAD"] = "x"
+			tt.files["s.yaml"] = pgStack("{dir: ./m, format: drizzle}")
+			root := writeTree(t, tt.files)
+			for link, target := range tt.links {
+				path := filepath.Join(root, "m", link)
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(filepath.Join(outside, target), path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, d := range tt.dirs {
+				if err := os.MkdirAll(filepath.Join(root, "m", d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			msg, _ := loadErr(t, root, "s.yaml", true)
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("got %q\nwant %q", msg, tt.want)
+			}
+		})
+	}
+}
+
+// TestRevisionFilesDrizzle: a drizzle folder's revision holds the journal
+// and the files it lists, and nothing else in the folder.
+func TestRevisionFilesDrizzle(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"s.yaml":                    pgStack("{dir: ./m}"),
+		"m/meta/_journal.json":      journal("0000_init", 1700000000000),
+		"m/meta/0000_snapshot.json": "{}",
+		"m/0000_init.sql":           drizzleSQL,
+		"m/notes.txt":               "not a migration",
+	})
+	got, err := RevisionFiles([]string{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		filepath.Join(root, "m", "0000_init.sql"),
+		filepath.Join(root, "m", "meta", "_journal.json"),
+		filepath.Join(root, "s.yaml"),
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("RevisionFiles = %q, want %q", got, want)
 	}
 }

@@ -1,29 +1,17 @@
 package spec
 
 import (
-	"net/url"
+	"io"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 )
 
 var (
 	userinfoPassword = regexp.MustCompile(`(//[^/@:]*:)[^/@]*@`)
-	queryPassword    = regexp.MustCompile(`(?i)((?:password|pass)=)[^&\s]*`)
+	queryPassword    = regexp.MustCompile(`(?i)((?:password|pass)=)([^&\s]*)`)
 )
-
-// Redact returns a URL with its password replaced by "xxxxx", so it can be
-// shown in output, logs and errors. Unparseable input is masked as well.
-func Redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		if q := u.Query(); q.Has("password") {
-			q.Set("password", "xxxxx")
-			u.RawQuery = q.Encode()
-		}
-		return u.Redacted()
-	}
-	s := userinfoPassword.ReplaceAllString(raw, "${1}xxxxx@")
-	return queryPassword.ReplaceAllString(s, "${1}xxxxx")
-}
 
 // RedactText masks the passwords of any URLs inside a message, without
 // otherwise changing it.
@@ -42,15 +30,55 @@ func Scrub(s string, secrets ...string) string {
 	return s
 }
 
-// Password returns the password in a URL, "" when there is none.
-func Password(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return ""
+// minSecret is the shortest secret masked: masking one or two characters
+// would garble output without protecting anything.
+const minSecret = 3
+
+// registry holds every secret Load has seen in this process: connection
+// strings, passwords and file secrets. It is the second line of defence
+// behind the redaction done where messages are made: everything dbops
+// prints goes through Mask.
+var registry struct {
+	mu      sync.RWMutex
+	secrets []string // longest first, so a longer secret is masked whole
+}
+
+// RegisterSecrets adds secrets to be masked by Mask from now on.
+func RegisterSecrets(secrets ...string) {
+	registry.mu.Lock()
+	defer registry.mu.Unlock()
+	for _, s := range secrets {
+		if len(strings.TrimSpace(s)) >= minSecret && !slices.Contains(registry.secrets, s) {
+			registry.secrets = append(registry.secrets, s)
+		}
 	}
-	p, _ := u.User.Password()
-	if p == "" {
-		p = u.Query().Get("password")
+	slices.SortStableFunc(registry.secrets, func(a, b string) int { return len(b) - len(a) })
+}
+
+// Mask replaces every registered secret in s with "xxxxx".
+func Mask(s string) string {
+	registry.mu.RLock()
+	defer registry.mu.RUnlock()
+	return Scrub(s, registry.secrets...)
+}
+
+// MaskWriter masks registered secrets in everything written through it.
+// Writers of whole lines (fmt.Fprintln, log/slog) are masked line by line.
+func MaskWriter(w io.Writer) io.Writer { return maskWriter{w} }
+
+type maskWriter struct{ w io.Writer }
+
+func (m maskWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(m.w, Mask(string(p))); err != nil {
+		return 0, err
 	}
-	return p
+	return len(p), nil
+}
+
+// Fd lets terminal detection see through the wrapper.
+func (m maskWriter) Fd() uintptr {
+	if f, ok := m.w.(interface{ Fd() uintptr }); ok {
+		return f.Fd()
+	}
+	return ^uintptr(0)
 }

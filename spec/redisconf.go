@@ -49,7 +49,6 @@ var redisParams = map[string]paramSpec{
 	"repl-backlog-size":           {kind: kindMemory},
 	"active-defrag-ignore-bytes":  {kind: kindMemory},
 	"rdbcompression":              {kind: kindBool},
-	"rdbchecksum":                 {kind: kindBool},
 	"activedefrag":                {kind: kindBool},
 	"lazyfree-lazy-eviction":      {kind: kindBool},
 	"lazyfree-lazy-expire":        {kind: kindBool},
@@ -60,7 +59,6 @@ var redisParams = map[string]paramSpec{
 	"timeout":                     {kind: kindInt},
 	"tcp-keepalive":               {kind: kindInt},
 	"maxclients":                  {kind: kindInt},
-	"databases":                   {kind: kindInt},
 	"slowlog-log-slower-than":     {kind: kindInt},
 	"slowlog-max-len":             {kind: kindInt},
 	"latency-monitor-threshold":   {kind: kindInt},
@@ -163,10 +161,14 @@ func NormalizeRedis(name, value string) (string, error) {
 		return strings.Join(parts, " "), nil
 	case kindInt:
 		v := strings.TrimSpace(value)
-		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
 			return "", fmt.Errorf("%q is not an integer", value)
 		}
-		return v, nil
+		if err := checkIntRange(strings.ToLower(name), n); err != nil {
+			return "", err
+		}
+		return strconv.FormatInt(n, 10), nil
 	}
 	return strings.TrimSpace(value), nil
 }

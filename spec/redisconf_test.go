@@ -55,7 +55,7 @@ func TestRedact(t *testing.T) {
 		{"postgres://amanat:s3cret@db:5432/app", "postgres://amanat:xxxxx@db:5432/app"},
 		{"redis://:s3cret@redis:6379/0", "redis://:xxxxx@redis:6379/0"},
 		{"postgres://db/app?user=a&password=s3cret", "postgres://db/app?password=xxxxx&user=a"},
-		{"postgres://amanat:s3cret@db:bad port/app", "postgres://amanat:xxxxx@db:bad port/app"},
+		{"postgres://amanat:s3cret@db:bad port/app", "(value hidden)"},
 		{"redis://redis:6379", "redis://redis:6379"},
 	}
 	for _, tt := range tests {

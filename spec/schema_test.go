@@ -68,7 +68,11 @@ func readCorpus(t *testing.T) []corpusDoc {
 			if !c.valid && c.want == "" {
 				t.Fatalf("%s: the first line must be \"# want: <part of the error>\"", f)
 			}
-			for _, d := range splitDocuments(data) {
+			docs, err := splitDocuments(data)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			for _, d := range docs {
 				js, err := yaml.YAMLToJSONStrict(d.data)
 				if err != nil {
 					t.Fatalf("%s: %v", f, err)

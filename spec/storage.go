@@ -12,7 +12,8 @@ import (
 
 // S3 configures an s3://bucket/prefix backup destination on any
 // S3-compatible store. Credentials come from ${VAR} references (never
-// literal: the spec lives in git) or, when both are left out, from the
+// literal: the spec lives in git), ${file:PATH} secret files, or, when
+// both are left out, from the
 // standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
 // ~/.aws/credentials, instance metadata).
 type S3 struct {
@@ -39,7 +40,7 @@ type Encryption struct {
 
 var (
 	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	envOnly    = regexp.MustCompile(`^\$\{[A-Za-z_][A-Za-z0-9_]*\}$`)
+	envOnly    = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*|file:[^}]+)\}$`)
 )
 
 // ParseS3Destination splits s3://bucket/prefix; the prefix has no leading
@@ -64,7 +65,7 @@ func IsS3(dest string) bool { return strings.HasPrefix(dest, "s3://") }
 
 // checkStorage checks a job's destination, s3 and encryption fields and
 // expands its credentials.
-func checkStorage(b *Backup, f string, opts Options, bad func(field, format string, args ...any), warn func(field, msg string)) {
+func checkStorage(b *Backup, f, specFile string, opts Options, bad func(field, format string, args ...any), warn func(field, msg string)) {
 	switch {
 	case IsS3(b.Destination):
 		if _, _, err := ParseS3Destination(b.Destination); err != nil {
@@ -93,17 +94,18 @@ func checkStorage(b *Backup, f string, opts Options, bad func(field, format stri
 				continue
 			}
 			if !envOnly.MatchString(c.raw) {
-				bad(f+"s3."+c.field, "must be a ${VAR} reference: credentials are not written in the repository")
+				bad(f+"s3."+c.field, "must be a ${VAR} or ${file:PATH} reference: credentials are not written in the repository")
 				continue
 			}
-			v, problem, unset := expand(c.raw, opts)
+			e := expand(c.raw, specFile, opts)
 			switch {
-			case problem != "":
-				bad(f+"s3."+c.field, "%s", problem)
-			case unset != "":
-				warn(f+"s3."+c.field, unset)
+			case e.problem != "":
+				bad(f+"s3."+c.field, "%s", e.problem)
+			case e.unset != "":
+				warn(f+"s3."+c.field, e.unset)
 			default:
-				*c.out = v
+				*c.out = e.out
+				RegisterSecrets(e.out) // masked wherever dbops prints
 			}
 		}
 	}

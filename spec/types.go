@@ -118,7 +118,9 @@ func (t Target) String() string {
 	return strconv.FormatInt(t.Version, 10)
 }
 
-// UnmarshalJSON accepts "latest", a number, or a number in a string.
+// UnmarshalJSON accepts "latest", a number, or a number in a string. The
+// number is read from its text, so a value beyond int64 is an error, not a
+// rounded float.
 func (t *Target) UnmarshalJSON(b []byte) error {
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
@@ -126,18 +128,29 @@ func (t *Target) UnmarshalJSON(b []byte) error {
 	}
 	switch v := v.(type) {
 	case float64:
-		if v != float64(int64(v)) || v < 0 {
-			return fmt.Errorf("%v is not a migration version", v)
+		n, err := parseVersionLiteral(strings.TrimSpace(string(b)))
+		if err != nil {
+			return err
 		}
-		*t = Target{Pinned: true, Version: int64(v)}
+		*t = Target{Pinned: true, Version: n}
 	case string:
 		if v == "latest" || v == "" {
 			*t = Target{}
 			return nil
 		}
+		// A number is a goose version (parseVersionLiteral names the int64
+		// limit); anything else is a drizzle tag. The caller names the field.
+		if numeric.MatchString(v) {
+			n, err := parseVersionLiteral(v)
+			if err != nil {
+				return err
+			}
+			*t = Target{Pinned: true, Version: n}
+			return nil
+		}
 		ref, err := parseRef(v)
 		if err != nil {
-			return FieldError{Field: "spec.postgres.migrations.target", Msg: err.Error()}
+			return err
 		}
 		*t = Target{Pinned: true, Version: ref.Version, Tag: ref.Tag}
 	default:

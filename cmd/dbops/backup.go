@@ -111,6 +111,8 @@ func newBackupListCommand(e *env) *cobra.Command {
 				Stack   string          `json:"stack"`
 				Job     string          `json:"job"`
 				Backups []backup.Backup `json:"backups"`
+				// Incomplete are temporary files of unfinished runs.
+				Incomplete []backup.Backup `json:"incomplete,omitempty"`
 			}
 			var rows []row
 			for _, t := range targets {
@@ -118,7 +120,8 @@ func newBackupListCommand(e *env) *cobra.Command {
 				if err != nil {
 					return exitError{code: 1, msg: err.Error()}
 				}
-				rows = append(rows, row{t.stack.Metadata.Name, t.job.Name, bs})
+				job := backup.NewJob(t.stack, t.job)
+				rows = append(rows, row{t.stack.Metadata.Name, t.job.Name, bs, backup.Incomplete(t.job.Destination, job)})
 			}
 			if format == "json" {
 				enc := json.NewEncoder(e.stdout)
@@ -135,6 +138,10 @@ func newBackupListCommand(e *env) *cobra.Command {
 					}
 					fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Stack, r.Job, b.ID, b.Time().Format(time.RFC3339),
 						reconcile.HumanBytes(b.Manifest.Size), counted, verified(b), b.Reason)
+				}
+				for _, b := range r.Incomplete {
+					fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\tno\t-\t%s\n", r.Stack, r.Job, b.ID, b.Time().Format(time.RFC3339),
+						reconcile.HumanBytes(b.Manifest.Size), b.Reason)
 				}
 			}
 			return tw.Flush()
@@ -246,15 +253,19 @@ func shellStep(flag, command string) func(context.Context) error {
 	}
 }
 
-// verified is the VERIFIED column: the method when verification passed,
-// "NO (method)" when it failed or did not read every record.
+// verified is the VERIFIED column: the method when verification passed
+// and still holds; "NO (method)" when it failed or did not read every
+// record; "VOID (was method)" when the file changed since (checksum or
+// size mismatch, file missing).
 func verified(b backup.Backup) string {
 	v := b.Manifest.Verification
 	switch {
 	case v.Method == "":
 		return "-"
-	case v.OK && v.Method != backup.VerifyNone && !strings.HasPrefix(b.Reason, "NOT verified"):
-		return v.Method
+	case !v.OK || v.Method == backup.VerifyNone || strings.HasPrefix(b.Reason, "NOT verified"):
+		return "NO (" + v.Method + ")"
+	case !b.Counted:
+		return "VOID (was " + v.Method + ")"
 	}
-	return "NO (" + v.Method + ")"
+	return v.Method
 }

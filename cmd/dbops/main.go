@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/amanat/dbops/spec"
 )
 
 func main() {
@@ -21,6 +23,9 @@ func main() {
 
 // run executes one command line and returns the exit code.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// Every credential spec.Load sees is masked in all output, a second line
+	// of defence behind the redaction done where messages are made.
+	stdout, stderr = spec.MaskWriter(stdout), spec.MaskWriter(stderr)
 	cmd := newRootCommand(&env{stdin: stdin, stdout: stdout, stderr: stderr})
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)

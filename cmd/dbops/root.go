@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -89,52 +88,19 @@ func isTerminal(v any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// secretWriter masks the stacks' passwords in everything written, a second
-// line of defence behind the redaction done where messages are made.
-type secretWriter struct {
-	w       io.Writer
-	secrets []string
-}
-
-func (s secretWriter) Write(p []byte) (int, error) {
-	text := spec.Scrub(string(p), s.secrets...)
-	if _, err := io.WriteString(s.w, text); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// guard wraps stdout and stderr so that no password of stacks is printed.
+// guard registers the stacks' credentials for masking. Load has already
+// registered them; this keeps commands that build URLs elsewhere covered.
 func (e *env) guard(stacks []spec.Stack) {
-	var secrets []string
 	for _, st := range stacks {
 		if pg := st.Spec.Postgres; pg != nil {
-			secrets = append(secrets, spec.Password(pg.URL))
+			spec.RegisterSecrets(spec.Secrets(pg.URL)...)
 		}
 		if r := st.Spec.Redis; r != nil {
-			secrets = append(secrets, spec.Password(r.URL))
+			spec.RegisterSecrets(spec.Secrets(r.URL)...)
 		}
 	}
-	e.guardSecrets(secrets...)
 }
 
-// guardSecrets masks the given secrets in everything written from now on.
-func (e *env) guardSecrets(secrets ...string) {
-	secrets = longEnough(secrets)
-	if len(secrets) == 0 {
-		return
-	}
-	e.stdout = secretWriter{e.stdout, secrets}
-	e.stderr = secretWriter{e.stderr, secrets}
-}
-
-// longEnough drops passwords too short to mask without garbling output.
-func longEnough(in []string) []string {
-	var out []string
-	for _, s := range in {
-		if len(strings.TrimSpace(s)) >= 3 {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+// guardSecrets masks the given secrets in everything written from now on
+// (stdout and stderr go through spec.MaskWriter).
+func (e *env) guardSecrets(secrets ...string) { spec.RegisterSecrets(secrets...) }

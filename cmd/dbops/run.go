@@ -18,6 +18,7 @@ import (
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/loop"
 	"github.com/amanat/dbops/reconcile/source"
+	"github.com/amanat/dbops/spec"
 )
 
 type runCommand struct {
@@ -117,15 +118,21 @@ func (c *runCommand) webhookSecret() ([]byte, error) {
 	case c.hookEnv != "":
 		v, ok := os.LookupEnv(c.hookEnv)
 		if !ok || v == "" {
-			return nil, fmt.Errorf("--webhook-secret-env: environment variable %s is not set", c.hookEnv)
+			return nil, fmt.Errorf("--webhook-secret-env: environment variable %s is not set or empty", c.hookEnv)
 		}
+		spec.RegisterSecrets(v)
 		return []byte(v), nil
 	case c.hookFile != "":
 		b, err := os.ReadFile(c.hookFile)
 		if err != nil {
 			return nil, fmt.Errorf("--webhook-secret-file: %w", err)
 		}
-		return []byte(strings.TrimSpace(string(b))), nil
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return nil, fmt.Errorf("--webhook-secret-file %s is empty", c.hookFile)
+		}
+		spec.RegisterSecrets(v)
+		return []byte(v), nil
 	}
 	return nil, nil
 }
@@ -161,7 +168,7 @@ func (c *runCommand) run(ctx context.Context) error {
 	if err != nil {
 		return exitError{code: 1, msg: fmt.Sprintf("--listen %s: %v", c.listen, err)}
 	}
-	srv := &http.Server{Handler: l.Handler(loop.HandlerOptions{WebhookSecret: secret}), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: maskHandler(l.Handler(loop.HandlerOptions{WebhookSecret: secret})), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	if secret == nil {
 		log.Info("webhook disabled: no --webhook-secret-env or --webhook-secret-file; POST /hooks/git answers 401")

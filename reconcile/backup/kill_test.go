@@ -25,7 +25,7 @@ func helperBackup() int {
 		job.Verify = VerifyRead
 		job.S3 = &spec.S3{Endpoint: f[0], PathStyle: true, Region: "us-east-1", AccessKey: f[1], SecretKey: f[2]}
 	}
-	if _, err := Run(context.Background(), job, Options{}); err != nil {
+	if _, err := Run(context.Background(), job, Options{PgDumpPath: os.Getenv("DBOPS_HELPER_PG_DUMP")}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

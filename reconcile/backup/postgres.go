@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/amanat/dbops/spec"
 )
@@ -35,13 +36,21 @@ func parsePG(raw string) (pgTarget, error) {
 	if raw == "" {
 		return pgTarget{}, errors.New("no postgres URL")
 	}
-	cfg, err := pgx.ParseConfig(raw)
+	cfg, err := spec.ParsePostgres(raw)
 	if err != nil {
-		return pgTarget{}, fmt.Errorf("postgres %s: bad URL: %s", spec.Redact(raw), spec.Scrub(err.Error(), spec.Password(raw)))
+		return pgTarget{}, fmt.Errorf("postgres: %w", err)
 	}
+	server := net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))) + "/" + cfg.Database
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return pgTarget{}, fmt.Errorf("postgres %s: a postgres:// URL is required", spec.Redact(raw))
+	if !strings.Contains(raw, "://") || err != nil || u.User == nil || u.User.Username() != cfg.User {
+		// keyword/value, or a URL net/url reads differently from libpq (an
+		// unescaped password): libpq tools get a URL built from the parsed fields.
+		conn := keywordConn(cfg)
+		if strings.Contains(raw, "://") { // rewritten so withDatabase can change it
+			u, _ := url.Parse(conn)
+			raw = keywordValue(u, cfg.Password)
+		}
+		return pgTarget{raw: raw, conn: conn, password: cfg.Password, server: server}, nil
 	}
 	q := u.Query()
 	q.Del("password")
@@ -52,15 +61,59 @@ func parsePG(raw string) (pgTarget, error) {
 	if u.User != nil {
 		u.User = url.User(u.User.Username())
 	}
-	return pgTarget{
-		raw: raw, conn: u.String(), password: cfg.Password,
-		server: net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))) + "/" + cfg.Database,
-	}, nil
+	return pgTarget{raw: raw, conn: u.String(), password: cfg.Password, server: server}, nil
+}
+
+// keywordValue turns a URL made by keywordConn into keyword/value form
+// with the password, for pgx.
+func keywordValue(u *url.URL, password string) string {
+	q := u.Query()
+	kv := map[string]string{"user": u.User.Username(), "password": password, "dbname": strings.TrimPrefix(u.Path, "/"),
+		"sslmode": q.Get("sslmode"), "host": q.Get("host"), "port": q.Get("port")}
+	if u.Host != "" {
+		kv["host"], kv["port"], _ = net.SplitHostPort(u.Host)
+	}
+	var b strings.Builder
+	for _, k := range []string{"host", "port", "user", "password", "dbname", "sslmode"} {
+		fmt.Fprintf(&b, "%s='%s' ", k, quoteKV(kv[k]))
+	}
+	return b.String()
+}
+
+func quoteKV(s string) string { return strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(s) }
+
+// keywordConn is a postgres:// URL without password for a keyword/value
+// connection string, from the fields pgconn parsed.
+func keywordConn(cfg *pgconn.Config) string {
+	mode := "disable"
+	switch {
+	case cfg.TLSConfig == nil:
+	case len(cfg.Fallbacks) > 0 && cfg.Fallbacks[len(cfg.Fallbacks)-1].TLSConfig == nil:
+		mode = "prefer"
+	case cfg.TLSConfig.InsecureSkipVerify:
+		mode = "require"
+	default:
+		mode = "verify-full"
+	}
+	u := url.URL{Scheme: "postgres", User: url.User(cfg.User), Path: "/" + cfg.Database,
+		RawQuery: url.Values{"sslmode": {mode}}.Encode()}
+	if strings.HasPrefix(cfg.Host, "/") {
+		q := u.Query()
+		q.Set("host", cfg.Host)
+		q.Set("port", strconv.Itoa(int(cfg.Port)))
+		u.RawQuery = q.Encode()
+	} else {
+		u.Host = net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+	}
+	return u.String()
 }
 
 // withDatabase returns the same server and credentials with another database.
 func (t pgTarget) withDatabase(db string) pgTarget {
 	swap := func(s string) string {
+		if !strings.Contains(s, "://") { // keyword/value: a later key wins
+			return s + " dbname='" + quoteKV(db) + "'"
+		}
 		u, _ := url.Parse(s)
 		u.Path, u.RawPath = "/"+db, ""
 		return u.String()
@@ -110,6 +163,7 @@ func runTool(ctx context.Context, t pgTarget, bin string, args []string, out io.
 // streamed from object storage or decrypted on the way).
 func runToolIn(ctx context.Context, t pgTarget, bin string, args []string, in io.Reader, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = childAttr()
 	cmd.Env = t.env()
 	cmd.Stdin = in
 	cmd.Stdout = out
@@ -348,6 +402,7 @@ func streamTool(ctx context.Context, t pgTarget, bin string, args []string, w io
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.SysProcAttr = childAttr()
 	cmd.Env = t.env()
 	var stderr tailBuffer
 	cmd.Stderr = &stderr

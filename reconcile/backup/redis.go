@@ -30,9 +30,9 @@ func parseRedis(raw string) (redisTarget, error) {
 	if raw == "" {
 		return redisTarget{}, errors.New("no redis URL")
 	}
-	opt, err := goredis.ParseURL(raw)
+	opt, err := spec.ParseRedis(raw)
 	if err != nil {
-		return redisTarget{}, fmt.Errorf("redis %s: bad URL: %s", spec.Redact(raw), spec.RedactText(spec.Scrub(err.Error(), spec.Password(raw))))
+		return redisTarget{}, fmt.Errorf("redis: %w", err)
 	}
 	return redisTarget{opt: opt, password: opt.Password}, nil
 }

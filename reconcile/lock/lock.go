@@ -41,7 +41,7 @@ type Lock interface {
 func Postgres(ctx context.Context, rawURL, stack string, connectTimeout time.Duration) (Lock, error) {
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("stack lock: bad URL %s", spec.Redact(rawURL))
+		return nil, fmt.Errorf("stack lock: not a valid connection string %s", spec.Hidden)
 	}
 	cfg.ConnectTimeout = connectTimeout
 	cfg.RuntimeParams["application_name"] = "dbops-lock:" + stack

@@ -22,6 +22,7 @@ type stackState struct {
 	failures int
 	retryAt  time.Time
 	retry    *time.Timer
+	adjusted map[string]adjustment // Redis values the server stored differently
 }
 
 // outcome is the result of one stack cycle.
@@ -93,9 +94,12 @@ func (l *Loop) retryStack(ctx context.Context, name string) {
 func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	stacks := []spec.Stack{*st}
 	sp := l.plan(ctx, stacks)
+	stalled := l.dropAdjusted(st.Metadata.Name, sp)
 	switch {
 	case len(sp.Errors) > 0:
 		return outcome{reason: ReasonPlanFailed, message: strings.Join(sp.Errors, "; "), resources: resources(sp, StateDrifted), failed: true}
+	case len(sp.Changes) == 0 && len(stalled) > 0:
+		return stalledOutcome(sp, stalled)
 	case len(sp.Changes) == 0:
 		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
 	case st.Spec.Suspend:
@@ -116,8 +120,12 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 
 	// Plan again under the lock: another process may have applied meanwhile.
 	sp = l.plan(ctx, stacks)
+	stalled = l.dropAdjusted(st.Metadata.Name, sp)
 	if len(sp.Errors) > 0 {
 		return outcome{reason: ReasonPlanFailed, message: strings.Join(sp.Errors, "; "), resources: resources(sp, StateDrifted), failed: true}
+	}
+	if len(sp.Changes) == 0 && len(stalled) > 0 {
+		return stalledOutcome(sp, stalled)
 	}
 	if len(sp.Changes) == 0 {
 		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
@@ -126,6 +134,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	l.o.Logger.Info("applying", "stack", st.Metadata.Name, "changes", len(sp.Changes))
 	plan := &reconcile.Plan{FormatVersion: reconcile.FormatVersion, Stacks: []reconcile.StackPlan{*sp}}
 	res := reconcile.Apply(ctx, stacks, plan, l.o.Reconcile)
+	l.recordAdjusted(st.Metadata.Name, res.Stacks[0].Changes)
 
 	out := outcome{applied: map[string]int{}, failedChanges: map[string]int{}}
 	var errs, deferred []string
@@ -173,6 +182,9 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 			}
 			out.resources[i] = r
 		}
+	case len(stalled) > 0:
+		st := stalledOutcome(sp, stalled)
+		out.reason, out.message = st.reason, fmt.Sprintf("applied %d change(s); %s", len(sp.Changes), st.message)
 	default:
 		out.reason, out.message = ReasonSucceeded, fmt.Sprintf("applied %d change(s)", len(sp.Changes))
 	}

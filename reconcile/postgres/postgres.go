@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,9 +32,12 @@ func Open(rawURL string, connectTimeout time.Duration, readOnly bool) (*sql.DB, 
 
 // open is Open with extra session parameters (e.g. lock_timeout).
 func open(rawURL string, connectTimeout time.Duration, readOnly bool, params map[string]string) (*sql.DB, error) {
+	if _, err := spec.ParsePostgres(rawURL); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("postgres %s: bad URL: %s", spec.Redact(rawURL), scrub(err, cfg))
+		return nil, fmt.Errorf("postgres: not a valid connection string %s", spec.Hidden)
 	}
 	if connectTimeout > 0 {
 		cfg.ConnectTimeout = connectTimeout
@@ -52,23 +54,9 @@ func open(rawURL string, connectTimeout time.Duration, readOnly bool, params map
 	return db, nil
 }
 
-// Server names the server of rawURL for messages: host:port/db, no credentials.
-func Server(rawURL string) string {
-	cfg, err := pgx.ParseConfig(rawURL)
-	if err != nil {
-		return spec.Redact(rawURL)
-	}
-	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))) + "/" + cfg.Database
-}
-
-// scrub keeps a pgx parse error from echoing the password.
-func scrub(err error, cfg *pgx.ConnConfig) string {
-	msg := err.Error()
-	if cfg != nil && cfg.Password != "" {
-		msg = spec.Scrub(msg, cfg.Password)
-	}
-	return spec.RedactText(msg)
-}
+// Server names the server of rawURL for messages from its parsed fields:
+// host:port/db, no credentials.
+func Server(rawURL string) string { return spec.PostgresServer(rawURL) }
 
 // State is the migration level observed in a database.
 type State struct {

@@ -28,9 +28,9 @@ func (quiet) Printf(context.Context, string, ...any) {}
 // Open returns a client for rawURL with the given dial timeout. Nothing is
 // dialled until the first command.
 func Open(rawURL string, connectTimeout time.Duration) (*goredis.Client, error) {
-	opt, err := goredis.ParseURL(rawURL)
+	opt, err := spec.ParseRedis(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis %s: bad URL: %s", spec.Redact(rawURL), spec.RedactText(err.Error()))
+		return nil, fmt.Errorf("redis: %w", err)
 	}
 	if connectTimeout > 0 {
 		opt.DialTimeout = connectTimeout
@@ -43,11 +43,7 @@ func Open(rawURL string, connectTimeout time.Duration) (*goredis.Client, error) 
 
 // Server names the server of rawURL for messages: host:port, no credentials.
 func Server(rawURL string) string {
-	opt, err := goredis.ParseURL(rawURL)
-	if err != nil {
-		return spec.Redact(rawURL)
-	}
-	return opt.Addr
+	return spec.RedisServer(rawURL)
 }
 
 // State is what a server answered for the managed parameters.
@@ -159,10 +155,19 @@ func Apply(ctx context.Context, c *goredis.Client, changes []Change, persist boo
 	if err := c.Do(ctx, args...).Err(); err != nil {
 		return fmt.Errorf("CONFIG SET: %w", err)
 	}
+	// Redis clamps some values instead of refusing them: read back, so a
+	// value stored differently is a failure, not "done".
+	adjusted, err := readBack(ctx, c, changes)
+	if err != nil {
+		return err
+	}
 	if persist {
 		if err := c.ConfigRewrite(ctx).Err(); err != nil {
 			return fmt.Errorf("settings applied but CONFIG REWRITE failed, so they will be lost on restart: %w", err)
 		}
+	}
+	if len(adjusted) > 0 {
+		return &AdjustedError{Params: adjusted}
 	}
 	return nil
 }

@@ -117,7 +117,8 @@ func (d *Dir) Fetch(ctx context.Context) (Revision, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	where := "folder source " + d.dir
-	hash, err := hashFolder(ctx, d.dir, d.cache)
+	keep := revisionFilter(d.dir, d.path)
+	hash, err := hashFolder(ctx, d.dir, d.cache, keep)
 	if err != nil {
 		return Revision{}, fmt.Errorf("%s: %w", where, err)
 	}
@@ -133,10 +134,10 @@ func (d *Dir) Fetch(ctx context.Context) (Revision, error) {
 		return Revision{}, fmt.Errorf("%s: %w", where, err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := copyFolder(ctx, d.dir, d.cache, tmp); err != nil {
+	if err := copyFolder(ctx, d.dir, d.cache, tmp, keep); err != nil {
 		return Revision{}, fmt.Errorf("%s: copy: %w", where, err)
 	}
-	id, err := hashFolder(ctx, tmp, "")
+	id, err := hashFolder(ctx, tmp, "", nil)
 	if err != nil {
 		return Revision{}, fmt.Errorf("%s: %w", where, err)
 	}

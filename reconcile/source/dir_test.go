@@ -34,9 +34,14 @@ func write(t *testing.T, dir, rel, content string) {
 	must(t, os.WriteFile(p, []byte(content), 0o644))
 }
 
+// appYAML is a stack document naming ../migrations, marked with v.
+func appYAML(v string) string {
+	return "# " + v + "\nspec:\n  postgres:\n    migrations: {dir: ../migrations}\n"
+}
+
 func TestDir(t *testing.T) {
 	src := t.TempDir()
-	write(t, src, "stacks/app.yaml", "v1\n")
+	write(t, src, "stacks/app.yaml", appYAML("v1"))
 	write(t, src, "migrations/001.sql", "-- 1\n")
 	write(t, src, ".git/HEAD", "ref: refs/heads/main\n")
 	must(t, os.Symlink("app.yaml", filepath.Join(src, "stacks/current.yaml")))
@@ -52,7 +57,7 @@ func TestDir(t *testing.T) {
 	if r1.Root != filepath.Join(cache, "snap-"+strings.TrimPrefix(r1.ID, "sha256:")) || r1.Path != filepath.Join(r1.Root, "stacks") {
 		t.Fatalf("unexpected Root/Path: %+v", r1)
 	}
-	wantFile(t, r1.Path, "app.yaml", "v1\n")
+	wantFile(t, r1.Path, "app.yaml", appYAML("v1"))
 	wantFile(t, r1.Root, "migrations/001.sql", "-- 1\n")
 	wantMissing(t, r1.Root, ".git")
 	if link, err := os.Readlink(filepath.Join(r1.Path, "current.yaml")); err != nil || link != "app.yaml" {
@@ -61,11 +66,18 @@ func TestDir(t *testing.T) {
 	if r := fetch(t, d); r != r1 {
 		t.Fatalf("no change: got %+v, want %+v", r, r1)
 	}
-	// Dot-folders are not part of the revision.
+	// Dot-folders are not part of the revision, nor is anything that is
+	// not a stack or a migration file a stack names.
 	write(t, src, ".git/HEAD", "ref: refs/heads/other\n")
+	write(t, src, "stacks/dbops.log", "a log line\n")
+	write(t, src, "backups/shop-pg-20250101T000000Z.dump", "dump")
+	write(t, src, "migrations/notes.txt", "notes")
+	write(t, src, "other/00009_unused.sql", "-- not named by any stack\n")
 	if r := fetch(t, d); r != r1 {
-		t.Fatalf("change in .git: got %+v, want %+v", r, r1)
+		t.Fatalf("change outside the stacks and their migrations: got %+v, want %+v", r, r1)
 	}
+	wantMissing(t, r1.Path, "dbops.log")
+	wantMissing(t, r1.Root, "backups")
 
 	seen := map[string]bool{r1.ID: true}
 	step := func(what string, change func()) Revision {
@@ -83,49 +95,51 @@ func TestDir(t *testing.T) {
 		return r
 	}
 
-	r2 := step("write", func() { write(t, src, "stacks/app.yaml", "v2\n") })
-	wantFile(t, r2.Path, "app.yaml", "v2\n")
-	wantFile(t, r1.Path, "app.yaml", "v1\n") // the old snapshot is intact
+	r2 := step("write", func() { write(t, src, "stacks/app.yaml", appYAML("v2")) })
+	wantFile(t, r2.Path, "app.yaml", appYAML("v2"))
+	wantFile(t, r1.Path, "app.yaml", appYAML("v1")) // the old snapshot is intact
 
 	r3 := step("rename-over save", func() {
 		tmp := filepath.Join(src, "stacks", ".app.yaml.swp")
-		must(t, os.WriteFile(tmp, []byte("v3\n"), 0o644))
+		must(t, os.WriteFile(tmp, []byte(appYAML("v3")), 0o644))
 		must(t, os.Rename(tmp, filepath.Join(src, "stacks", "app.yaml")))
 	})
-	wantFile(t, r3.Path, "app.yaml", "v3\n")
+	wantFile(t, r3.Path, "app.yaml", appYAML("v3"))
 	wantMissing(t, r3.Path, ".app.yaml.swp")
 
 	r4 := step("delete", func() { must(t, os.Remove(filepath.Join(src, "migrations", "001.sql"))) })
 	wantMissing(t, r4.Root, "migrations/001.sql")
 	wantFile(t, r2.Root, "migrations/001.sql", "-- 1\n")
 
-	r5 := step("new subfolder", func() { must(t, os.Mkdir(filepath.Join(src, "stacks", "prod"), 0o755)) })
-	if fi, err := os.Stat(filepath.Join(r5.Path, "prod")); err != nil || !fi.IsDir() {
-		t.Fatalf("new subfolder missing from the snapshot: %v", err)
+	// An empty new subfolder is no part of a revision; it is watched.
+	must(t, os.Mkdir(filepath.Join(src, "stacks", "prod"), 0o755))
+	waitChanged(t, d, "new subfolder")
+	if r := fetch(t, d); r != r4 {
+		t.Fatalf("an empty folder made a new revision: %+v", r)
 	}
-	// The new subfolder is watched too.
+
 	r6 := step("file in the new subfolder", func() { write(t, src, "stacks/prod/db.yaml", "prod\n") })
 	wantFile(t, r6.Path, "prod/db.yaml", "prod\n")
 	r7 := step("file in a nested new subfolder", func() {
-		must(t, os.MkdirAll(filepath.Join(src, "a", "b"), 0o755))
+		must(t, os.MkdirAll(filepath.Join(src, "stacks", "a", "b"), 0o755))
 		waitChanged(t, d, "nested mkdir")
-		write(t, src, "a/b/c.yaml", "deep\n")
+		write(t, src, "stacks/a/b/c.yaml", "deep\n")
 	})
-	wantFile(t, r7.Root, "a/b/c.yaml", "deep\n")
-	r8 := step("mode change", func() { must(t, os.Chmod(filepath.Join(src, "a/b/c.yaml"), 0o600)) })
-	if fi, err := os.Stat(filepath.Join(r8.Root, "a/b/c.yaml")); err != nil || fi.Mode().Perm() != 0o600 {
+	wantFile(t, r7.Path, "a/b/c.yaml", "deep\n")
+	r8 := step("mode change", func() { must(t, os.Chmod(filepath.Join(src, "stacks/a/b/c.yaml"), 0o600)) })
+	if fi, err := os.Stat(filepath.Join(r8.Path, "a/b/c.yaml")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("mode not kept: %v %v", fi, err)
 	}
 
 	// Going back to earlier content gives the earlier ID.
-	must(t, os.RemoveAll(filepath.Join(src, "a")))
+	must(t, os.RemoveAll(filepath.Join(src, "stacks", "a")))
 	waitChanged(t, d, "remove folder")
 	if r := fetch(t, d); r.ID != r6.ID {
 		t.Fatalf("content back to r6: ID %s, want %s", r.ID, r6.ID)
 	}
 
 	d.Release(r6.ID)
-	for _, r := range []Revision{r1, r2, r3, r4, r5, r7, r8} {
+	for _, r := range []Revision{r1, r2, r3, r4, r7, r8} {
 		if _, err := os.Stat(r.Root); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("released snapshot %s still there (err %v)", r.Root, err)
 		}

@@ -59,6 +59,7 @@ const (
 // NewGit checks the options and returns a git source; nothing is fetched
 // until the first Fetch.
 func NewGit(opts GitOptions) (*Git, error) {
+	spec.RegisterSecrets(spec.Password(opts.URL))
 	g := &Git{opts: opts, shown: spec.Redact(opts.URL)}
 	if opts.URL == "" {
 		return nil, errors.New("git source: URL is required")

@@ -136,8 +136,9 @@ func (g *Git) token() (string, error) {
 	case o.TokenEnv != "":
 		t := strings.TrimSpace(os.Getenv(o.TokenEnv))
 		if t == "" {
-			return "", fmt.Errorf("token: environment variable %s is not set", o.TokenEnv)
+			return "", fmt.Errorf("token: environment variable %s is not set or empty", o.TokenEnv)
 		}
+		spec.RegisterSecrets(t)
 		return t, nil
 	case o.TokenFile != "":
 		b, err := os.ReadFile(o.TokenFile)
@@ -148,6 +149,7 @@ func (g *Git) token() (string, error) {
 		if t == "" {
 			return "", fmt.Errorf("token file %s is empty", o.TokenFile)
 		}
+		spec.RegisterSecrets(t)
 		return t, nil
 	}
 	return "", nil

@@ -91,6 +91,14 @@ func TestGitHTTPSToken(t *testing.T) {
 			t.Fatalf("error %q should name the variable", err)
 		}
 	})
+	t.Run("empty token variable", func(t *testing.T) {
+		t.Setenv("DBOPS_TEST_EMPTY_TOKEN", "")
+		g, err := NewGit(GitOptions{URL: url, Ref: "main", CacheDir: t.TempDir(), TokenEnv: "DBOPS_TEST_EMPTY_TOKEN"})
+		must(t, err)
+		if err := fetchErr(t, g); !strings.Contains(err.Error(), "environment variable DBOPS_TEST_EMPTY_TOKEN is not set or empty") {
+			t.Fatalf("error %q should name the empty variable", err)
+		}
+	})
 	t.Run("wrong token", func(t *testing.T) {
 		const wrong = "ghp_WrongToken456"
 		t.Setenv("DBOPS_TEST_TOKEN", wrong)

@@ -113,7 +113,8 @@ func skipDir(rel, abs, cacheDir string) bool {
 // walkFolder calls fn for every folder, regular file and symlink below root
 // in lexical order, with its slash-separated path relative to root; other
 // file types, skipped folders and files deleted meanwhile are left out.
-func walkFolder(ctx context.Context, root, cacheDir string, fn func(rel, abs string, d fs.DirEntry) error) error {
+// A non-nil keep further selects the folders and files walked.
+func walkFolder(ctx context.Context, root, cacheDir string, keep func(rel string, isDir bool) bool, fn func(rel, abs string, d fs.DirEntry) error) error {
 	return filepath.WalkDir(root, func(abs string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if abs != root && errors.Is(err, fs.ErrNotExist) {
@@ -130,6 +131,12 @@ func walkFolder(ctx context.Context, root, cacheDir string, fn func(rel, abs str
 		rel, err := filepath.Rel(root, abs)
 		if err != nil {
 			return err
+		}
+		if keep != nil && !keep(filepath.ToSlash(rel), d.IsDir()) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		switch t := d.Type(); {
 		case t.IsDir():
@@ -149,9 +156,9 @@ func walkFolder(ctx context.Context, root, cacheDir string, fn func(rel, abs str
 
 // hashFolder returns the revision ID "sha256:<hex>" of the files below root:
 // paths, types, permission bits, contents and symlink targets.
-func hashFolder(ctx context.Context, root, cacheDir string) (string, error) {
+func hashFolder(ctx context.Context, root, cacheDir string, keep func(string, bool) bool) (string, error) {
 	h := sha256.New()
-	err := walkFolder(ctx, root, cacheDir, func(rel, abs string, d fs.DirEntry) error {
+	err := walkFolder(ctx, root, cacheDir, keep, func(rel, abs string, d fs.DirEntry) error {
 		info, err := d.Info()
 		if err != nil {
 			return err
@@ -187,8 +194,8 @@ func hashFolder(ctx context.Context, root, cacheDir string) (string, error) {
 
 // copyFolder copies the files below root into dst (which exists), keeping
 // permission bits and symlinks; dot-folders and cacheDir are skipped.
-func copyFolder(ctx context.Context, root, cacheDir, dst string) error {
-	return walkFolder(ctx, root, cacheDir, func(rel, abs string, d fs.DirEntry) error {
+func copyFolder(ctx context.Context, root, cacheDir, dst string, keep func(string, bool) bool) error {
+	return walkFolder(ctx, root, cacheDir, keep, func(rel, abs string, d fs.DirEntry) error {
 		target := filepath.Join(dst, filepath.FromSlash(rel))
 		switch {
 		case d.IsDir():
