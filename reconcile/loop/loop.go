@@ -50,6 +50,10 @@ type Loop struct {
 	sem     chan struct{}
 	wg      sync.WaitGroup
 
+	// snapMu orders snapshot deletion after a fetch's adoption: without it
+	// a stack cycle ending between Source.Fetch and l.current being set
+	// deletes the snapshot just fetched (seen as "spec path ...: no such file").
+	snapMu   sync.Mutex
 	mu       sync.Mutex
 	runCtx   context.Context // set by Run: retries live only as long as it
 	current  *revision
@@ -169,6 +173,8 @@ func (l *Loop) Wait() { l.wg.Wait() }
 // A revision that fails to fetch-verify, load or validate is rejected and the
 // one in force stays.
 func (l *Loop) fetch(ctx context.Context) {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
 	rev, err := l.o.Source.Fetch(ctx)
 	now := time.Now()
 	l.mu.Lock()

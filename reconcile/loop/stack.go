@@ -327,6 +327,8 @@ func (l *Loop) finish(st *spec.Stack, out outcome, start time.Time) {
 // releaseSnapshots deletes the snapshots of revisions that are neither in
 // force nor still read by a running stack cycle.
 func (l *Loop) releaseSnapshots() {
+	l.snapMu.Lock()
+	defer l.snapMu.Unlock()
 	l.mu.Lock()
 	var keep []string
 	if l.current != nil {
