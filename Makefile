@@ -24,6 +24,7 @@ demo: build servers
 # The whole suite, with real throwaway servers (never skipped here).
 test: servers
 	@scripts/ensure-node.sh
+	@scripts/ensure-seaweedfs.sh >/dev/null   # the S3 server of the object-storage tests (built once, cached)
 	DBOPS_REQUIRE_SERVERS=1 $(GO) test -count=1 -timeout 30m ./...
 
 # The version matrix: the server-backed tests on PostgreSQL 18 and Redis 8

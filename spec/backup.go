@@ -2,9 +2,9 @@ package spec
 
 import (
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Backup is a scheduled backup job of a stack.
@@ -17,14 +17,32 @@ type Backup struct {
 	// Timezone is the IANA zone of Schedule and of retention's calendar
 	// boundaries; UTC when empty.
 	Timezone string `json:"timezone,omitempty"`
-	// Destination is an absolute local folder, usually a mounted volume.
+	// Destination is an absolute local folder, usually a mounted volume,
+	// or s3://bucket/prefix on S3-compatible object storage (see S3).
 	Destination string    `json:"destination"`
+	S3          *S3       `json:"s3,omitempty"`
 	Retention   Retention `json:"retention"`
 	// Verify is read (default: the whole file read back) or restore
 	// (Postgres: restored into a scratch database and row counts compared).
 	Verify string `json:"verify,omitempty"`
+	// Encryption, when set, encrypts every backup of the job with age.
+	Encryption *Encryption `json:"encryption,omitempty"`
+	// Drill, when set, restores the newest counted backup on a schedule
+	// and measures the recovery time.
+	Drill *Drill `json:"drill,omitempty"`
 	// Suspend stops the job from firing in `dbops run`.
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// Drill is a scheduled restore drill: the newest counted backup restored
+// into a scratch database (Postgres) or a throwaway redis-server (Redis),
+// checked, timed and thrown away.
+type Drill struct {
+	// Schedule is parsed like the job's, in the job's time zone.
+	Schedule Schedule `json:"schedule"`
+	// Checks are SQL queries returning one boolean, run in the restored
+	// scratch database (Postgres only), e.g. SELECT count(*) > 0 FROM users.
+	Checks []string `json:"checks,omitempty"`
 }
 
 // Retention says which verified backups to keep, with restic's forget
@@ -46,7 +64,7 @@ const Unlimited = -1
 var jobName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // checkBackups parses the backup jobs of a stack.
-func checkBackups(s *StackSpec, bad func(field, format string, args ...any)) {
+func checkBackups(s *StackSpec, specFile string, opts Options, bad func(field, format string, args ...any), warn func(field, msg string)) {
 	names := map[string]string{}
 	for i := range s.Backups {
 		b := &s.Backups[i]
@@ -82,8 +100,21 @@ func checkBackups(s *StackSpec, bad func(field, format string, args ...any)) {
 		} else {
 			b.Schedule = sc
 		}
-		if !filepath.IsAbs(b.Destination) {
-			bad(f+"destination", "%q must be an absolute folder (a mounted volume), not a path in the repository", b.Destination)
+		checkStorage(b, f, specFile, opts, bad, warn)
+		if d := b.Drill; d != nil {
+			if sc, err := ParseSchedule(d.Schedule.String(), tz); err != nil {
+				bad(f+"drill.schedule", "%v", err)
+			} else {
+				d.Schedule = sc
+			}
+			if b.Source == "redis" && len(d.Checks) > 0 {
+				bad(f+"drill.checks", "SQL checks are for postgres drills; a Redis drill compares key counts")
+			}
+			for k, c := range d.Checks {
+				if strings.TrimSpace(c) == "" {
+					bad(fmt.Sprintf("%sdrill.checks[%d]", f, k), "empty: a query returning one boolean, e.g. SELECT count(*) > 0 FROM users")
+				}
+			}
 		}
 		checkRetention(b.Retention, f+"retention", bad)
 		if !slices.Contains([]string{"", "read", "restore"}, b.Verify) {

@@ -60,7 +60,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 			}
 		}
 	}
-	checkBackups(s, adderr)
+	checkBackups(s, st.File, opts, adderr, addwarn)
 	checkWindows(s, adderr)
 	return errs, warns
 }

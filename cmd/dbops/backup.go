@@ -56,7 +56,7 @@ func (e *env) backupTargets(sel string, needJob, offline bool) ([]backupTarget, 
 func newBackupCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Take and list the backups the spec schedules"}
 	cmd.PersistentFlags().StringSliceVarP(&e.specPaths, "file", "f", []string{"."}, "spec files or folders holding the stacks")
-	cmd.AddCommand(newBackupRunCommand(e), newBackupListCommand(e))
+	cmd.AddCommand(newBackupRunCommand(e), newBackupListCommand(e), newBackupDrillCommand(e))
 	return cmd
 }
 
@@ -152,7 +152,7 @@ func newBackupListCommand(e *env) *cobra.Command {
 }
 
 func newRestoreCommand(e *env) *cobra.Command {
-	var id, toURL, redisDir, redisStart, redisStop string
+	var id, toURL, redisDir, redisStart, redisStop, identityFile string
 	var clean bool
 	cmd := &cobra.Command{
 		Use:   "restore STACK/JOB --to-url URL [--backup ID] [--clean] [--redis-dir DIR --redis-start CMD [--redis-stop CMD]]",
@@ -191,9 +191,11 @@ the AOF folder moved aside), start, key count checked, AOF back on.`,
 				return exitError{code: 1, msg: fmt.Sprintf("no verified backup of %s (--backup %q); see dbops backup list", args[0], id)}
 			}
 			e.guardSecrets(spec.Password(toURL))
+			opts := e.options().Backup
+			opts.IdentityFile = identityFile
 			if t.job.Source == "redis" {
 				if redisDir == "" {
-					info, err := backup.CheckRDB(chosen.File)
+					info, err := backup.CheckRedisBackup(cmd.Context(), *chosen, opts)
 					if err != nil {
 						return exitError{code: 1, msg: fmt.Sprintf("%s is not usable: %v", chosen.File, err)}
 					}
@@ -207,7 +209,7 @@ the AOF folder moved aside), start, key count checked, AOF back on.`,
 				if redisStop != "" {
 					to.Stop = shellStep("--redis-stop", redisStop)
 				}
-				rep, err := backup.RestoreRedis(cmd.Context(), chosen.Manifest, chosen.File, to, e.options().Backup)
+				rep, err := backup.RestoreRedisBackup(cmd.Context(), *chosen, to, opts)
 				if err != nil {
 					return exitError{code: 1, msg: err.Error()}
 				}
@@ -220,7 +222,7 @@ the AOF folder moved aside), start, key count checked, AOF back on.`,
 			if toURL == "" {
 				return exitError{code: 1, msg: "--to-url is required: the database to restore into"}
 			}
-			rep, err := backup.Restore(cmd.Context(), chosen.Manifest, chosen.File, toURL, clean, e.options().Backup)
+			rep, err := backup.RestoreBackup(cmd.Context(), *chosen, toURL, clean, opts)
 			if err != nil {
 				return exitError{code: 1, msg: err.Error()}
 			}
@@ -234,6 +236,7 @@ the AOF folder moved aside), start, key count checked, AOF back on.`,
 	cmd.Flags().BoolVar(&clean, "clean", false, "drop the backup's objects first, allowing a restore over a database that has tables")
 	cmd.Flags().StringVar(&redisDir, "redis-dir", "", "Redis: the server's data directory (CONFIG GET dir); dbops then restores the RDB itself")
 	cmd.Flags().StringVar(&redisStart, "redis-start", "", "Redis: shell command that starts the server and returns (with --redis-dir)")
+	cmd.Flags().StringVar(&identityFile, "identity-file", "", "age identity file that decrypts encrypted backups (default $DBOPS_AGE_IDENTITY_FILE, or the identity in $DBOPS_AGE_IDENTITY)")
 	cmd.Flags().StringVar(&redisStop, "redis-stop", "", "Redis: shell command that stops the server (default: SHUTDOWN NOSAVE)")
 	return cmd
 }

@@ -21,6 +21,10 @@ const helperEnv = "DBOPS_BACKUP_TEST_HELPER"
 func helperBackup() int {
 	job := Job{Stack: "shop", Name: "big", Source: SourcePostgres, Destination: os.Getenv("DBOPS_HELPER_DIR"),
 		PostgresURL: os.Getenv("DBOPS_HELPER_URL")}
+	if f := strings.Fields(os.Getenv("DBOPS_HELPER_S3")); len(f) == 3 {
+		job.Verify = VerifyRead
+		job.S3 = &spec.S3{Endpoint: f[0], PathStyle: true, Region: "us-east-1", AccessKey: f[1], SecretKey: f[2]}
+	}
 	if _, err := Run(context.Background(), job, Options{PgDumpPath: os.Getenv("DBOPS_HELPER_PG_DUMP")}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/amanat/dbops/spec"
 )
 
 // Backup is one backup of a job found in its destination.
@@ -26,6 +28,8 @@ type Backup struct {
 	Reason  string `json:"reason,omitempty"` // why not counted
 	// KeptBy names the retention rules that keep it (set by Prune).
 	KeptBy []string `json:"keptBy,omitempty"`
+
+	bucket *bucketStore // the s3:// destination it was listed from; nil for a folder
 }
 
 // stampPattern matches the time part of a data file name (freeName).
@@ -39,6 +43,13 @@ func (b Backup) Time() time.Time { return b.Manifest.StartedAt }
 // manifest against its data file's presence and size; ListChecked also
 // re-hashes the files. A missing destination has no backups.
 func List(dir string, job Job) ([]Backup, error) {
+	if spec.IsS3(dir) {
+		j := job
+		j.Destination = dir
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		return listBucket(ctx, j)
+	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -89,6 +100,24 @@ func List(dir string, job Job) ([]Backup, error) {
 
 // quickCheck returns why a backup with a parsed manifest is not counted.
 func quickCheck(b Backup, readErr error) string {
+	if r := quickCheckMeta(b, readErr); r != "" {
+		return r
+	}
+	m := b.Manifest
+	fi, err := os.Stat(b.File)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "data file missing"
+	case err != nil:
+		return err.Error()
+	case fi.Size() != m.Size:
+		return fmt.Sprintf("data file is %d bytes, the manifest says %d", fi.Size(), m.Size)
+	}
+	return ""
+}
+
+// quickCheckMeta is what quickCheck reads in the manifest alone.
+func quickCheckMeta(b Backup, readErr error) string {
 	m := b.Manifest
 	switch {
 	case readErr != nil:
@@ -106,15 +135,6 @@ func quickCheck(b Backup, readErr error) string {
 		// did not know (before hash-field TTLs were read).
 		return "NOT verified: an older dbops stopped reading the RDB early (" + m.Verification.Detail + ")"
 	}
-	fi, err := os.Stat(b.File)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "data file missing"
-	case err != nil:
-		return err.Error()
-	case fi.Size() != m.Size:
-		return fmt.Sprintf("data file is %d bytes, the manifest says %d", fi.Size(), m.Size)
-	}
 	return ""
 }
 
@@ -122,7 +142,15 @@ func quickCheck(b Backup, readErr error) string {
 // compared with its manifest; a mismatch makes it uncounted. Hashes are
 // cached in memory by path, size and modification time, so a long-running
 // loop reads each file once.
+//
+// On object storage the objects are not downloaded: their size and ETag
+// are compared with the manifest's (verification and restore hash them).
 func ListChecked(ctx context.Context, dir string, job Job) ([]Backup, error) {
+	if spec.IsS3(dir) {
+		j := job
+		j.Destination = dir
+		return listBucket(ctx, j)
+	}
 	bs, err := List(dir, job)
 	if err != nil {
 		return nil, err
@@ -209,6 +237,11 @@ func LastStarted(bs []Backup) time.Time {
 // Delete removes a backup: its manifest first (so it stops counting at
 // once), then its data file. Missing files are not an error.
 func Delete(b Backup) error {
+	if b.bucket != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		return deleteBucket(ctx, b)
+	}
 	var errs []error
 	for _, p := range []string{b.ManifestFile, b.File} {
 		if p == "" {

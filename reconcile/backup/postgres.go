@@ -156,9 +156,16 @@ func (t pgTarget) connect(ctx context.Context, timeout time.Duration, readOnly b
 // environment; stdout goes to out (nil: discarded). Errors carry the end of
 // its stderr, scrubbed.
 func runTool(ctx context.Context, t pgTarget, bin string, args []string, out io.Writer) error {
+	return runToolIn(ctx, t, bin, args, nil, out)
+}
+
+// runToolIn is runTool with in as the program's standard input (a backup
+// streamed from object storage or decrypted on the way).
+func runToolIn(ctx context.Context, t pgTarget, bin string, args []string, in io.Reader, out io.Writer) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.SysProcAttr = childAttr()
 	cmd.Env = t.env()
+	cmd.Stdin = in
 	cmd.Stdout = out
 	var stderr tailBuffer
 	cmd.Stderr = &stderr
@@ -337,7 +344,7 @@ func rowCounts(ctx context.Context, q querier) (map[string]int64, error) {
 // into tf. pg_dump dumps the snapshot of a read-only repeatable-read
 // transaction in which the server version, goose version and (for
 // verify: restore) row counts are read, so all describe the same data.
-func dumpPostgres(ctx context.Context, job Job, opts Options, tf *tempFile, m *Manifest) error {
+func dumpPostgres(ctx context.Context, job Job, opts Options, tf io.Writer, m *Manifest) error {
 	t, err := parsePG(job.PostgresURL)
 	if err != nil {
 		return err
@@ -381,7 +388,7 @@ func dumpPostgres(ctx context.Context, job Job, opts Options, tf *tempFile, m *M
 	if err := streamTool(ctx, t, opts.pgDump(), args, tf); err != nil {
 		return err
 	}
-	if job.verifyMethod() == VerifyRestore && !opts.NoVerify {
+	if (job.verifyMethod() == VerifyRestore || job.Drill != nil) && !opts.NoVerify {
 		if m.RowCounts, err = rowCounts(ctx, tx); err != nil {
 			return fmt.Errorf("postgres %s: %s", t.server, t.scrub(err.Error()))
 		}

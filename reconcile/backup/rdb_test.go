@@ -343,3 +343,40 @@ func TestIncompleteWalkIsNotVerified(t *testing.T) {
 		})
 	}
 }
+
+// checkRDBStream (one pass, for object storage and decryption) gives the
+// verdict checkRDB gives on the file, for good and damaged RDBs.
+func TestCheckRDBStreamAgreesWithFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, fixture := range []string{"redis-8.0.6-field-ttl.rdb", "redis-8.0.6-field-ttl-nochecksum.rdb"} {
+		src := filepath.Join("testdata", fixture)
+		for _, c := range []struct {
+			name   string
+			damage func(p string)
+		}{
+			{"intact", func(string) {}},
+			{"flipped", func(p string) { flipByte(t, p, fileSize(t, p)/2) }},
+			{"truncated", func(p string) { os.Truncate(p, fileSize(t, p)-100) }},
+			{"eof opcode", func(p string) { flipByte(t, p, -9) }},
+			{"checksum", func(p string) { flipByte(t, p, -1) }},
+			{"magic", func(p string) { flipByte(t, p, 0) }},
+		} {
+			p := filepath.Join(dir, c.name+"-"+fixture)
+			copyFile(t, src, p)
+			c.damage(p)
+			for _, rejectZero := range []bool{false, true} {
+				want, wantErr := checkRDB(p, rejectZero)
+				f, err := os.Open(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, gotErr := checkRDBStream(f, rejectZero)
+				f.Close()
+				// On damage the file check stops before walking; only the verdict compares.
+				if (gotErr == nil) != (wantErr == nil) || (wantErr == nil && (got.Keys != want.Keys || !got.Walked || got.Checksum != want.Checksum)) {
+					t.Errorf("%s %s rejectZero=%v: stream %+v %v, file %+v %v", fixture, c.name, rejectZero, got, gotErr, want, wantErr)
+				}
+			}
+		}
+	}
+}

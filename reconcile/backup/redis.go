@@ -195,7 +195,7 @@ func (d *deadlineConn) Write(p []byte) (int, error) {
 }
 
 // dumpRedis fetches the job's RDB into tf and fills the manifest.
-func dumpRedis(ctx context.Context, job Job, opts Options, tf *tempFile, m *Manifest) error {
+func dumpRedis(ctx context.Context, job Job, opts Options, tf io.Writer, m *Manifest) error {
 	t, err := parseRedis(job.RedisURL)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"time"
@@ -69,7 +70,38 @@ var ErrNotEmpty = errors.New("target database has tables")
 // clean, which drops the backup's objects first (--clean --if-exists).
 // Redis backups are restored by RestoreRedis or by hand (RedisRestoreProcedure).
 func Restore(ctx context.Context, m Manifest, file string, toURL string, clean bool, opts Options) (Report, error) {
-	r := Report{Backup: filepath.Base(file), Clean: clean, StartedAt: opts.now().UTC()}
+	return restore(ctx, m, filepath.Base(file), func(ctx context.Context) error { return checkFile(ctx, file, m) },
+		file, nil, toURL, clean, opts)
+}
+
+// RestoreBackup restores a listed backup, from a folder or an s3://
+// destination, encrypted or not, with Restore's rules. An object or an
+// encrypted file is first read through once to check its size and
+// SHA-256, then streamed (decrypted on the way) into pg_restore.
+func RestoreBackup(ctx context.Context, b Backup, toURL string, clean bool, opts Options) (Report, error) {
+	if b.bucket == nil && b.Manifest.Encryption == nil {
+		return Restore(ctx, b.Manifest, b.File, toURL, clean, opts)
+	}
+	m := b.Manifest
+	check := func(ctx context.Context) error {
+		if m.Encryption != nil {
+			if _, err := opts.identities(m); err != nil {
+				return err
+			}
+		}
+		rc, err := b.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return newChecked(ctxReader{ctx, rc}).finish(m)
+	}
+	return restore(ctx, m, m.File, check, "", b.open, toURL, clean, opts)
+}
+
+// restore restores file, or the stream open returns, after check passed.
+func restore(ctx context.Context, m Manifest, name string, check func(context.Context) error, file string, open opener, toURL string, clean bool, opts Options) (Report, error) {
+	r := Report{Backup: name, Clean: clean, StartedAt: opts.now().UTC()}
 	if m.Source != SourcePostgres {
 		return r, fmt.Errorf("%s is a %s backup: restore it with RestoreRedis (dbops restore --redis-dir) or by hand.\n%s", r.Backup, m.Source, RedisRestoreProcedure)
 	}
@@ -81,7 +113,7 @@ func Restore(ctx context.Context, m Manifest, file string, toURL string, clean b
 	if !m.Verification.OK && m.Verification.Method != VerifyNone {
 		return r, fmt.Errorf("%s did not pass verification (%s): refusing to restore it", r.Backup, m.Verification.Error)
 	}
-	if err := checkFile(ctx, file, m); err != nil {
+	if err := check(ctx); err != nil {
 		return r, fmt.Errorf("refusing to restore: %w", err)
 	}
 	conn, err := t.connect(ctx, opts.connectTimeout(), false)
@@ -106,9 +138,23 @@ func Restore(ctx context.Context, m Manifest, file string, toURL string, clean b
 	if clean {
 		args = append(args, "--clean", "--if-exists")
 	}
-	args = append(args, "--dbname="+t.conn, file)
-	r.Command = strings.Join(append([]string{opts.pgRestore()}, args...), " ") // the URL has no password
-	if err := runTool(ctx, t, opts.pgRestore(), args, nil); err != nil {
+	args = append(args, "--dbname="+t.conn)
+	var in io.Reader
+	if open != nil {
+		rc, err := open(ctx)
+		if err != nil {
+			return r, err
+		}
+		defer rc.Close()
+		if in, err = plaintext(ctxReader{ctx, rc}, m, opts); err != nil {
+			return r, err
+		}
+		r.Command = strings.Join(append([]string{opts.pgRestore()}, args...), " ") + " < " + name
+	} else {
+		args = append(args, file)
+		r.Command = strings.Join(append([]string{opts.pgRestore()}, args...), " ") // the URL has no password
+	}
+	if err := runToolIn(ctx, t, opts.pgRestore(), args, in, nil); err != nil {
 		return r, fmt.Errorf("restore %s into %s (nothing was changed: one transaction): %w", r.Backup, t.server, err)
 	}
 	if r.RowCounts, err = rowCounts(ctx, conn); err != nil {

@@ -313,3 +313,65 @@ func keyCount(ctx context.Context, c *goredis.Client) (int64, error) {
 	}
 	return n, nil
 }
+
+// RestoreRedisBackup is RestoreRedis for a listed backup, from a folder or
+// an s3:// destination, encrypted or not: an object or an encrypted file
+// is checked against its manifest while it is copied (decrypted) to a
+// private temporary file, which RestoreRedis then puts in place.
+func RestoreRedisBackup(ctx context.Context, b Backup, to RedisRestoreTarget, opts Options) (RedisReport, error) {
+	if b.bucket == nil && b.Manifest.Encryption == nil {
+		return RestoreRedis(ctx, b.Manifest, b.File, to, opts)
+	}
+	m := b.Manifest
+	rc, err := b.open(ctx)
+	if err != nil {
+		return RedisReport{Backup: m.File}, err
+	}
+	defer rc.Close()
+	cr := newChecked(ctxReader{ctx, rc})
+	plain, err := plaintext(cr, m, opts)
+	if err != nil {
+		return RedisReport{Backup: m.File}, err
+	}
+	tmp, cleanup, err := spool(ctx, plain)
+	if err != nil {
+		return RedisReport{Backup: m.File}, err
+	}
+	defer cleanup()
+	if err := cr.finish(m); err != nil {
+		return RedisReport{Backup: m.File}, fmt.Errorf("refusing to restore: %w", err)
+	}
+	// The spooled plaintext is checked against itself from here on.
+	size, sum, err := hashFile(ctx, tmp)
+	if err != nil {
+		return RedisReport{Backup: m.File}, err
+	}
+	local := m
+	local.Size, local.SHA256, local.Encryption = size, sum, nil
+	rep, err := RestoreRedis(ctx, local, tmp, to, opts)
+	rep.Backup = m.File
+	return rep, err
+}
+
+// CheckRedisBackup is CheckRDB for a listed backup, from a folder or an
+// s3:// destination, encrypted or not.
+func CheckRedisBackup(ctx context.Context, b Backup, opts Options) (RDBInfo, error) {
+	if b.bucket == nil && b.Manifest.Encryption == nil {
+		return CheckRDB(b.File)
+	}
+	rc, err := b.open(ctx)
+	if err != nil {
+		return RDBInfo{}, err
+	}
+	defer rc.Close()
+	plain, err := plaintext(ctxReader{ctx, rc}, b.Manifest, opts)
+	if err != nil {
+		return RDBInfo{}, err
+	}
+	tmp, cleanup, err := spool(ctx, plain)
+	if err != nil {
+		return RDBInfo{}, err
+	}
+	defer cleanup()
+	return CheckRDB(tmp)
+}

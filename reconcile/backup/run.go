@@ -3,9 +3,23 @@ package backup
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"time"
+
+	"github.com/amanat/dbops/spec"
 )
+
+// dump streams the job's source into w and fills the manifest.
+func dump(ctx context.Context, job Job, opts Options, w io.Writer, m *Manifest) error {
+	switch job.Source {
+	case SourcePostgres:
+		return dumpPostgres(ctx, job, opts, w, m)
+	case SourceRedis:
+		return dumpRedis(ctx, job, opts, w, m)
+	}
+	return fmt.Errorf("source %q is not postgres or redis", job.Source)
+}
 
 // VerifyError is returned by Run when the backup was taken but failed
 // verification: it is kept, with its manifest, but never counted.
@@ -28,6 +42,9 @@ func (e *VerifyError) Error() string {
 // fails verification is kept: Run returns its manifest and a *VerifyError.
 // Any other error means no backup was kept.
 func Run(ctx context.Context, job Job, opts Options) (Manifest, error) {
+	if spec.IsS3(job.Destination) {
+		return runBucket(ctx, job, opts)
+	}
 	unlock, err := destination(ctx, job)
 	if err != nil {
 		return Manifest{}, err
@@ -42,13 +59,12 @@ func Run(ctx context.Context, job Job, opts Options) (Manifest, error) {
 
 	m := Manifest{FormatVersion: ManifestFormat, Stack: job.Stack, Job: job.Name, Source: job.Source, StartedAt: opts.now().UTC()}
 	log.Info("backup started", "source", job.Source, "destination", job.Destination)
-	switch job.Source {
-	case SourcePostgres:
-		err = dumpPostgres(ctx, job, opts, tf, &m)
-	case SourceRedis:
-		err = dumpRedis(ctx, job, opts, tf, &m)
-	default:
-		err = fmt.Errorf("source %q is not postgres or redis", job.Source)
+	w, sealed, err := encryptTo(job, tf, &m)
+	if err == nil {
+		err = dump(ctx, job, opts, w, &m)
+	}
+	if err == nil {
+		err = sealed()
 	}
 	if err == nil {
 		err = tf.finish()

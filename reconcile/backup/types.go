@@ -37,16 +37,24 @@ const (
 
 // Job is one backup job of a stack, as declared in its spec.
 type Job struct {
-	Stack       string    `json:"stack"`
-	Name        string    `json:"name"`
-	Source      string    `json:"source"`      // "postgres" | "redis"
-	Schedule    Schedule  `json:"schedule"`    // parsed by spec, in the job's time zone
-	Destination string    `json:"destination"` // a local folder
-	Retention   Retention `json:"retention"`
-	Verify      string    `json:"verify,omitempty"` // "read" (default) | "restore"
+	Stack       string   `json:"stack"`
+	Name        string   `json:"name"`
+	Source      string   `json:"source"`      // "postgres" | "redis"
+	Schedule    Schedule `json:"schedule"`    // parsed by spec, in the job's time zone
+	Destination string   `json:"destination"` // a local folder or s3://bucket/prefix
+	// S3 holds an s3:// destination's settings; its credentials are never
+	// marshalled (see spec.S3).
+	S3 *spec.S3 `json:"s3,omitempty"`
+	// Recipients are the age public keys backups are encrypted for; none:
+	// not encrypted.
+	Recipients []string  `json:"recipients,omitempty"`
+	Retention  Retention `json:"retention"`
+	Verify     string    `json:"verify,omitempty"` // "read" (default) | "restore"
 	// Connection URLs: secrets, never printed (see spec.Redact).
 	PostgresURL string `json:"-"`
 	RedisURL    string `json:"-"`
+	// Drill is the job's restore drill; nil: none.
+	Drill *spec.Drill `json:"drill,omitempty"`
 	// MigrationTable is goose's version table; default goose_db_version.
 	MigrationTable string `json:"migrationTable,omitempty"`
 	// MigrationFormat is goose (default) or drizzle; for drizzle,
@@ -66,7 +74,10 @@ func emptyRetention(r Retention) bool { return r == Retention{} }
 func NewJob(st *spec.Stack, b spec.Backup) Job {
 	j := Job{
 		Stack: st.Metadata.Name, Name: b.Name, Source: b.Source, Schedule: b.Schedule,
-		Destination: b.Destination, Verify: b.Verify, Retention: b.Retention,
+		Destination: b.Destination, Verify: b.Verify, Retention: b.Retention, S3: b.S3, Drill: b.Drill,
+	}
+	if b.Encryption != nil {
+		j.Recipients = b.Encryption.Recipients
 	}
 	if pg := st.Spec.Postgres; pg != nil {
 		j.PostgresURL = pg.URL
@@ -92,11 +103,18 @@ type Manifest struct {
 	File          string    `json:"file"` // base name, in the manifest's folder
 	StartedAt     time.Time `json:"startedAt"`
 	FinishedAt    time.Time `json:"finishedAt"`
-	Size          int64     `json:"size"`
-	SHA256        string    `json:"sha256"`
-	Server        string    `json:"server"` // host:port[/db], no credentials
-	ServerVersion string    `json:"serverVersion"`
-	ClientVersion string    `json:"clientVersion,omitempty"` // pg_dump --version
+	Size          int64     `json:"size"`   // of the stored file or object (the ciphertext when encrypted)
+	SHA256        string    `json:"sha256"` // of the stored bytes: checkable without the key
+	// Encryption says how the data is encrypted; nil when it is not.
+	Encryption *Encryption `json:"encryption,omitempty"`
+	// PlainSize is the size before encryption (encrypted backups only).
+	PlainSize int64 `json:"plainSize,omitempty"`
+	// ETag is the object store's ETag of an s3:// backup, compared when
+	// listing (a replaced or damaged object changes it).
+	ETag          string `json:"etag,omitempty"`
+	Server        string `json:"server"` // host:port[/db], no credentials
+	ServerVersion string `json:"serverVersion"`
+	ClientVersion string `json:"clientVersion,omitempty"` // pg_dump --version
 	// MigrationVersion is goose's version when the dump's snapshot was taken
 	// (for a drizzle stack, the last created_at in its migrations table).
 	MigrationVersion *int64 `json:"migrationVersion,omitempty"`
@@ -106,6 +124,12 @@ type Manifest struct {
 	// RDBChecksum is the server's rdbchecksum setting ("yes"/"no"; Redis).
 	RDBChecksum  string       `json:"rdbChecksum,omitempty"`
 	Verification Verification `json:"verification"`
+}
+
+// Encryption records what decrypting a backup needs, except the key.
+type Encryption struct {
+	Method     string   `json:"method"`     // "age"
+	Recipients []string `json:"recipients"` // age public keys it was encrypted for
 }
 
 // Duration is the time the backup took, verification excluded.
@@ -132,6 +156,10 @@ type Options struct {
 	// NoVerify skips verification in Run (benchmarks); such a backup is
 	// recorded with method "none" and never counted.
 	NoVerify bool
+	// IdentityFile is an age identity file that decrypts encrypted
+	// backups; default $DBOPS_AGE_IDENTITY_FILE, else the identity itself
+	// in $DBOPS_AGE_IDENTITY.
+	IdentityFile string
 }
 
 func (o Options) now() time.Time {

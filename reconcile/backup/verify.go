@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,7 +32,11 @@ func Verify(ctx context.Context, m Manifest, dir string, job Job, opts Options) 
 	path := filepath.Join(dir, m.File)
 	v := Verification{Method: job.verifyMethod()}
 	err := checkFile(ctx, path, m)
-	if err == nil {
+	switch {
+	case err != nil:
+	case m.Encryption != nil:
+		v.Detail, err = verifyStream(ctx, fileOpener(path), m, job, opts)
+	default:
 		v.Detail, err = verifyContent(ctx, path, m, job, opts)
 	}
 	v.OK, v.At = err == nil, opts.now().UTC()
@@ -55,7 +60,7 @@ func verifyContent(ctx context.Context, path string, m Manifest, job Job, opts O
 		if err != nil || job.verifyMethod() != VerifyRestore {
 			return detail, err
 		}
-		more, err := pgRestoreCheck(ctx, path, m, job, opts)
+		more, err := pgRestoreCheck(ctx, path, nil, m, job, opts)
 		return detail + "; " + more, err
 	}
 	return "", fmt.Errorf("unknown source %q", m.Source)
@@ -82,8 +87,16 @@ func pgReadCheck(ctx context.Context, bin, path string) (string, error) {
 
 // pgRestoreCheck restores the archive into a scratch database on the
 // job's server, compares row counts and drops the database, also on failure.
-func pgRestoreCheck(ctx context.Context, path string, m Manifest, job Job, opts Options) (string, error) {
-	if m.RowCounts == nil {
+// With in set, the archive is read from it instead of path.
+func pgRestoreCheck(ctx context.Context, path string, in io.Reader, m Manifest, job Job, opts Options) (string, error) {
+	return restoreScratch(ctx, path, in, m, job, opts, nil, true)
+}
+
+// restoreScratch restores into a scratch database, compares row counts
+// with the manifest's (required when needCounts), runs checks (queries
+// returning one boolean) and drops the database, also on failure.
+func restoreScratch(ctx context.Context, path string, in io.Reader, m Manifest, job Job, opts Options, checks []string, needCounts bool) (string, error) {
+	if m.RowCounts == nil && needCounts {
 		return "", fmt.Errorf("the manifest has no row counts (the backup was taken with verify: read): nothing to compare a restore with")
 	}
 	src, err := parsePG(job.PostgresURL)
@@ -116,8 +129,11 @@ func pgRestoreCheck(ctx context.Context, path string, m Manifest, job Job, opts 
 		}
 	}()
 	scratch := src.withDatabase(name)
-	args := []string{"--no-password", "--no-owner", "--no-privileges", "--exit-on-error", "--dbname=" + scratch.conn, path}
-	if err := runTool(ctx, scratch, opts.pgRestore(), args, nil); err != nil {
+	args := []string{"--no-password", "--no-owner", "--no-privileges", "--exit-on-error", "--dbname=" + scratch.conn}
+	if in == nil {
+		args = append(args, path)
+	}
+	if err := runToolIn(ctx, scratch, opts.pgRestore(), args, in, nil); err != nil {
 		return "", fmt.Errorf("restore into scratch database %s: %w", name, err)
 	}
 	conn, err := scratch.connect(ctx, opts.connectTimeout(), true)
@@ -129,14 +145,30 @@ func pgRestoreCheck(ctx context.Context, path string, m Manifest, job Job, opts 
 	if err != nil {
 		return "", fmt.Errorf("postgres %s: %s", scratch.server, scratch.scrub(err.Error()))
 	}
-	if diff := compareCounts(m.RowCounts, got); len(diff) > 0 {
+	if diff := compareCounts(m.RowCounts, got); m.RowCounts != nil && len(diff) > 0 {
 		return "", fmt.Errorf("restored into scratch database %s, but row counts differ: %s", name, strings.Join(diff, "; "))
 	}
 	var rows int64
 	for _, n := range got {
 		rows += n
 	}
-	return fmt.Sprintf("restored into scratch database %s: %d tables, %d rows, counts match", name, len(got), rows), nil
+	match := "counts match"
+	if m.RowCounts == nil {
+		match = "no row counts in the manifest to compare"
+	}
+	for i, q := range checks {
+		var ok bool
+		if err := conn.QueryRow(ctx, q).Scan(&ok); err != nil {
+			return "", fmt.Errorf("check %d (%s) in scratch database %s: %s", i+1, q, name, scratch.scrub(err.Error()))
+		}
+		if !ok {
+			return "", fmt.Errorf("check %d failed in the restored backup: %s returned false", i+1, q)
+		}
+	}
+	if len(checks) > 0 {
+		match += fmt.Sprintf(", %d checks passed", len(checks))
+	}
+	return fmt.Sprintf("restored into scratch database %s: %d tables, %d rows, %s", name, len(got), rows, match), nil
 }
 
 func scratchName() string {

@@ -17,6 +17,8 @@ type BackupStatus struct {
 	Running bool          `json:"running"`
 	Skipped int           `json:"skipped"` // firings skipped while the previous run was going
 	Last    *BackupResult `json:"last,omitempty"`
+	// Drill is the job's last restore drill, with its recovery time.
+	Drill *backup.DrillReport `json:"drill,omitempty"`
 }
 
 // BackupResult is the outcome of a job's last run.
@@ -162,7 +164,8 @@ func (l *Loop) backupStatus(st *spec.Stack) []BackupStatus {
 	for _, b := range st.Spec.Backups {
 		key := st.Metadata.Name + "/" + b.Name
 		js := l.sched.State(key)
-		out = append(out, BackupStatus{Job: b.Name, Next: js.Next, Running: js.Running, Skipped: js.Skipped, Last: l.backupResults[key]})
+		out = append(out, BackupStatus{Job: b.Name, Next: js.Next, Running: js.Running, Skipped: js.Skipped, Last: l.backupResults[key],
+			Drill: l.lastDrill(key)})
 	}
 	return out
 }

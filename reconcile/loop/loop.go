@@ -76,6 +76,7 @@ type Loop struct {
 	seeded        map[string]bool
 	backupSem     chan struct{}
 	backupResults map[string]*BackupResult
+	drillState    *drillState
 }
 
 type revision struct {
@@ -127,6 +128,7 @@ func New(o Options) *Loop {
 		seeded:        map[string]bool{},
 		backupSem:     make(chan struct{}, o.BackupConcurrency),
 		backupResults: map[string]*BackupResult{},
+		drillState:    newDrillState(),
 	}
 }
 
@@ -195,6 +197,7 @@ func (l *Loop) Cycle(ctx context.Context) {
 		}
 	}
 	l.backups(ctx, cur)
+	l.drills(ctx, cur, time.Now())
 }
 
 // Wait blocks until no stack is being reconciled.

@@ -31,6 +31,7 @@ type Metrics struct {
 	backupVerifyFailures *prometheus.CounterVec
 	backupsPruned        *prometheus.CounterVec
 	backupSkipped        *prometheus.CounterVec
+	drill                drillMetrics
 }
 
 // NewMetrics registers the dbops_ metrics and the Go runtime's.
@@ -101,6 +102,7 @@ func NewMetrics() *Metrics {
 	m.shardStack = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dbops_shard_stack_owned",
 		Help: "A stack this replica owns (value 1; absent for the stacks of other shards)."}, []string{"stack"})
 	m.Registry.MustRegister(m.shardInfo, m.shardStacks, m.shardStack)
+	m.drill = newDrillMetrics(m.Registry)
 	m.Registry.MustRegister(m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures,
 		m.backupVerifyFailures, m.backupsPruned, m.backupSkipped)
 	m.Registry.MustRegister(m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures,
@@ -115,7 +117,7 @@ func (m *Metrics) forget(stack string) {
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures, m.lockHeld,
 		m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures, m.backupVerifyFailures,
-		m.backupsPruned, m.backupSkipped, m.shardStack,
+		m.backupsPruned, m.backupSkipped, m.shardStack, m.drill.lastSuccess, m.drill.duration, m.drill.failures,
 	} {
 		v.DeletePartialMatch(l)
 	}

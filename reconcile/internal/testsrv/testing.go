@@ -128,6 +128,12 @@ func Main(m *testing.M) {
 			}
 		}
 	}
+	if err := stopSharedS3(); err != nil {
+		fmt.Fprintln(os.Stderr, "testsrv: stop shared S3 server:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -52,6 +52,11 @@ func benchBackup(bin string, sizeMB, rounds int) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	s3, err := testsrv.StartS3(ctx)
+	if err != nil {
+		return fmt.Errorf("the S3 leg needs SeaweedFS weed (scripts/ensure-seaweedfs.sh): %w", err)
+	}
+	defer s3.Stop()
 	stack := fmt.Sprintf(`apiVersion: dbops/v1
 kind: Stack
 metadata: {name: big}
@@ -59,30 +64,41 @@ spec:
   postgres: {url: "${PG_URL}"}
   backups:
     - {name: pg, source: postgres, schedule: "@daily", destination: %s/dbops, retention: {keepLast: 1}}
-`, work)
+    - name: s3
+      source: postgres
+      schedule: "@daily"
+      destination: s3://%s/bench
+      s3: {endpoint: %s, region: us-east-1, pathStyle: true, accessKeyId: "${S3_KEY}", secretAccessKey: "${S3_SECRET}"}
+      retention: {keepLast: 1}
+`, work, s3.Bucket, s3.Endpoint)
 	if err := os.WriteFile(filepath.Join(work, "stack.yaml"), []byte(stack), 0o644); err != nil {
 		return err
 	}
-	env := append(os.Environ(), "PG_URL="+pg.URL("big"))
+	env := append(os.Environ(), "PG_URL="+pg.URL("big"), "S3_KEY="+s3.AccessKey, "S3_SECRET="+s3.SecretKey)
 	pgDump, err := exec.LookPath("pg_dump")
 	if err != nil {
 		return err
 	}
-	var dbopsT, dumpT []time.Duration
-	var peakKB int64
+	var dbopsT, dumpT, s3T []time.Duration
+	var peakKB, s3PeakKB int64
 	for r := range rounds {
-		runDbops := func() error {
-			cmd := exec.Command(bin, "backup", "run", "--skip-verify", "-f", filepath.Join(work, "stack.yaml"), "big/pg")
+		backupRun := func(job string, times *[]time.Duration, peak *int64) error {
+			cmd := exec.Command(bin, "backup", "run", "--skip-verify", "-f", filepath.Join(work, "stack.yaml"), job)
 			cmd.Env = env
 			t0 := time.Now()
 			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("dbops backup run: %v\n%s", err, out)
+				return fmt.Errorf("dbops backup run %s: %v\n%s", job, err, out)
 			}
-			dbopsT = append(dbopsT, time.Since(t0))
+			*times = append(*times, time.Since(t0))
+			fmt.Printf("  round %d: dbops backup run %s %.2f s\n", r+1, job, time.Since(t0).Seconds())
 			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-				peakKB = max(peakKB, ru.Maxrss)
+				*peak = max(*peak, ru.Maxrss)
 			}
 			return nil
+		}
+		runDbops := func() error { return backupRun("big/pg", &dbopsT, &peakKB) }
+		if err := backupRun("big/s3", &s3T, &s3PeakKB); err != nil {
+			return err
 		}
 		runDump := func() error {
 			out := filepath.Join(work, fmt.Sprintf("plain-%d.dump", r))
@@ -92,6 +108,7 @@ spec:
 				return fmt.Errorf("pg_dump: %v\n%s", err, o)
 			}
 			dumpT = append(dumpT, time.Since(t0))
+			fmt.Printf("  round %d: pg_dump -Fc %.2f s\n", r+1, time.Since(t0).Seconds())
 			return os.Remove(out)
 		}
 		first, second := runDbops, runDump
@@ -110,6 +127,9 @@ spec:
 	fmt.Printf("dbops backup   median %8.2f s   pg_dump -Fc    median %8.2f s   ratio %.3f× (aim ≤ 1.05×)   dbops peak RSS %.1f MB (aim < 50 MB)\n",
 		md.Seconds(), mp.Seconds(), ratio, float64(peakKB)/1024)
 	fmt.Println("  (dbops backup run --skip-verify: dump, SHA-256, fsync, rename and manifest; verification is timed separately below)")
+	ms := median(s3T)
+	fmt.Printf("dbops backup to S3 (SeaweedFS on loopback) median %8.2f s   ratio to the local folder %.3f× (aim ≤ 1.1×)   peak RSS %.1f MB (aim < 100 MB)\n",
+		ms.Seconds(), float64(ms)/float64(md), float64(s3PeakKB)/1024)
 	cmd := exec.Command(bin, "backup", "run", "-f", filepath.Join(work, "stack.yaml"), "big/pg")
 	cmd.Env = env
 	t0 := time.Now()
@@ -119,6 +139,25 @@ spec:
 	verified := time.Since(t0)
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		fmt.Printf("dbops backup run with verify: read: %.2f s, peak RSS %.1f MB\n", verified.Seconds(), float64(ru.Maxrss)/1024)
+	}
+	for _, job := range []string{"big/pg", "big/s3"} {
+		if job == "big/s3" { // a verified, counted backup to drill
+			cmd := exec.Command(bin, "backup", "run", "-f", filepath.Join(work, "stack.yaml"), job)
+			cmd.Env = env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("dbops backup run %s (verified): %v\n%s", job, err, out)
+			}
+		}
+		cmd := exec.Command(bin, "backup", "drill", "-f", filepath.Join(work, "stack.yaml"), job)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("dbops backup drill %s: %v\n%s", job, err, out)
+		}
+		fmt.Printf("%s", out)
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			fmt.Printf("  drill peak RSS %.1f MB\n", float64(ru.Maxrss)/1024)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,101 @@
+package reconcile_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/amanat/dbops/reconcile/internal/testsrv"
+)
+
+const s3Stack = `apiVersion: dbops/v1
+kind: Stack
+metadata:
+  name: shop
+spec:
+  postgres:
+    url: ${PG_URL}
+  backups:
+    - name: offsite
+      source: postgres
+      schedule: "@daily"
+      destination: s3://BUCKET/cli
+      s3:
+        endpoint: ENDPOINT
+        region: us-east-1
+        pathStyle: true
+        accessKeyId: ${S3_KEY}
+        secretAccessKey: ${S3_SECRET}
+      encryption:
+        recipients: [RECIPIENT]
+      retention: {keepLast: 2}
+`
+
+// TestS3BackupCLI runs the dbops binary against a real S3 server: plan
+// (JSON checked against the schema), apply (takes the due, encrypted
+// backup), backup list, restore with --identity-file, and a wrong secret;
+// neither S3 credential, the database password nor the age identity is
+// ever printed.
+func TestS3BackupCLI(t *testing.T) {
+	srv := testsrv.SharedS3(t)
+	pg := testsrv.SharedPostgres(t)
+	pgURL := testsrv.PostgresDB(t)
+	if _, err := testsrv.OpenDB(t, pgURL).Exec(`CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items SELECT generate_series(1, 300)`); err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, nil)
+	f.write(t, "stack.yaml", strings.NewReplacer("BUCKET", srv.Bucket, "ENDPOINT", srv.Endpoint, "RECIPIENT", id.Recipient().String()).Replace(s3Stack))
+	idFile := filepath.Join(t.TempDir(), "backup.key")
+	if err := os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.env["PG_URL"], f.env["S3_KEY"], f.env["S3_SECRET"] = pgURL, srv.AccessKey, srv.SecretKey
+	secrets := []string{srv.AccessKey, srv.SecretKey, pg.Password, id.String()}
+	var all strings.Builder
+	run := func(args ...string) cliResult {
+		res := f.run(t, args...)
+		all.WriteString(res.stdout + res.stderr)
+		return res
+	}
+
+	res := run("plan", "--format", "json", "stack.yaml")
+	if res.code != 0 || !strings.Contains(res.stdout, `"destination": "s3://`+srv.Bucket+`/cli"`) {
+		t.Fatalf("plan: %+v", res)
+	}
+	checkPlanJSON(t, res.stdout, 1)
+	// The process that takes backups verifies them: it needs the identity.
+	f.env["DBOPS_AGE_IDENTITY_FILE"] = idFile
+	if res := run("apply", "--auto-approve", "stack.yaml"); res.code != 0 || !strings.Contains(res.stdout, "1 done, 0 failed") {
+		t.Fatalf("apply: %+v", res)
+	}
+	res = run("backup", "list", "-f", "stack.yaml")
+	if res.code != 0 || !strings.Contains(res.stdout, "shop/offsite") || strings.Count(res.stdout, " yes ") != 1 {
+		t.Fatalf("backup list: %+v", res)
+	}
+	delete(f.env, "DBOPS_AGE_IDENTITY_FILE")
+	dst := testsrv.PostgresDB(t)
+	if res := run("restore", "shop/offsite", "-f", "stack.yaml", "--to-url", dst); res.code != 1 || !strings.Contains(res.stderr, "--identity-file") {
+		t.Errorf("restore without an identity: %+v", res)
+	}
+	if res := run("restore", "shop/offsite", "-f", "stack.yaml", "--to-url", dst, "--identity-file", idFile); res.code != 0 || !strings.Contains(res.stdout, "1 tables, 300 rows") {
+		t.Fatalf("restore: %+v", res)
+	}
+
+	f.env["S3_SECRET"] = "wrong-S3-secret-5d1e"
+	secrets = append(secrets, "wrong-S3-secret-5d1e")
+	if res := run("backup", "run", "shop/offsite", "-f", "stack.yaml"); res.code != 1 || !strings.Contains(res.stderr, "s3://"+srv.Bucket+"/cli") {
+		t.Errorf("backup run with a wrong secret: %+v", res)
+	}
+	for _, s := range secrets {
+		if strings.Contains(all.String(), s) {
+			t.Errorf("output shows the credential %q", s)
+		}
+	}
+}
