@@ -35,6 +35,9 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 			}
 			checkMigrationSession(m, adderr)
 		}
+		if pg.Drift != nil {
+			checkDrift(pg, st.File, opts, adderr, addwarn)
+		}
 	}
 	if r := s.Redis; r != nil {
 		r.URL = expandURL(r.URL, "spec.redis.url", st.File, opts, adderr, addwarn, checkRedisURL)

@@ -72,6 +72,8 @@ type Postgres struct {
 	// URL is a postgres:// URL; ${VAR} is expanded from the environment.
 	URL        string      `json:"url"`
 	Migrations *Migrations `json:"migrations,omitempty"`
+	// Drift configures schema drift detection (drift.go).
+	Drift *Drift `json:"drift,omitempty"`
 }
 
 // Migrations is the migration level a database should be at.
