@@ -1,0 +1,230 @@
+package drift
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/reconcile/postgres"
+	"github.com/amanat/dbops/spec"
+)
+
+func TestMain(m *testing.M) { testsrv.Main(m) }
+
+// gooseSet is a small migration set with each kind of object drift checks.
+var gooseSet = map[string]string{
+	"00001_users.sql": `-- +goose Up
+CREATE TABLE users (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL, name text DEFAULT 'x');
+CREATE UNIQUE INDEX users_email_idx ON users (email);
+-- +goose Down
+DROP TABLE users;
+`,
+	"00002_payments.sql": `-- +goose Up
+CREATE TABLE payments (id bigserial PRIMARY KEY, user_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  hash text, amount numeric(12,2) CHECK (amount > 0), updated_at timestamptz);
+-- +goose StatementBegin
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
+-- +goose StatementEnd
+CREATE TRIGGER payments_touch BEFORE UPDATE ON payments FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE VIEW big_payments AS SELECT id, amount FROM payments WHERE amount > 100;
+-- +goose Down
+DROP VIEW big_payments; DROP TABLE payments; DROP FUNCTION touch();
+`,
+	"00003_not_yet.sql": `-- +goose Up
+CREATE TABLE later (id int);
+-- +goose Down
+DROP TABLE later;
+`,
+}
+
+// migrated returns a database migrated with gooseSet to version 2 (the
+// third migration is pending: it must not be expected), its handle and
+// the stack's migrations.
+func migrated(t *testing.T) (string, *sql.DB, *spec.Migrations) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range gooseSet {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &spec.Migrations{Dir: "migrations", Path: dir, Format: spec.FormatGoose, Table: spec.DefaultMigrationTable,
+		Target: spec.Target{Pinned: true, Version: 2}}
+	url := testsrv.PostgresDB(t)
+	db := testsrv.OpenDB(t, url)
+	ctx := context.Background()
+	eng := postgres.EngineFor(m)
+	live, err := eng.Observe(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := eng.Diff(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Migrate(ctx, db, p, time.Second, postgres.MigrateOptions{}); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return url, db, m
+}
+
+// scratchDatabases lists the databases drift left behind on the server.
+func scratchDatabases(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query("SELECT datname FROM pg_database WHERE datname LIKE 'dbops\\_drift\\_%'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	return names
+}
+
+func TestCheckGoose(t *testing.T) {
+	tests := []struct {
+		name   string
+		change string // SQL run by hand on the live database
+		revert string // SQL that undoes it
+		want   []string
+	}{
+		{name: "untouched"},
+		{
+			name:   "extra index",
+			change: "CREATE INDEX payments_hash_idx ON payments (hash)",
+			revert: "DROP INDEX payments_hash_idx",
+			want:   []string{"index payments_hash_idx exists live, not in migrations"},
+		},
+		{
+			name:   "dropped trigger",
+			change: "DROP TRIGGER payments_touch ON payments",
+			revert: "CREATE TRIGGER payments_touch BEFORE UPDATE ON payments FOR EACH ROW EXECUTE FUNCTION touch()",
+			want:   []string{"trigger payments.payments_touch missing live"},
+		},
+		{
+			name:   "widened column",
+			change: "ALTER TABLE users ALTER COLUMN email TYPE varchar(320)",
+			revert: "ALTER TABLE users ALTER COLUMN email TYPE text",
+			want:   []string{"column users.email: character varying(320) not null live, text not null expected"},
+		},
+		{
+			name:   "changed default and new column",
+			change: "ALTER TABLE users ALTER COLUMN name SET DEFAULT 'y'; ALTER TABLE users ADD COLUMN phone text",
+			revert: "ALTER TABLE users ALTER COLUMN name SET DEFAULT 'x'; ALTER TABLE users DROP COLUMN phone",
+			want: []string{
+				"column users.name: text default 'y'::text live, text default 'x'::text expected",
+				"column users.phone exists live, not in migrations",
+			},
+		},
+		{
+			name: "altered function body",
+			change: `CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.updated_at := clock_timestamp(); RETURN NEW; END $$`,
+			revert: `CREATE OR REPLACE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.updated_at := now(); RETURN NEW; END $$`,
+			want: []string{"function touch()"},
+		},
+		{
+			name:   "foreign key action",
+			change: "ALTER TABLE payments DROP CONSTRAINT payments_user_id_fkey; ALTER TABLE payments ADD CONSTRAINT payments_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE RESTRICT",
+			revert: "ALTER TABLE payments DROP CONSTRAINT payments_user_id_fkey; ALTER TABLE payments ADD CONSTRAINT payments_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE",
+			want:   []string{"constraint payments.payments_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE RESTRICT live, FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE expected"},
+		},
+		{
+			name:   "extra table",
+			change: "CREATE TABLE scratchpad (id int, note text)",
+			revert: "DROP TABLE scratchpad",
+			want:   []string{"table scratchpad exists live, not in migrations"},
+		},
+	}
+	url, db, m := migrated(t)
+	ctx := context.Background()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.change != "" {
+				if _, err := db.Exec(tc.change); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r, err := Check(ctx, m, db, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, it := range r.Items {
+				s := it.String()
+				if it.Kind == "function" { // its body is long: the name says enough
+					s = it.Kind + " " + it.Name
+				}
+				got = append(got, s)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("items:\n got %q\nwant %q", got, tc.want)
+			}
+			if r.Objects < 15 {
+				t.Errorf("compared %d objects; the set has more", r.Objects)
+			}
+			if left := scratchDatabases(t, db); len(left) > 0 {
+				t.Errorf("scratch databases left: %v", left)
+			}
+			if tc.revert == "" {
+				return
+			}
+			if _, err := db.Exec(tc.revert); err != nil {
+				t.Fatal(err)
+			}
+			r, err = Check(ctx, m, db, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Items) != 0 {
+				t.Errorf("after revert: %v", r.Items)
+			}
+		})
+	}
+}
+
+// A migration that fails in the scratch database (here: it depends on an
+// object created by hand live) fails the check and still drops it.
+func TestCheckReplayFailsDropsScratch(t *testing.T) {
+	url, db, m := migrated(t)
+	if err := os.WriteFile(filepath.Join(m.Path, "00002_payments.sql"), []byte("-- +goose Up\nSELECT no_such_function();\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Check(context.Background(), m, db, url)
+	if err == nil || !strings.Contains(err.Error(), "replay the applied migrations") {
+		t.Fatalf("err = %v, want a replay error", err)
+	}
+	if left := scratchDatabases(t, db); len(left) > 0 {
+		t.Errorf("scratch databases left: %v", left)
+	}
+}
+
+// A cancelled check (SIGTERM in dbops run) still drops its scratch database.
+func TestCheckCancelledDropsScratch(t *testing.T) {
+	url, db, m := migrated(t)
+	if err := os.WriteFile(filepath.Join(m.Path, "00002_payments.sql"), []byte("-- +goose Up\nSELECT pg_sleep(30);\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := Check(ctx, m, db, url); err == nil {
+		t.Fatal("a cancelled check succeeded")
+	}
+	if left := scratchDatabases(t, db); len(left) > 0 {
+		t.Errorf("scratch databases left: %v", left)
+	}
+}
