@@ -12,3 +12,8 @@ var Stack []byte
 //
 //go:embed plan.schema.json
 var Plan []byte
+
+// Drift is the JSON Schema of `dbops drift --format json`.
+//
+//go:embed drift.schema.json
+var Drift []byte

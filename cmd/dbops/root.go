@@ -49,6 +49,7 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.AddCommand(newBackupCommand(e), newRestoreCommand(e))
 	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newRunCommand(e), newHealthcheckCommand(e), newVersionCommand(e))
 	root.AddCommand(newMigrationsCommand(e))
+	root.AddCommand(newDriftCommand(e))
 	return root
 }
 

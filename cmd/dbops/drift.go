@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/drift"
+	"github.com/amanat/dbops/spec"
+)
+
+func newDriftCommand(e *env) *cobra.Command {
+	var format string
+	var showSQL bool
+	cmd := &cobra.Command{
+		Use:   "drift STACK PATH...",
+		Short: "Compare a stack's live schema with what its applied migrations produce",
+		Long: `Drift replays the migrations applied to the stack's database (up to its live
+level) into a scratch database dbops_drift_<random>, created and always dropped on
+the same server (or on spec.postgres.drift.scratch), reads both schemas with
+read-only catalog queries, and prints every object that differs: tables, columns
+(type, default, nullability, identity, generated), constraints, indexes, triggers,
+views, functions and procedures, sequences, enum types, extensions, schemas and
+row-level security policies. Version tables of goose and drizzle and dbops'
+checksum ledger are ignored.
+
+With --sql, each item carries the SQL that would make the live database match,
+for a human to review; dbops never runs it. Exit status 0: no drift; 2: drift found; 1: error.
+
+STACK is the metadata.name of a stack in the spec files at PATH.`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "text" && format != "json" {
+				return exitError{code: 1, msg: fmt.Sprintf("--format %q: use text or json", format)}
+			}
+			res, err := e.load(args[1:], false)
+			if err != nil {
+				return err
+			}
+			e.guard(res.Stacks)
+			i := slices.IndexFunc(res.Stacks, func(st spec.Stack) bool { return st.Metadata.Name == args[0] })
+			if i < 0 {
+				names := make([]string, len(res.Stacks))
+				for j, st := range res.Stacks {
+					names[j] = st.Metadata.Name
+				}
+				return exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", args[0], strings.Join(args[1:], ", "), strings.Join(names, ", "))}
+			}
+			st := &res.Stacks[i]
+			r, err := reconcile.Drift(cmd.Context(), st, e.options())
+			if err != nil {
+				return exitError{code: 1, msg: fmt.Sprintf("stack %s: %v", st.Metadata.Name, err)}
+			}
+			if !showSQL {
+				for i := range r.Items {
+					r.Items[i].SQL = ""
+				}
+			}
+			if format == "json" {
+				if r.Items == nil {
+					r.Items = []drift.Item{}
+				}
+				out, err := json.MarshalIndent(struct {
+					Stack string `json:"stack"`
+					drift.Report
+				}{st.Metadata.Name, r}, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, string(out))
+			} else {
+				fmt.Fprintf(e.stdout, "Schema drift of stack %s at migration level %s (%d objects compared, expected schema built on %s in %dms):\n",
+					st.Metadata.Name, r.Level, r.Objects, r.Scratch, r.ElapsedMS)
+				for _, it := range r.Items {
+					fmt.Fprintf(e.stdout, "  - %s\n", it)
+					if it.SQL != "" {
+						fmt.Fprintf(e.stdout, "      to match the migrations (review; never run by dbops):\n")
+						for _, line := range strings.Split(it.SQL, "\n") {
+							fmt.Fprintf(e.stdout, "        %s\n", line)
+						}
+					}
+				}
+				if len(r.Items) == 0 {
+					fmt.Fprintln(e.stdout, "  no drift")
+				}
+			}
+			if len(r.Items) > 0 {
+				return exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json (schemas/drift.schema.json)")
+	cmd.Flags().BoolVar(&showSQL, "sql", false, "show, for each item, the SQL that would make the live database match (never run)")
+	return cmd
+}

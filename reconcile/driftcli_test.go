@@ -1,0 +1,84 @@
+package reconcile_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/amanat/dbops/internal/ajvtest"
+	"github.com/amanat/dbops/reconcile/internal/testsrv"
+)
+
+// TestDriftCLI runs `dbops drift` on a goose stack and on a drizzle stack
+// (with spec.postgres.drift set), after apply: no drift (exit 0), then a
+// hand-made index and a widened column are printed with review SQL
+// (exit 2), and the JSON matches schemas/drift.schema.json.
+func TestDriftCLI(t *testing.T) {
+	pgURL := testsrv.PostgresDB(t)
+	f := newFixture(t, map[string]string{
+		"00001_t.sql": mig("CREATE TABLE t (id int PRIMARY KEY, email text);", "DROP TABLE t;"),
+	})
+	f.env["PG_URL"] = pgURL
+	f.write(t, "stack.yaml", stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n    drift: {scratch: same-server, policy: report}\n"))
+	drizzleURL := testsrv.PostgresDB(t)
+	f.env["DRIZZLE_URL"] = drizzleURL
+	f.write(t, "drizzle/0000_a.sql", "CREATE TABLE \"a\" (\"id\" int);")
+	f.write(t, "drizzle/0001_b.sql", "CREATE TABLE \"b\" (\"id\" int);\n--> statement-breakpoint\nCREATE INDEX \"b_id\" ON \"b\" (\"id\");")
+	f.write(t, "drizzle/meta/_journal.json", `{"version":"7","dialect":"postgresql","entries":[
+{"idx":0,"version":"7","when":1700000000000,"tag":"0000_a","breakpoints":true},
+{"idx":1,"version":"7","when":1700000001000,"tag":"0001_b","breakpoints":true}]}`)
+	f.write(t, "web.yaml", stackYAML("web", "  postgres:\n    url: ${DRIZZLE_URL}\n    migrations: {dir: ./drizzle}\n"))
+	if res := f.run(t, "apply", "--auto-approve", "stack.yaml", "web.yaml"); res.code != 0 {
+		t.Fatalf("apply: %+v", res)
+	}
+	for _, stack := range []string{"shop", "web"} {
+		if res := f.run(t, "drift", stack, "stack.yaml", "web.yaml"); res.code != 0 || !strings.Contains(res.stdout, "no drift") {
+			t.Fatalf("drift %s after apply: %+v", stack, res)
+		}
+	}
+	if _, err := testsrv.OpenDB(t, pgURL).Exec("CREATE INDEX t_email_idx ON t (email); ALTER TABLE t ALTER COLUMN email TYPE varchar(320)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testsrv.OpenDB(t, drizzleURL).Exec("DROP INDEX b_id"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		stack string
+		want  []string
+	}{
+		{"shop", []string{
+			"column t.email: character varying(320) live, text expected",
+			"index t_email_idx exists live, not in migrations",
+			`DROP INDEX "t_email_idx";`,
+		}},
+		{"web", []string{
+			"index b_id missing live",
+			"CREATE INDEX b_id ON public.b USING btree (id);",
+		}},
+	}
+	var docs []json.RawMessage
+	for _, tc := range tests {
+		res := f.run(t, "drift", "--sql", tc.stack, "stack.yaml", "web.yaml")
+		if res.code != 2 {
+			t.Fatalf("drift %s: exit %d, want 2: %+v", tc.stack, res.code, res)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(res.stdout, w) {
+				t.Errorf("drift %s: output lacks %q:\n%s", tc.stack, w, res.stdout)
+			}
+		}
+		res = f.run(t, "drift", "--format", "json", "--sql", tc.stack, "stack.yaml", "web.yaml")
+		var out struct {
+			Items []struct{ Kind, Name, Change, SQL string }
+		}
+		if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || res.code != 2 || len(out.Items) == 0 {
+			t.Fatalf("drift --format json %s: %v %+v", tc.stack, err, res)
+		}
+		docs = append(docs, json.RawMessage(res.stdout))
+	}
+	for i, v := range ajvtest.Validate(t, "schemas/drift.schema.json", docs) {
+		if !v.Valid {
+			t.Errorf("drift JSON does not match schemas/drift.schema.json:\n%s\n%s", strings.Join(v.Errors, "\n"), docs[i])
+		}
+	}
+}
