@@ -219,6 +219,9 @@ func applyMigrations(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conn
 	if sp.Postgres != nil {
 		p.From = sp.Postgres.VersionBefore
 	}
+	if msg := blockedByDrift(ctx, st, c, p); msg != "" {
+		return outcome(migs, StatusFailed, msg), nil
+	}
 	done, err := postgres.EngineFor(pg.Migrations).Migrate(ctx, c.pg, p, o.grace(), postgres.MigrateOptions{
 		Open: postgres.OpenerFor(pg.URL, o.timeout()), Retry: o.LockRetry})
 	var recErr error

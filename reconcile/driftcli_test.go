@@ -82,3 +82,52 @@ func TestDriftCLI(t *testing.T) {
 		}
 	}
 }
+
+// TestDriftPolicyBlock: with policy block, apply refuses to migrate a
+// drifted database and changes nothing; with report it migrates.
+func TestDriftPolicyBlock(t *testing.T) {
+	pgURL := testsrv.PostgresDB(t)
+	f := newFixture(t, map[string]string{
+		"00001_t.sql": mig("CREATE TABLE t (id int PRIMARY KEY, email text);", "DROP TABLE t;"),
+	})
+	f.env["PG_URL"] = pgURL
+	stack := func(policy string) string {
+		return stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n    drift: {policy: "+policy+"}\n")
+	}
+	f.write(t, "stack.yaml", stack("block"))
+	if res := f.run(t, "apply", "--auto-approve", "stack.yaml"); res.code != 0 {
+		t.Fatalf("apply on a clean database under block: %+v", res)
+	}
+	db := testsrv.OpenDB(t, pgURL)
+	if _, err := db.Exec("CREATE INDEX t_email_idx ON t (email)"); err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, "migrations/00002_u.sql", mig("CREATE TABLE u (id int);", "DROP TABLE u;"))
+	exists := func() bool {
+		t.Helper()
+		var ok bool
+		if err := db.QueryRow("SELECT to_regclass('u') IS NOT NULL").Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	tests := []struct {
+		policy  string
+		code    int
+		want    string
+		applied bool
+	}{
+		{"block", 1, "index t_email_idx exists live, not in migrations", false},
+		{"report", 0, "", true},
+	}
+	for _, tc := range tests {
+		f.write(t, "stack.yaml", stack(tc.policy))
+		res := f.run(t, "apply", "--auto-approve", "stack.yaml")
+		if res.code != tc.code || !strings.Contains(res.stdout+res.stderr, tc.want) {
+			t.Errorf("apply under %s: exit %d, want %d with %q: %+v", tc.policy, res.code, tc.code, tc.want, res)
+		}
+		if got := exists(); got != tc.applied {
+			t.Errorf("apply under %s: migration applied = %v, want %v", tc.policy, got, tc.applied)
+		}
+	}
+}
