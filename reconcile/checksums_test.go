@@ -13,7 +13,7 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // gooseUp migrates like the goose CLI would, without dbops.

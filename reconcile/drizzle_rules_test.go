@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // drizzleFixture writes a drizzle-kit style folder by hand: journal order

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/postgres"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/amanat/dbops/internal/ajvtest"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // TestPlanJSONMatchesSchema validates the JSON that `dbops plan --format

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 func TestPlanApplyPlan(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/lock"
 	"github.com/amanat/dbops/reconcile/loop"
 )

@@ -8,7 +8,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 const s3Stack = `apiVersion: dbops/v1

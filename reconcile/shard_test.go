@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/loop"
 	"github.com/amanat/dbops/reconcile/shard"
 )

@@ -11,7 +11,7 @@ import (
 
 	"github.com/pressly/goose/v3"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/postgres"
 )
 

@@ -115,7 +115,7 @@ fi
 
 # Server-backed packages; the process tests are those that run the dbops
 # binary (CLI, dbops run, backups, restore).
-all_pkgs="./reconcile/internal/testsrv/... ./reconcile/backup/... ./reconcile ./reconcile/loop/..."
+all_pkgs="./internal/testsrv/... ./reconcile/backup/... ./reconcile ./reconcile/loop/..."
 process_run='^(TestCLI|TestRun|TestBackup|TestSavedPlan|TestApplyAsksOnATerminal)'
 
 versions=$(mktemp)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // A new revision reconciles the stacks it changed before the others: with
