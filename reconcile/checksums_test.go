@@ -12,8 +12,8 @@ import (
 
 	"github.com/pressly/goose/v3"
 
-	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/internal/testsrv"
+	"github.com/amanat/dbops/reconcile"
 )
 
 // gooseUp migrates like the goose CLI would, without dbops.

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/internal/testsrv"
+	"github.com/amanat/dbops/reconcile"
 )
 
 // drizzleFixture writes a drizzle-kit style folder by hand: journal order

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/internal/testsrv"
+	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/spec"
 )
 

@@ -9,8 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/internal/testsrv"
+	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/pool"
 	"github.com/amanat/dbops/reconcile/render"
 )

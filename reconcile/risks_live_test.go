@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/internal/testsrv"
+	"github.com/amanat/dbops/reconcile"
 )
 
 // marketplace reads the fixture migration set of testdata/marketplace: 32

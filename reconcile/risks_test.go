@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/internal/testsrv"
+	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/render"
 	"github.com/amanat/dbops/spec"
 )
