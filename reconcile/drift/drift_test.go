@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/spec"
 )

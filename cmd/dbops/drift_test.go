@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"encoding/json"
@@ -6,7 +6,8 @@ import (
 	"testing"
 
 	"github.com/amanat/dbops/internal/ajvtest"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // TestDriftCLI runs `dbops drift` on a goose stack and on a drizzle stack
@@ -15,24 +16,24 @@ import (
 // (exit 2), and the JSON matches schemas/drift.schema.json.
 func TestDriftCLI(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
-	f := newFixture(t, map[string]string{
-		"00001_t.sql": mig("CREATE TABLE t (id int PRIMARY KEY, email text);", "DROP TABLE t;"),
+	f := clitest.NewFixture(t, map[string]string{
+		"00001_t.sql": clitest.Mig("CREATE TABLE t (id int PRIMARY KEY, email text);", "DROP TABLE t;"),
 	})
-	f.env["PG_URL"] = pgURL
-	f.write(t, "stack.yaml", stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n    drift: {scratch: same-server, policy: report}\n"))
+	f.Env["PG_URL"] = pgURL
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n    drift: {scratch: same-server, policy: report}\n"))
 	drizzleURL := testsrv.PostgresDB(t)
-	f.env["DRIZZLE_URL"] = drizzleURL
-	f.write(t, "drizzle/0000_a.sql", "CREATE TABLE \"a\" (\"id\" int);")
-	f.write(t, "drizzle/0001_b.sql", "CREATE TABLE \"b\" (\"id\" int);\n--> statement-breakpoint\nCREATE INDEX \"b_id\" ON \"b\" (\"id\");")
-	f.write(t, "drizzle/meta/_journal.json", `{"version":"7","dialect":"postgresql","entries":[
+	f.Env["DRIZZLE_URL"] = drizzleURL
+	f.Write(t, "drizzle/0000_a.sql", "CREATE TABLE \"a\" (\"id\" int);")
+	f.Write(t, "drizzle/0001_b.sql", "CREATE TABLE \"b\" (\"id\" int);\n--> statement-breakpoint\nCREATE INDEX \"b_id\" ON \"b\" (\"id\");")
+	f.Write(t, "drizzle/meta/_journal.json", `{"version":"7","dialect":"postgresql","entries":[
 {"idx":0,"version":"7","when":1700000000000,"tag":"0000_a","breakpoints":true},
 {"idx":1,"version":"7","when":1700000001000,"tag":"0001_b","breakpoints":true}]}`)
-	f.write(t, "web.yaml", stackYAML("web", "  postgres:\n    url: ${DRIZZLE_URL}\n    migrations: {dir: ./drizzle}\n"))
-	if res := f.run(t, "apply", "--auto-approve", "stack.yaml", "web.yaml"); res.code != 0 {
+	f.Write(t, "web.yaml", clitest.StackYAML("web", "  postgres:\n    url: ${DRIZZLE_URL}\n    migrations: {dir: ./drizzle}\n"))
+	if res := f.Run(t, "apply", "--auto-approve", "stack.yaml", "web.yaml"); res.Code != 0 {
 		t.Fatalf("apply: %+v", res)
 	}
 	for _, stack := range []string{"shop", "web"} {
-		if res := f.run(t, "drift", stack, "stack.yaml", "web.yaml"); res.code != 0 || !strings.Contains(res.stdout, "no drift") {
+		if res := f.Run(t, "drift", stack, "stack.yaml", "web.yaml"); res.Code != 0 || !strings.Contains(res.Stdout, "no drift") {
 			t.Fatalf("drift %s after apply: %+v", stack, res)
 		}
 	}
@@ -58,23 +59,23 @@ func TestDriftCLI(t *testing.T) {
 	}
 	var docs []json.RawMessage
 	for _, tc := range tests {
-		res := f.run(t, "drift", "--sql", tc.stack, "stack.yaml", "web.yaml")
-		if res.code != 2 {
-			t.Fatalf("drift %s: exit %d, want 2: %+v", tc.stack, res.code, res)
+		res := f.Run(t, "drift", "--sql", tc.stack, "stack.yaml", "web.yaml")
+		if res.Code != 2 {
+			t.Fatalf("drift %s: exit %d, want 2: %+v", tc.stack, res.Code, res)
 		}
 		for _, w := range tc.want {
-			if !strings.Contains(res.stdout, w) {
-				t.Errorf("drift %s: output lacks %q:\n%s", tc.stack, w, res.stdout)
+			if !strings.Contains(res.Stdout, w) {
+				t.Errorf("drift %s: output lacks %q:\n%s", tc.stack, w, res.Stdout)
 			}
 		}
-		res = f.run(t, "drift", "--format", "json", "--sql", tc.stack, "stack.yaml", "web.yaml")
+		res = f.Run(t, "drift", "--format", "json", "--sql", tc.stack, "stack.yaml", "web.yaml")
 		var out struct {
 			Items []struct{ Kind, Name, Change, SQL string }
 		}
-		if err := json.Unmarshal([]byte(res.stdout), &out); err != nil || res.code != 2 || len(out.Items) == 0 {
+		if err := json.Unmarshal([]byte(res.Stdout), &out); err != nil || res.Code != 2 || len(out.Items) == 0 {
 			t.Fatalf("drift --format json %s: %v %+v", tc.stack, err, res)
 		}
-		docs = append(docs, json.RawMessage(res.stdout))
+		docs = append(docs, json.RawMessage(res.Stdout))
 	}
 	for i, v := range ajvtest.Validate(t, "schemas/drift.schema.json", docs) {
 		if !v.Valid {
@@ -87,22 +88,22 @@ func TestDriftCLI(t *testing.T) {
 // drifted database and changes nothing; with report it migrates.
 func TestDriftPolicyBlock(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
-	f := newFixture(t, map[string]string{
-		"00001_t.sql": mig("CREATE TABLE t (id int PRIMARY KEY, email text);", "DROP TABLE t;"),
+	f := clitest.NewFixture(t, map[string]string{
+		"00001_t.sql": clitest.Mig("CREATE TABLE t (id int PRIMARY KEY, email text);", "DROP TABLE t;"),
 	})
-	f.env["PG_URL"] = pgURL
+	f.Env["PG_URL"] = pgURL
 	stack := func(policy string) string {
-		return stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n    drift: {policy: "+policy+"}\n")
+		return clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n    drift: {policy: "+policy+"}\n")
 	}
-	f.write(t, "stack.yaml", stack("block"))
-	if res := f.run(t, "apply", "--auto-approve", "stack.yaml"); res.code != 0 {
+	f.Write(t, "stack.yaml", stack("block"))
+	if res := f.Run(t, "apply", "--auto-approve", "stack.yaml"); res.Code != 0 {
 		t.Fatalf("apply on a clean database under block: %+v", res)
 	}
 	db := testsrv.OpenDB(t, pgURL)
 	if _, err := db.Exec("CREATE INDEX t_email_idx ON t (email)"); err != nil {
 		t.Fatal(err)
 	}
-	f.write(t, "migrations/00002_u.sql", mig("CREATE TABLE u (id int);", "DROP TABLE u;"))
+	f.Write(t, "migrations/00002_u.sql", clitest.Mig("CREATE TABLE u (id int);", "DROP TABLE u;"))
 	exists := func() bool {
 		t.Helper()
 		var ok bool
@@ -121,10 +122,10 @@ func TestDriftPolicyBlock(t *testing.T) {
 		{"report", 0, "", true},
 	}
 	for _, tc := range tests {
-		f.write(t, "stack.yaml", stack(tc.policy))
-		res := f.run(t, "apply", "--auto-approve", "stack.yaml")
-		if res.code != tc.code || !strings.Contains(res.stdout+res.stderr, tc.want) {
-			t.Errorf("apply under %s: exit %d, want %d with %q: %+v", tc.policy, res.code, tc.code, tc.want, res)
+		f.Write(t, "stack.yaml", stack(tc.policy))
+		res := f.Run(t, "apply", "--auto-approve", "stack.yaml")
+		if res.Code != tc.code || !strings.Contains(res.Stdout+res.Stderr, tc.want) {
+			t.Errorf("apply under %s: exit %d, want %d with %q: %+v", tc.policy, res.Code, tc.code, tc.want, res)
 		}
 		if got := exists(); got != tc.applied {
 			t.Errorf("apply under %s: migration applied = %v, want %v", tc.policy, got, tc.applied)
