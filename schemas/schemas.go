@@ -12,3 +12,8 @@ var Stack []byte
 //
 //go:embed plan.schema.json
 var Plan []byte
+
+// Notification is the JSON Schema of one Notification document.
+//
+//go:embed notification.schema.json
+var Notification []byte
