@@ -119,8 +119,8 @@ func (d *Dispatcher) Publish(ev Event) {
 		select {
 		case d.queue <- job{t: t, ev: ev}:
 		default:
-			d.count(t, "dropped")
 			d.o.Logger.Warn("notification dropped: the delivery queue is full", "notification", t.n.Metadata.Name, "stack", ev.Stack, "event", ev.Event)
+			d.count(t, "dropped")
 		}
 	}
 }
@@ -165,9 +165,9 @@ func (d *Dispatcher) deliver(ctx context.Context, j job) {
 		}
 		delay *= 2
 	}
-	d.count(j.t, "failed")
 	d.o.Logger.Error("notification not delivered", "notification", j.t.n.Metadata.Name, "type", j.t.n.Spec.Type,
-		"stack", j.ev.Stack, "event", j.ev.Event, "err", spec.Mask(err.Error()))
+		"stack", j.ev.Stack, "event", j.ev.Event, "attempts", d.o.Attempts, "err", spec.Mask(err.Error()))
+	d.count(j.t, "failed")
 }
 
 func (d *Dispatcher) count(t target, result string) {

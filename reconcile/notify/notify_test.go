@@ -67,6 +67,24 @@ type counts struct {
 	ch chan struct{}
 }
 
+// syncBuffer is a log sink read while the dispatcher writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func newCounts() *counts { return &counts{m: map[string]int{}, ch: make(chan struct{}, 1000)} }
 
 func (c *counts) add(provider, result string) {
@@ -245,7 +263,7 @@ func TestRetries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newReceiver(t, tt.codes...)
 			c := newCounts()
-			var logs bytes.Buffer
+			var logs syncBuffer
 			const secretPath = "/services/T0/B0/very-secret-slack-path"
 			const key = "hmac-key-never-logged"
 			spec.RegisterSecrets(r.srv.URL + secretPath)
@@ -288,7 +306,7 @@ func TestReceiverDown(t *testing.T) {
 	t.Cleanup(func() { close(hang); slow.Close() })
 
 	c := newCounts()
-	var logs bytes.Buffer
+	var logs syncBuffer
 	spec.RegisterSecrets(downURL)
 	d := start(t, Options{Count: c.add, QueueSize: 2, Attempts: 2, Timeout: 200 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))},
