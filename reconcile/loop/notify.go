@@ -2,6 +2,7 @@ package loop
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/amanat/dbops/reconcile/notify"
@@ -13,41 +14,39 @@ import (
 // (not one per retry), drift or deferral when first seen, and "resolved"
 // when a failing stack is in sync again. Called with l.mu held; Publish
 // never blocks.
-func (l *Loop) notifyOutcome(name, rev string, out outcome, prev StackStatus, now time.Time) {
-	prevReason := ""
-	if len(prev.Conditions) > 0 {
-		prevReason = prev.Conditions[0].Reason
-	}
-	// A new revision is a new state: its failure is reported even when the
-	// previous revision failed the same way.
-	changed := out.reason != prevReason || rev != prev.LastAttemptedRevision
+func (l *Loop) notifyOutcome(s *stackState, name, rev string, out outcome, now time.Time) {
+	prev := s.notified
+	failedBefore := strings.HasPrefix(prev, "failed\x00")
 	ev := notify.Event{Stack: name, Revision: rev, Time: now, Summary: spec.Mask(out.message)}
+	state := ""
 	switch {
 	case out.failed || out.stalled:
-		if !changed {
-			return
-		}
+		state = "failed\x00" + rev // a new revision failing is news
 		ev.Event, ev.Errors = spec.EventFailed, []string{spec.Mask(out.message)}
 		ev.Summary = fmt.Sprintf("%s: %s", out.reason, firstLine(ev.Summary))
 	case out.reason == ReasonDrift:
-		if !changed {
-			return
-		}
+		state = "drift\x00" + rev
 		corrected := false
 		ev.Event, ev.Corrected = spec.EventDrift, &corrected
 	case out.reason == ReasonDeferred:
-		if !changed {
-			return
-		}
+		state = "deferred\x00" + rev
 		ev.Event = spec.EventDeferred
-	case len(out.changes) > 0:
-		ev.Event, ev.Changes = spec.EventApplied, maskAll(out.changes)
-	case out.reason == ReasonSucceeded && (prevReason == ReasonApplyFail || prevReason == ReasonPlanFailed || prevReason == ReasonStalled):
-		ev.Event, ev.Summary = notify.EventResolved, "in sync again after "+prevReason
-	default:
+	}
+	s.notified = state
+	if state != "" && state == prev {
 		return
 	}
-	l.o.Notify.Publish(ev)
+	if !out.failed && !out.stalled && failedBefore {
+		res := ev
+		res.Event, res.Errors, res.Summary = notify.EventResolved, nil, "recovered: "+firstLine(ev.Summary)
+		l.o.Notify.Publish(res)
+	}
+	if state == "" && len(out.changes) > 0 {
+		ev.Event, ev.Changes = spec.EventApplied, maskAll(out.changes)
+	}
+	if ev.Event != "" {
+		l.o.Notify.Publish(ev)
+	}
 }
 
 func changeLine(resource, before, after string) string {

@@ -142,3 +142,49 @@ func TestLoopNotifies(t *testing.T) {
 		t.Errorf("logs hold the HMAC key or the receiver URL:\n%s", logs.String())
 	}
 }
+
+// TestLoopNotifiesFailureOnceThenResolved: a stack whose Redis is down is
+// retried many times but reported failed once; "resolved" follows when it
+// recovers.
+func TestLoopNotifiesFailureOnceThenResolved(t *testing.T) {
+	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	c := rd.Client(t)
+	hook, hookSrv := newHookReceiver(t)
+	r := newRepo(t)
+	r.commit(map[string]string{
+		"cache.yaml":         redisStack("cache", rd.URL(), "64mb", ""),
+		"notifications.yaml": notificationDoc("ops", "webhook", hookSrv.URL, ""), // default: failures
+	})
+	var logs testsrv.Buffer
+	l := newLoop(t, r.source(t), &logs)
+	d := notify.New(notify.Options{Backoff: 10 * time.Millisecond, Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	dctx, cancel := context.WithCancel(context.Background())
+	d.Start(dctx)
+	t.Cleanup(func() { cancel(); d.Wait() })
+	l.o.Notify = d
+	ctx := runLoop(t, l)
+	eventually(t, "first apply", func() bool { return readyOf(l, "cache").Reason == ReasonSucceeded })
+
+	c.Do(ctx, "SHUTDOWN", "NOSAVE")
+	if err := rd.WaitExit(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	l.Cycle(ctx)
+	eventually(t, "stack failing", func() bool { return readyOf(l, "cache").Reason == ReasonPlanFailed })
+	failing := cycles(t, l, "cache")
+	eventually(t, "backoff retries", func() bool { return cycles(t, l, "cache") >= failing+3 })
+	if err := rd.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "resolved event", func() bool {
+		evs := hook.got()
+		return len(evs) > 0 && evs[len(evs)-1].Event == notify.EventResolved
+	})
+	var kinds []string
+	for _, ev := range hook.got() {
+		kinds = append(kinds, ev.Event+"/"+ev.Stack)
+	}
+	if got, want := strings.Join(kinds, " "), "failed/cache resolved/cache"; got != want {
+		t.Errorf("events %s, want %s (one failure per run of failures, applied not subscribed)", got, want)
+	}
+}

@@ -26,6 +26,10 @@ type stackState struct {
 	// is not tried again until another revision is in force.
 	stalledAt string
 	adjusted  map[string]adjustment // Redis values the server stored differently
+	// notified is the reason and revision of the last state reported to
+	// receivers (failed, drift, deferred): a retry in the same state is not
+	// reported again. The Ready condition cannot tell: "applying" replaces it.
+	notified string
 }
 
 // outcome is the result of one stack cycle.
@@ -325,7 +329,7 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 		ready.Since = prev.Conditions[0].Since
 	}
 	s.status.Conditions = []Condition{ready}
-	l.notifyOutcome(name, rev, out, prev, now)
+	l.notifyOutcome(s, name, rev, out, now)
 
 	if out.stalled {
 		// A failure, counted and logged once; no backoff retry.
