@@ -146,7 +146,9 @@ func (d *Dispatcher) Wait() { <-d.done }
 func (d *Dispatcher) deliver(ctx context.Context, j job) {
 	delay := d.o.Backoff
 	var err error
+	tries := 0
 	for attempt := 1; attempt <= d.o.Attempts; attempt++ {
+		tries = attempt
 		actx, cancel := context.WithTimeout(ctx, d.o.Timeout)
 		err = j.t.notifier.Notify(actx, j.ev)
 		cancel()
@@ -166,7 +168,7 @@ func (d *Dispatcher) deliver(ctx context.Context, j job) {
 		delay *= 2
 	}
 	d.o.Logger.Error("notification not delivered", "notification", j.t.n.Metadata.Name, "type", j.t.n.Spec.Type,
-		"stack", j.ev.Stack, "event", j.ev.Event, "attempts", d.o.Attempts, "err", spec.Mask(err.Error()))
+		"stack", j.ev.Stack, "event", j.ev.Event, "attempts", tries, "err", spec.Mask(err.Error()))
 	d.count(j.t, "failed")
 }
 
