@@ -27,10 +27,10 @@ func (l *Loop) notifyOutcome(s *stackState, name, rev string, out outcome, now t
 	case out.reason == ReasonDrift:
 		state = "drift\x00" + rev
 		corrected := false
-		ev.Event, ev.Corrected = spec.EventDrift, &corrected
+		ev.Event, ev.Corrected, ev.Changes = spec.EventDrift, &corrected, pending(out)
 	case out.reason == ReasonDeferred:
 		state = "deferred\x00" + rev
-		ev.Event = spec.EventDeferred
+		ev.Event, ev.Changes = spec.EventDeferred, pending(out)
 	}
 	s.notified = state
 	if state != "" && state == prev {
@@ -79,4 +79,15 @@ func maskAll(msgs []string) []string {
 		out[i] = spec.Mask(m)
 	}
 	return out
+}
+
+// pending lists the differences an outcome left in place (drift, deferred).
+func pending(out outcome) []string {
+	var lines []string
+	for _, r := range out.resources {
+		for _, c := range r.Changes {
+			lines = append(lines, changeLine(c.Resource, c.Before, c.After))
+		}
+	}
+	return maskAll(lines)
 }

@@ -188,3 +188,32 @@ func TestLoopNotifiesFailureOnceThenResolved(t *testing.T) {
 		t.Errorf("events %s, want %s (one failure per run of failures, applied not subscribed)", got, want)
 	}
 }
+
+// TestLoopNotifiesDrift: driftPolicy report sends one drift event with the
+// differences, not one per cycle.
+func TestLoopNotifiesDrift(t *testing.T) {
+	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	hook, hookSrv := newHookReceiver(t)
+	r := newRepo(t)
+	r.commit(map[string]string{
+		"b.yaml":             redisStack("reporting", rd.URL(), "64mb", "  driftPolicy: report\n"),
+		"notifications.yaml": notificationDoc("ops", "webhook", hookSrv.URL, "  events: [drift, applied]\n"),
+	})
+	var logs testsrv.Buffer
+	l := newLoop(t, r.source(t), &logs)
+	d := notify.New(notify.Options{Backoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	d.Start(ctx)
+	t.Cleanup(func() { cancel(); d.Wait() })
+	l.o.Notify = d
+	for range 3 {
+		cycle(t, l)
+	}
+	eventually(t, "the drift event", func() bool { return len(hook.got()) >= 1 })
+	time.Sleep(200 * time.Millisecond) // room for a wrong duplicate to arrive
+	evs := hook.got()
+	if len(evs) != 1 || evs[0].Event != "drift" || evs[0].Corrected == nil || *evs[0].Corrected ||
+		strings.Join(evs[0].Changes, "\n") != "redis.config.maxmemory: 0 -> 64mb\nredis.config.maxmemory-policy: noeviction -> allkeys-lru" {
+		t.Errorf("events = %+v, want one uncorrected drift with both differences", evs)
+	}
+}
