@@ -337,7 +337,9 @@ func TestReceiverDown(t *testing.T) {
 	if c.get("webhook/failed")+c.get("slack/failed") == 0 {
 		t.Errorf("no failed delivery counted: %v", c.m)
 	}
+	c.mu.Lock()
 	t.Logf("100 deliveries asked of 2 dead receivers, queue 2: %v", c.m)
+	c.mu.Unlock()
 	if strings.Contains(logs.String(), "secret-token-path") {
 		t.Errorf("log holds the receiver URL:\n%s", logs.String())
 	}
