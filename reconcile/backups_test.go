@@ -7,32 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 )
-
-func backupStack(dest, extra string) string {
-	return stackYAML("shop", `  postgres:
-    url: ${PG_URL}
-    migrations: {dir: ./migrations}
-  redis:
-    url: ${REDIS_URL}
-    config: {maxmemory: 64mb}
-`+extra+`  backups:
-    - name: pg
-      source: postgres
-      schedule: "0 3 * * *"
-      timezone: Europe/Berlin
-      destination: `+dest+`/pg
-      retention: {keepLast: 1}
-      verify: restore
-    - name: cache
-      source: redis
-      schedule: "@daily"
-      destination: `+dest+`/redis
-      retention: {keepLast: 2}
-`)
-}
 
 func kinds(p *reconcile.Plan) map[string]int {
 	out := map[string]int{}
@@ -45,10 +23,10 @@ func kinds(p *reconcile.Plan) map[string]int {
 func TestBackupsPlannedTakenAndPruned(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
 	dest := t.TempDir()
-	stacks := f.load(t, backupStack(dest, ""))
+	stacks := load(t, f, clitest.BackupStack(dest, ""))
 
 	p := plan(t, stacks)
 	if k := kinds(p); k["backup backup"] != 2 || k["postgres.migration up"] != 3 {
@@ -57,9 +35,9 @@ func TestBackupsPlannedTakenAndPruned(t *testing.T) {
 	if !strings.Contains(planText(p), "backup pg (postgres → "+dest+"/pg): no verified backup yet, due now") {
 		t.Errorf("plan text lacks the backup job line:\n%s", planText(p))
 	}
-	f.write(t, "stack.yaml", backupStack(dest, ""))
-	if res := f.run(t, "plan", "--skip-backups", "stack.yaml"); res.code != 0 || strings.Contains(res.stdout, "backup pg") || !strings.Contains(res.stdout, "0 backup change(s)") {
-		t.Errorf("plan --skip-backups shows backups:\n%s%s", res.stdout, res.stderr)
+	f.Write(t, "stack.yaml", clitest.BackupStack(dest, ""))
+	if res := f.Run(t, "plan", "--skip-backups", "stack.yaml"); res.Code != 0 || strings.Contains(res.Stdout, "backup pg") || !strings.Contains(res.Stdout, "0 backup change(s)") {
+		t.Errorf("plan --skip-backups shows backups:\n%s%s", res.Stdout, res.Stderr)
 	}
 	mustApply(t, stacks, p)
 	p = plan(t, stacks)
@@ -72,8 +50,8 @@ func TestBackupsPlannedTakenAndPruned(t *testing.T) {
 
 	// A second backup of pg (taken now, whatever the schedule) makes
 	// retention (keepLast: 1) delete the first; plan shows exactly that.
-	res := f.run(t, "backup", "run", "-f", "stack.yaml", "shop/pg")
-	if res.code != 0 {
+	res := f.Run(t, "backup", "run", "-f", "stack.yaml", "shop/pg")
+	if res.Code != 0 {
 		t.Fatalf("backup run: %+v", res)
 	}
 	files, _ := filepath.Glob(filepath.Join(dest, "pg", "shop-pg-*.dump"))
@@ -97,24 +75,24 @@ func TestBackupsPlannedTakenAndPruned(t *testing.T) {
 	}
 
 	// backup list and restore through the CLI.
-	res = f.run(t, "backup", "list", "-f", "stack.yaml")
-	if res.code != 0 || strings.Count(res.stdout, "shop/") != 2 {
-		t.Errorf("backup list:\n%s%s", res.stdout, res.stderr)
+	res = f.Run(t, "backup", "list", "-f", "stack.yaml")
+	if res.Code != 0 || strings.Count(res.Stdout, "shop/") != 2 {
+		t.Errorf("backup list:\n%s%s", res.Stdout, res.Stderr)
 	}
-	f.env["TARGET"] = testsrv.PostgresDB(t)
-	res = f.run(t, "restore", "-f", "stack.yaml", "shop/pg", "--to-url", f.env["TARGET"])
-	if res.code != 0 || !strings.Contains(res.stdout, "restored ") {
+	f.Env["TARGET"] = testsrv.PostgresDB(t)
+	res = f.Run(t, "restore", "-f", "stack.yaml", "shop/pg", "--to-url", f.Env["TARGET"])
+	if res.Code != 0 || !strings.Contains(res.Stdout, "restored ") {
 		t.Fatalf("restore into an empty database: %+v", res)
 	}
-	res = f.run(t, "restore", "-f", "stack.yaml", "shop/pg", "--to-url", f.env["TARGET"])
-	if res.code != 1 || !strings.Contains(res.stderr, "clean") {
+	res = f.Run(t, "restore", "-f", "stack.yaml", "shop/pg", "--to-url", f.Env["TARGET"])
+	if res.Code != 1 || !strings.Contains(res.Stderr, "clean") {
 		t.Errorf("restore over a database with tables without --clean: %+v", res)
 	}
-	if res = f.run(t, "restore", "-f", "stack.yaml", "shop/pg", "--to-url", f.env["TARGET"], "--clean"); res.code != 0 {
+	if res = f.Run(t, "restore", "-f", "stack.yaml", "shop/pg", "--to-url", f.Env["TARGET"], "--clean"); res.Code != 0 {
 		t.Errorf("restore --clean: %+v", res)
 	}
-	res = f.run(t, "restore", "-f", "stack.yaml", "shop/cache")
-	if res.code != 0 || !strings.Contains(res.stdout, "usable RDB") || !strings.Contains(res.stdout, "stop Redis") {
+	res = f.Run(t, "restore", "-f", "stack.yaml", "shop/cache")
+	if res.Code != 0 || !strings.Contains(res.Stdout, "usable RDB") || !strings.Contains(res.Stdout, "stop Redis") {
 		t.Errorf("redis restore procedure: %+v", res)
 	}
 }
@@ -122,18 +100,18 @@ func TestBackupsPlannedTakenAndPruned(t *testing.T) {
 func TestBackupDestinationNotWritable(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
 	// A destination under a regular file cannot be created, even by root.
 	blocker := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(blocker, []byte("x"), 0o644)
-	stacks := f.load(t, backupStack(blocker, ""))
+	stacks := load(t, f, clitest.BackupStack(blocker, ""))
 	p := plan(t, stacks)
 	if errs := p.Stacks[0].Errors.Join("\n"); !strings.Contains(errs, blocker) {
 		t.Errorf("plan errors do not name the destination %s: %s", blocker, errs)
 	}
 	reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})
-	if v := dbVersion(t, pgURL); v != 0 {
+	if v := clitest.DBVersion(t, pgURL); v != 0 {
 		t.Errorf("a stack with a plan error was migrated to %d", v)
 	}
 }
@@ -141,9 +119,9 @@ func TestBackupDestinationNotWritable(t *testing.T) {
 func TestBackupBeforeMigrateRefusesWhenBackupFails(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
-	stacks := f.load(t, stackYAML("shop", `  postgres:
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
+	stacks := load(t, f, clitest.StackYAML("shop", `  postgres:
     url: ${PG_URL}
     migrations: {dir: ./migrations}
   backupBeforeMigrate: pg
@@ -152,7 +130,7 @@ func TestBackupBeforeMigrateRefusesWhenBackupFails(t *testing.T) {
 `))
 	// Taken once so it is not due: the plan then holds only the backup that
 	// backupBeforeMigrate adds before the migrations.
-	if res := f.run(t, "backup", "run", "-f", "stack.yaml", "shop/pg"); res.code != 0 {
+	if res := f.Run(t, "backup", "run", "-f", "stack.yaml", "shop/pg"); res.Code != 0 {
 		t.Fatalf("backup run: %+v", res)
 	}
 	p := plan(t, stacks)
@@ -183,12 +161,12 @@ func TestBackupBeforeMigrateRefusesWhenBackupFails(t *testing.T) {
 			}
 		}
 	}
-	if v := dbVersion(t, pgURL); v != 0 {
+	if v := clitest.DBVersion(t, pgURL); v != 0 {
 		t.Errorf("migrated to %d although the backup before migrating failed", v)
 	}
 	// With a working pg_dump the same plan backs up, then migrates.
 	mustApply(t, stacks, plan(t, stacks))
-	if v := dbVersion(t, pgURL); v != 3 {
+	if v := clitest.DBVersion(t, pgURL); v != 3 {
 		t.Errorf("version %d after a good backup, want 3", v)
 	}
 }

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/render"
 )
 
@@ -19,7 +20,7 @@ func TestBaseline(t *testing.T) {
 	testsrv.Servers(t)
 	tests := []struct {
 		name, baseline, noBaseline, line, now string
-		fixture                               func(t *testing.T) *fixture
+		fixture                               func(t *testing.T) *clitest.Fixture
 		versionTable                          string
 		ledger                                map[int64]string // dbops' checksum ledger: goose only
 	}{
@@ -27,11 +28,11 @@ func TestBaseline(t *testing.T) {
 			name: "goose", baseline: "2",
 			noBaseline: "database has 2 tables but no goose_db_version: set migrations.baseline to the goose version it is at",
 			line:       "= baseline: record 1–2 as applied, run 3 (no goose_db_version)",
-			fixture: func(t *testing.T) *fixture {
-				return newFixture(t, map[string]string{
-					"00001_a.sql": mig("CREATE TABLE a (id int);", "DROP TABLE a;"),
-					"00002_b.sql": mig("CREATE TABLE b (id int);", "DROP TABLE b;"),
-					"00003_c.sql": mig("CREATE TABLE c (id int);", "DROP TABLE c;"),
+			fixture: func(t *testing.T) *clitest.Fixture {
+				return clitest.NewFixture(t, map[string]string{
+					"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", "DROP TABLE a;"),
+					"00002_b.sql": clitest.Mig("CREATE TABLE b (id int);", "DROP TABLE b;"),
+					"00003_c.sql": clitest.Mig("CREATE TABLE c (id int);", "DROP TABLE c;"),
 				})
 			},
 			versionTable: "goose_db_version",
@@ -42,7 +43,7 @@ func TestBaseline(t *testing.T) {
 			name: "drizzle", baseline: "0001_b",
 			noBaseline: "database has 2 tables but no drizzle.__drizzle_migrations: set migrations.baseline to the drizzle tag it is at",
 			line:       "= baseline: record 0000_a–0001_b as applied, run 0002_c (no drizzle.__drizzle_migrations)",
-			fixture: func(t *testing.T) *fixture {
+			fixture: func(t *testing.T) *clitest.Fixture {
 				return drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);", "0001_b", "CREATE TABLE b (id int);", "0002_c", "CREATE TABLE c (id int);")
 			},
 			versionTable: "drizzle.__drizzle_migrations",
@@ -53,25 +54,25 @@ func TestBaseline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := tt.fixture(t)
 			url := testsrv.PostgresDB(t)
-			f.env["PG_URL"] = url
+			f.Env["PG_URL"] = url
 			db := testsrv.OpenDB(t, url)
 			if _, err := db.Exec("CREATE TABLE a (id int); CREATE TABLE b (id int)"); err != nil {
 				t.Fatal(err)
 			}
 			yaml := func(extra string) string {
-				return stackYAML("old", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
+				return clitest.StackYAML("old", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
 			}
-			p := plan(t, f.load(t, yaml("")))
+			p := plan(t, load(t, f, yaml("")))
 			if errs := p.Stacks[0].Errors.Join("\n"); !strings.Contains(errs, tt.noBaseline) {
 				t.Fatalf("plan errors %q, want %q", errs, tt.noBaseline)
 			}
-			stacks := f.load(t, yaml("\n      baseline: \""+tt.baseline+"\""))
+			stacks := load(t, f, yaml("\n      baseline: \""+tt.baseline+"\""))
 			p = plan(t, stacks)
 			if text := planText(p); !strings.Contains(text, tt.line) {
 				t.Fatalf("plan lacks %q:\n%s", tt.line, text)
 			}
 			js, _ := json.Marshal(p)
-			checkPlanJSON(t, string(js), 2)
+			clitest.CheckPlanJSON(t, string(js), 2)
 			var exists bool
 			if err := db.QueryRow("SELECT to_regclass($1) IS NOT NULL", tt.versionTable).Scan(&exists); err != nil || exists {
 				t.Fatalf("plan created %s (%v)", tt.versionTable, err)
@@ -107,25 +108,25 @@ func TestFailedFirstApplyLeavesNoVersionTable(t *testing.T) {
 	bad := "CREATE TABLE a (id int);" // already exists
 	tests := []struct {
 		name, baseline, table string
-		fixture               func(t *testing.T) *fixture
+		fixture               func(t *testing.T) *clitest.Fixture
 		existing              bool
 		// emptyTable: goose's table is there with its version 0 row only
 		// (an earlier goose run failed); it must stay so.
 		emptyTable bool
 	}{
-		{name: "goose, fresh database", table: "goose_db_version", fixture: func(t *testing.T) *fixture {
-			return newFixture(t, map[string]string{"00001_a.sql": mig("SELECT * FROM no_such_table;", "")})
+		{name: "goose, fresh database", table: "goose_db_version", fixture: func(t *testing.T) *clitest.Fixture {
+			return clitest.NewFixture(t, map[string]string{"00001_a.sql": clitest.Mig("SELECT * FROM no_such_table;", "")})
 		}},
-		{name: "goose, baseline", table: "goose_db_version", baseline: "1", existing: true, fixture: func(t *testing.T) *fixture {
-			return newFixture(t, map[string]string{"00001_a.sql": mig("CREATE TABLE a (id int);", ""), "00002_a.sql": mig(bad, "")})
+		{name: "goose, baseline", table: "goose_db_version", baseline: "1", existing: true, fixture: func(t *testing.T) *clitest.Fixture {
+			return clitest.NewFixture(t, map[string]string{"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", ""), "00002_a.sql": clitest.Mig(bad, "")})
 		}},
-		{name: "goose, empty version table, baseline", table: "goose_db_version", baseline: "1", existing: true, emptyTable: true, fixture: func(t *testing.T) *fixture {
-			return newFixture(t, map[string]string{"00001_a.sql": mig("CREATE TABLE a (id int);", ""), "00002_a.sql": mig(bad, "")})
+		{name: "goose, empty version table, baseline", table: "goose_db_version", baseline: "1", existing: true, emptyTable: true, fixture: func(t *testing.T) *clitest.Fixture {
+			return clitest.NewFixture(t, map[string]string{"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", ""), "00002_a.sql": clitest.Mig(bad, "")})
 		}},
-		{name: "drizzle, fresh database", table: "drizzle.__drizzle_migrations", fixture: func(t *testing.T) *fixture {
+		{name: "drizzle, fresh database", table: "drizzle.__drizzle_migrations", fixture: func(t *testing.T) *clitest.Fixture {
 			return drizzleFixture(t, "0000_a", "CREATE TABLE z (id int);\n--> statement-breakpoint\nSELECT * FROM no_such_table;")
 		}},
-		{name: "drizzle, baseline", table: "drizzle.__drizzle_migrations", baseline: "0000_a", existing: true, fixture: func(t *testing.T) *fixture {
+		{name: "drizzle, baseline", table: "drizzle.__drizzle_migrations", baseline: "0000_a", existing: true, fixture: func(t *testing.T) *clitest.Fixture {
 			return drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);", "0001_b", bad)
 		}},
 	}
@@ -133,7 +134,7 @@ func TestFailedFirstApplyLeavesNoVersionTable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := tt.fixture(t)
 			url := testsrv.PostgresDB(t)
-			f.env["PG_URL"] = url
+			f.Env["PG_URL"] = url
 			db := testsrv.OpenDB(t, url)
 			if tt.existing {
 				if _, err := db.Exec("CREATE TABLE a (id int)"); err != nil {
@@ -150,7 +151,7 @@ func TestFailedFirstApplyLeavesNoVersionTable(t *testing.T) {
 			if tt.baseline != "" {
 				extra = "\n      baseline: \"" + tt.baseline + "\""
 			}
-			stacks := f.load(t, stackYAML("x", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n"))
+			stacks := load(t, f, clitest.StackYAML("x", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n"))
 			p := plan(t, stacks)
 			if len(p.Stacks[0].Errors) > 0 {
 				t.Fatalf("plan: %v", p.Stacks[0].Errors)

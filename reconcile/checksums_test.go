@@ -12,8 +12,9 @@ import (
 
 	"github.com/pressly/goose/v3"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 )
 
 // gooseUp migrates like the goose CLI would, without dbops.
@@ -63,59 +64,59 @@ func ledger(t *testing.T, db *sql.DB) map[int64]string {
 func TestChecksumLedger(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
-	f.write(t, "stack.yaml", cliStack)
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
+	f.Write(t, "stack.yaml", clitest.CLIStack)
 	db := testsrv.OpenDB(t, pgURL)
-	gooseUp(t, db, filepath.Join(f.dir, "migrations"), 2)
+	gooseUp(t, db, filepath.Join(f.Dir, "migrations"), 2)
 
-	res := f.run(t, "plan", "stack.yaml")
-	if res.code != 0 || !strings.Contains(res.stdout, "+ record goose_db_version_dbops_checksums: 2 applied migration(s) without checksum (00001_users.sql … 00002_orders.sql) → recorded at adoption") {
-		t.Fatalf("plan of a database goose migrated: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	res := f.Run(t, "plan", "stack.yaml")
+	if res.Code != 0 || !strings.Contains(res.Stdout, "+ record goose_db_version_dbops_checksums: 2 applied migration(s) without checksum (00001_users.sql … 00002_orders.sql) → recorded at adoption") {
+		t.Fatalf("plan of a database goose migrated: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	if l := ledger(t, db); l != nil {
 		t.Fatalf("plan created the ledger: %v", l)
 	}
-	// record, migration 3 and cliStack's two Redis settings, in the schema
-	checkPlanJSON(t, f.run(t, "plan", "--format", "json", "stack.yaml").stdout, 4)
+	// record, migration 3 and clitest.CLIStack's two Redis settings, in the schema
+	clitest.CheckPlanJSON(t, f.Run(t, "plan", "--format", "json", "stack.yaml").Stdout, 4)
 
-	if res := f.run(t, "apply", "--auto-approve", "stack.yaml"); res.code != 0 {
-		t.Fatalf("apply: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	if res := f.Run(t, "apply", "--auto-approve", "stack.yaml"); res.Code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	want := map[int64]string{1: "adoption", 2: "adoption", 3: "applied"}
 	if l := ledger(t, db); len(l) != 3 || l[1] != want[1] || l[2] != want[2] || l[3] != want[3] {
 		t.Errorf("ledger %v, want %v", l, want)
 	}
-	res = f.run(t, "plan", "--detailed-exitcode", "stack.yaml")
-	if res.code != 0 || !strings.Contains(res.stdout, "checksums of applied migrations: 1 verified, 2 recorded at adoption, 0 changed, 0 not recorded") {
-		t.Errorf("plan after apply: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	res = f.Run(t, "plan", "--detailed-exitcode", "stack.yaml")
+	if res.Code != 0 || !strings.Contains(res.Stdout, "checksums of applied migrations: 1 verified, 2 recorded at adoption, 0 changed, 0 not recorded") {
+		t.Errorf("plan after apply: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 
 	// An applied migration is edited.
-	edited := strings.Replace(threeMigrations["00002_orders.sql"], "data jsonb", "data jsonb NOT NULL", 1)
-	f.write(t, "migrations/00002_orders.sql", edited)
-	res = f.run(t, "plan", "stack.yaml")
-	if res.code != 1 || !strings.Contains(res.stdout, "1 applied migration(s) changed since they were applied: 00002_orders.sql (sha256") ||
-		!strings.Contains(res.stdout, "dbops migrations repair shop") {
-		t.Errorf("plan with an edited applied migration: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	edited := strings.Replace(clitest.ThreeMigrations["00002_orders.sql"], "data jsonb", "data jsonb NOT NULL", 1)
+	f.Write(t, "migrations/00002_orders.sql", edited)
+	res = f.Run(t, "plan", "stack.yaml")
+	if res.Code != 1 || !strings.Contains(res.Stdout, "1 applied migration(s) changed since they were applied: 00002_orders.sql (sha256") ||
+		!strings.Contains(res.Stdout, "dbops migrations repair shop") {
+		t.Errorf("plan with an edited applied migration: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
-	if errs := plan(t, f.load(t, cliStack)).Stacks[0].Errors; len(errs) != 1 || !errors.Is(errs[0], reconcile.ErrPermanent) {
+	if errs := plan(t, load(t, f, clitest.CLIStack)).Stacks[0].Errors; len(errs) != 1 || !errors.Is(errs[0], reconcile.ErrPermanent) {
 		t.Errorf("edited applied migration: errors %q, want one permanent", errs.Join("; "))
 	}
-	if res := f.run(t, "apply", "--auto-approve", "stack.yaml"); res.code != 1 {
-		t.Errorf("apply with an edited applied migration: exit %d\n%s", res.code, res.stdout)
+	if res := f.Run(t, "apply", "--auto-approve", "stack.yaml"); res.Code != 1 {
+		t.Errorf("apply with an edited applied migration: exit %d\n%s", res.Code, res.Stdout)
 	}
 
-	res = f.run(t, "migrations", "repair", "shop", "stack.yaml")
-	if res.code != 0 || !strings.Contains(res.stdout, "re-recorded 00002_orders.sql (version 2): sha256 ") ||
-		!strings.Contains(res.stdout, "1 checksum(s) re-recorded") {
-		t.Fatalf("repair: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	res = f.Run(t, "migrations", "repair", "shop", "stack.yaml")
+	if res.Code != 0 || !strings.Contains(res.Stdout, "re-recorded 00002_orders.sql (version 2): sha256 ") ||
+		!strings.Contains(res.Stdout, "1 checksum(s) re-recorded") {
+		t.Fatalf("repair: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	if l := ledger(t, db); l[2] != "repair" || l[1] != "adoption" || l[3] != "applied" {
 		t.Errorf("ledger after repair %v", l)
 	}
-	if res := f.run(t, "plan", "--detailed-exitcode", "stack.yaml"); res.code != 0 {
-		t.Errorf("plan after repair: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	if res := f.Run(t, "plan", "--detailed-exitcode", "stack.yaml"); res.Code != 0 {
+		t.Errorf("plan after repair: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 
 	var cols []string
@@ -133,9 +134,9 @@ func TestChecksumLedger(t *testing.T) {
 		t.Errorf("goose_db_version columns %v, want goose's own %v", cols, want)
 	}
 	// goose itself still reads and writes the database.
-	f.write(t, "migrations/00004_more.sql", mig("CREATE TABLE more (id int);", "DROP TABLE more;"))
-	gooseUp(t, db, filepath.Join(f.dir, "migrations"), 4)
-	if v := dbVersion(t, pgURL); v != 4 {
+	f.Write(t, "migrations/00004_more.sql", clitest.Mig("CREATE TABLE more (id int);", "DROP TABLE more;"))
+	gooseUp(t, db, filepath.Join(f.Dir, "migrations"), 4)
+	if v := clitest.DBVersion(t, pgURL); v != 4 {
 		t.Errorf("version %d after goose up, want 4", v)
 	}
 }

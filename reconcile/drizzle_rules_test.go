@@ -11,21 +11,22 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 )
 
 // drizzleFixture writes a drizzle-kit style folder by hand: journal order
 // deliberately differs from file name order.
-func drizzleFixture(t *testing.T, files ...string) *fixture {
+func drizzleFixture(t *testing.T, files ...string) *clitest.Fixture {
 	t.Helper()
-	f := newFixture(t, nil)
+	f := clitest.NewFixture(t, nil)
 	var entries []string
 	for i := 0; i < len(files); i += 2 {
-		f.write(t, filepath.Join("migrations", files[i]+".sql"), files[i+1])
+		f.Write(t, filepath.Join("migrations", files[i]+".sql"), files[i+1])
 		entries = append(entries, `{"idx":`+strconv.Itoa(i/2)+`,"version":"7","when":`+strconv.Itoa(1700000000000+i*1000)+`,"tag":"`+files[i]+`","breakpoints":true}`)
 	}
-	f.write(t, "migrations/meta/_journal.json", `{"version":"7","dialect":"postgresql","entries":[`+strings.Join(entries, ",")+`]}`)
+	f.Write(t, "migrations/meta/_journal.json", `{"version":"7","dialect":"postgresql","entries":[`+strings.Join(entries, ",")+`]}`)
 	return f
 }
 
@@ -37,15 +38,15 @@ func TestDrizzlePlanRules(t *testing.T) {
 		"0002_c", "CREATE TABLE c (id int);\n--> statement-breakpoint\nCREATE TABLE c2 (id int); CREATE TABLE c3 (id int);",
 	)
 	url := testsrv.PostgresDB(t)
-	f.env["PG_URL"] = url
+	f.Env["PG_URL"] = url
 	yaml := func(extra string) string {
-		return stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
+		return clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
 	}
 	db := testsrv.OpenDB(t, url)
 	ctx := context.Background()
 
 	// plan is read-only: nothing created.
-	stacks := f.load(t, yaml("\n      target: \"0000_a\""))
+	stacks := load(t, f, yaml("\n      target: \"0000_a\""))
 	p := plan(t, stacks)
 	var schema *string
 	if err := db.QueryRowContext(ctx, "SELECT to_regnamespace('drizzle')::text").Scan(&schema); err != nil || schema != nil {
@@ -57,7 +58,7 @@ func TestDrizzlePlanRules(t *testing.T) {
 	mustApply(t, stacks, p)
 
 	// on to latest; several statements in one breakpoint chunk run too
-	stacks = f.load(t, yaml(""))
+	stacks = load(t, f, yaml(""))
 	mustApply(t, stacks, plan(t, stacks))
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM c3").Scan(&n); err != nil {
@@ -75,12 +76,12 @@ func TestDrizzlePlanRules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.edit != "" {
-				path := filepath.Join(f.dir, "migrations", tt.edit+".sql")
+				path := filepath.Join(f.Dir, "migrations", tt.edit+".sql")
 				orig, _ := os.ReadFile(path)
-				f.write(t, filepath.Join("migrations", tt.edit+".sql"), string(orig)+"\n-- edited\n")
+				f.Write(t, filepath.Join("migrations", tt.edit+".sql"), string(orig)+"\n-- edited\n")
 				defer os.WriteFile(path, orig, 0o644)
 			}
-			p := plan(t, f.load(t, yaml(tt.extra)))
+			p := plan(t, load(t, f, yaml(tt.extra)))
 			if errs := p.Stacks[0].Errors.Join("\n"); !strings.Contains(errs, tt.want) {
 				t.Errorf("plan errors %q, want %q", errs, tt.want)
 			}
@@ -97,17 +98,17 @@ func TestDrizzlePlanRules(t *testing.T) {
 func TestDrizzleSavedPlanMoved(t *testing.T) {
 	testsrv.Servers(t)
 	f := drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);", "0001_b", "CREATE TABLE b (id int);")
-	f.env["PG_URL"] = testsrv.PostgresDB(t)
+	f.Env["PG_URL"] = testsrv.PostgresDB(t)
 	yaml := func(extra string) string {
-		return stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
+		return clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
 	}
-	saved := &reconcile.Saved{Plan: plan(t, f.load(t, yaml("")))}
-	if moved := saved.Moved(plan(t, f.load(t, yaml(""))), saved.Spec); len(moved) > 0 {
+	saved := &reconcile.Saved{Plan: plan(t, load(t, f, yaml("")))}
+	if moved := saved.Moved(plan(t, load(t, f, yaml(""))), saved.Spec); len(moved) > 0 {
 		t.Fatalf("nothing moved, but: %v", moved)
 	}
-	stacks := f.load(t, yaml("\n      target: \"0000_a\""))
+	stacks := load(t, f, yaml("\n      target: \"0000_a\""))
 	mustApply(t, stacks, plan(t, stacks))
-	moved := strings.Join(saved.Moved(plan(t, f.load(t, yaml(""))), saved.Spec), "\n")
+	moved := strings.Join(saved.Moved(plan(t, load(t, f, yaml(""))), saved.Spec), "\n")
 	if !strings.Contains(moved, "stack shop: postgres migration level was none, now 0000_a") {
 		t.Errorf("moved = %q", moved)
 	}
@@ -154,11 +155,11 @@ func TestDrizzlePlanErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := drizzleFixture(t, tt.files...)
 			url := testsrv.PostgresDB(t)
-			f.env["PG_URL"] = url
+			f.Env["PG_URL"] = url
 			if _, err := testsrv.OpenDB(t, url).Exec(tt.setup); err != nil {
 				t.Fatal(err)
 			}
-			p := plan(t, f.load(t, stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
+			p := plan(t, load(t, f, clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
 			if errs := p.Stacks[0].Errors.Join("\n"); !strings.Contains(errs, tt.want) {
 				t.Errorf("plan errors %q, want %q", errs, tt.want)
 			}
@@ -188,11 +189,11 @@ func TestDrizzleHashOfCRLFFile(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := drizzleFixture(t, "0000_a", text)
 			url := testsrv.PostgresDB(t)
-			f.env["PG_URL"] = url
+			f.Env["PG_URL"] = url
 			if _, err := testsrv.OpenDB(t, url).Exec(create + "INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ('" + tt.hash + "', 1700000000000)"); err != nil {
 				t.Fatal(err)
 			}
-			p := plan(t, f.load(t, stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
+			p := plan(t, load(t, f, clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
 			errs := p.Stacks[0].Errors.Join("\n")
 			if tt.wantErr == "" && (errs != "" || len(p.Stacks[0].Changes) > 0) {
 				t.Errorf("plan: errors %q, changes %v; want in sync", errs, p.Stacks[0].Changes)
@@ -211,13 +212,13 @@ func TestDrizzleRiskyMigrationRefused(t *testing.T) {
 	testsrv.Servers(t)
 	f := drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);\n--> statement-breakpoint\nINSERT INTO a VALUES (1);",
 		"0001_b", "DROP TABLE a;", "0002_c", "CREATE TABLE c (id int);")
-	f.env["PG_URL"] = testsrv.PostgresDB(t)
+	f.Env["PG_URL"] = testsrv.PostgresDB(t)
 	yaml := func(extra string) string {
-		return stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
+		return clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
 	}
-	stacks := f.load(t, yaml("\n      target: \"0000_a\""))
+	stacks := load(t, f, yaml("\n      target: \"0000_a\""))
 	mustApply(t, stacks, plan(t, stacks))
-	stacks = f.load(t, yaml(""))
+	stacks = load(t, f, yaml(""))
 	p := plan(t, stacks)
 	res := reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})
 	got := map[string]reconcile.Status{}
@@ -238,8 +239,8 @@ func TestDrizzleBackupBeforeMigrate(t *testing.T) {
 	testsrv.Servers(t)
 	f := drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);", "0001_b", "CREATE TABLE b (id int);")
 	url := testsrv.PostgresDB(t)
-	f.env["PG_URL"] = url
-	stacks := f.load(t, stackYAML("shop", `  postgres:
+	f.Env["PG_URL"] = url
+	stacks := load(t, f, clitest.StackYAML("shop", `  postgres:
     url: ${PG_URL}
     migrations: {dir: migrations}
   backupBeforeMigrate: pg

@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/postgres"
 )
 
@@ -29,8 +30,8 @@ func TestDrizzleStatementTimeout(t *testing.T) {
 			f := drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);",
 				"0001_slow", tt.annotation+"CREATE TABLE slow (id int);\n--> statement-breakpoint\nSELECT pg_sleep(0.5);")
 			url := testsrv.PostgresDB(t)
-			f.env["PG_URL"] = url
-			stacks := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations"+tt.stack+"}\n"))
+			f.Env["PG_URL"] = url
+			stacks := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations"+tt.stack+"}\n"))
 			res := reconcile.Apply(context.Background(), stacks, plan(t, stacks), reconcile.Options{})
 			got := map[string]reconcile.ChangeResult{}
 			for _, c := range res.Stacks[0].Changes {
@@ -60,11 +61,11 @@ func TestDrizzleLockTimeoutAndRetry(t *testing.T) {
 	f := drizzleFixture(t, "0000_accounts", "CREATE TABLE accounts (id int PRIMARY KEY);\n--> statement-breakpoint\nINSERT INTO accounts VALUES (1);",
 		"0001_note", "CREATE TABLE notes (id int);\n--> statement-breakpoint\nALTER TABLE accounts ADD COLUMN note text;")
 	url := testsrv.PostgresDB(t)
-	f.env["PG_URL"] = url
+	f.Env["PG_URL"] = url
 	yaml := func(extra string) string {
-		return stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations"+extra+"}\n")
+		return clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations"+extra+"}\n")
 	}
-	stacks := f.load(t, yaml(`, target: "0000_accounts"`))
+	stacks := load(t, f, yaml(`, target: "0000_accounts"`))
 	mustApply(t, stacks, plan(t, stacks))
 	db := testsrv.OpenDB(t, url)
 	rows := func() int {
@@ -87,7 +88,7 @@ func TestDrizzleLockTimeoutAndRetry(t *testing.T) {
 	}
 
 	t.Run("held throughout: bounded retries, then a clear failure", func(t *testing.T) {
-		stacks := f.load(t, yaml(", lockTimeout: 200ms"))
+		stacks := load(t, f, yaml(", lockTimeout: 200ms"))
 		fast := reconcile.Options{LockRetry: postgres.Retry{Max: 2, Backoff: 10 * time.Millisecond}}
 		tx := blocker(t, db, "SELECT * FROM accounts")
 		p := reconcile.PlanStacks(context.Background(), stacks, fast)
@@ -111,7 +112,7 @@ func TestDrizzleLockTimeoutAndRetry(t *testing.T) {
 	})
 
 	t.Run("released during the retries: applied", func(t *testing.T) {
-		stacks := f.load(t, yaml(", lockTimeout: 1s"))
+		stacks := load(t, f, yaml(", lockTimeout: 1s"))
 		o := reconcile.Options{LockRetry: postgres.Retry{Max: 5, Backoff: 10 * time.Millisecond}}
 		tx := blocker(t, db, "SELECT * FROM accounts")
 		done := make(chan *reconcile.Result)
@@ -156,13 +157,13 @@ func TestDrizzleRiskAgainstLiveDatabase(t *testing.T) {
 		"0004_drop_kept", "-- dbops:lock-timeout 2s\nDROP TABLE kept;",
 	)
 	url := testsrv.PostgresDB(t)
-	f.env["PG_URL"] = url
+	f.Env["PG_URL"] = url
 	yaml := func(extra string) string {
-		return stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations"+extra+"}\n")
+		return clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations"+extra+"}\n")
 	}
-	stacks := f.load(t, yaml(`, target: "0000_init"`))
+	stacks := load(t, f, yaml(`, target: "0000_init"`))
 	mustApply(t, stacks, plan(t, stacks))
-	p := plan(t, f.load(t, yaml("")))
+	p := plan(t, load(t, f, yaml("")))
 	tests := []struct {
 		tag, risk, session string // risk: "" not risky, else a part of the reason
 	}{

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -96,21 +97,21 @@ func TestDrizzleTakesTurnsWithDrizzleTools(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := testsrv.NewDrizzle(t)
-			f := newFixture(t, nil)
-			out := filepath.Join(f.dir, "migrations")
+			f := clitest.NewFixture(t, nil)
+			out := filepath.Join(f.Dir, "migrations")
 			d.WriteSchema(t, drizzleSchemaV1)
 			d.Generate(t, out, "init", tt.prefix)
 			tblName := strings.Trim(tt.table[strings.LastIndex(tt.table, ".")+1:], `"`)
 			if tt.table == `"drizzle"."__drizzle_migrations"` {
 				tblName = ""
 			}
-			yaml := stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+tt.yaml+"\n")
+			yaml := clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+tt.yaml+"\n")
 
 			// 1. drizzle's migrator migrates; dbops sees the database in sync.
 			urlA := testsrv.PostgresDB(t)
 			d.Migrate(t, urlA, out, tblName, tt.schema)
-			f.env["PG_URL"] = urlA
-			p := plan(t, f.load(t, yaml))
+			f.Env["PG_URL"] = urlA
+			p := plan(t, load(t, f, yaml))
 			sp := p.Stacks[0]
 			if len(sp.Errors) > 0 || len(sp.Changes) > 0 {
 				t.Fatalf("plan after drizzle's migrator: errors %v, changes %v", sp.Errors, sp.Changes)
@@ -129,7 +130,7 @@ func TestDrizzleTakesTurnsWithDrizzleTools(t *testing.T) {
 			if entries, err = spec.ReadJournal(out); err != nil || len(entries) != 2 {
 				t.Fatalf("journal: %v %v; drizzle-kit said:\n%s", entries, err, gen)
 			}
-			stacks := f.load(t, yaml)
+			stacks := load(t, f, yaml)
 			p = plan(t, stacks)
 			text := planText(p)
 			for _, want := range []string{"+ up   " + entries[1].Tag, "migration level " + entries[0].Tag + " → " + entries[1].Tag} {
@@ -138,7 +139,7 @@ func TestDrizzleTakesTurnsWithDrizzleTools(t *testing.T) {
 				}
 			}
 			js, _ := json.Marshal(p)
-			checkPlanJSON(t, string(js), 1)
+			clitest.CheckPlanJSON(t, string(js), 1)
 			mustApply(t, stacks, p)
 			rows := drizzleRows(t, urlA, tt.table)
 			d.Migrate(t, urlA, out, tblName, tt.schema) // would fail on "disputes" already existing
@@ -148,8 +149,8 @@ func TestDrizzleTakesTurnsWithDrizzleTools(t *testing.T) {
 
 			// 3. fresh databases: dbops and drizzle leave the same schema and rows.
 			urlB, urlC := testsrv.PostgresDB(t), testsrv.PostgresDB(t)
-			f.env["PG_URL"] = urlB
-			stacks = f.load(t, yaml)
+			f.Env["PG_URL"] = urlB
+			stacks = load(t, f, yaml)
 			mustApply(t, stacks, plan(t, stacks))
 			d.Migrate(t, urlC, out, tblName, tt.schema)
 			if a, b := schemaDump(t, urlB), schemaDump(t, urlC); a != b {
@@ -220,14 +221,14 @@ func TestDrizzleMigratorWaitsForDbops(t *testing.T) {
 	f := drizzleFixture(t, "0000_a", "CREATE TABLE a (id int);",
 		"0001_slow", "SELECT pg_sleep(2);\n--> statement-breakpoint\nCREATE TABLE slow (id int);")
 	url := testsrv.PostgresDB(t)
-	f.env["PG_URL"] = url
+	f.Env["PG_URL"] = url
 	yaml := func(extra string) string {
-		return stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
+		return clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations:\n      dir: migrations"+extra+"\n")
 	}
-	stacks := f.load(t, yaml("\n      target: \"0000_a\""))
+	stacks := load(t, f, yaml("\n      target: \"0000_a\""))
 	mustApply(t, stacks, plan(t, stacks))
 
-	stacks = f.load(t, yaml(""))
+	stacks = load(t, f, yaml(""))
 	p := plan(t, stacks)
 	applied := make(chan *reconcile.Result)
 	go func() { applied <- reconcile.Apply(context.Background(), stacks, p, reconcile.Options{}) }()
@@ -235,7 +236,7 @@ func TestDrizzleMigratorWaitsForDbops(t *testing.T) {
 	for n := 0; n == 0; {
 		db.QueryRow("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(2)%'").Scan(&n)
 	}
-	d.Migrate(t, url, filepath.Join(f.dir, "migrations"), "", "") // fails if it ran 0001_slow again
+	d.Migrate(t, url, filepath.Join(f.Dir, "migrations"), "", "") // fails if it ran 0001_slow again
 	if res := <-applied; res.Failed() {
 		t.Fatalf("dbops apply failed: %+v", res.Stacks)
 	}

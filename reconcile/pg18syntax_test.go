@@ -5,8 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/render"
 )
 
@@ -15,12 +16,12 @@ import (
 // error; on a PostgreSQL 18 server (the version matrix) apply with
 // AllowRisky runs it.
 func TestPlanPG18Syntax(t *testing.T) {
-	f := newFixture(t, map[string]string{
-		"00001_virtual.sql":  mig("CREATE TABLE prices (net numeric, gross numeric GENERATED ALWAYS AS (net * 1.2) VIRTUAL);", "DROP TABLE prices;"),
-		"00002_temporal.sql": mig("CREATE TABLE rooms (id int4range, during tstzrange, PRIMARY KEY (id, during WITHOUT OVERLAPS));", "DROP TABLE rooms;"),
+	f := clitest.NewFixture(t, map[string]string{
+		"00001_virtual.sql":  clitest.Mig("CREATE TABLE prices (net numeric, gross numeric GENERATED ALWAYS AS (net * 1.2) VIRTUAL);", "DROP TABLE prices;"),
+		"00002_temporal.sql": clitest.Mig("CREATE TABLE rooms (id int4range, during tstzrange, PRIMARY KEY (id, during WITHOUT OVERLAPS));", "DROP TABLE rooms;"),
 	})
-	f.env["PG_URL"] = testsrv.PostgresDB(t)
-	stacks := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	f.Env["PG_URL"] = testsrv.PostgresDB(t)
+	stacks := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
 	p := plan(t, stacks)
 	for res, construct := range map[string]string{"postgres.migration.1": "VIRTUAL", "postgres.migration.2": "WITHOUT OVERLAPS"} {
 		c, ok := riskOf(p, res)
@@ -29,7 +30,7 @@ func TestPlanPG18Syntax(t *testing.T) {
 		}
 	}
 	var num int
-	if err := testsrv.OpenDB(t, f.env["PG_URL"]).QueryRow("SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+	if err := testsrv.OpenDB(t, f.Env["PG_URL"]).QueryRow("SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
 		t.Fatal(err)
 	}
 	if num < 180000 {
@@ -41,7 +42,7 @@ func TestPlanPG18Syntax(t *testing.T) {
 		render.ResultText(&b, res, render.Style{})
 		t.Fatalf("apply on PostgreSQL %d failed:\n%s", num, b.String())
 	}
-	if v := dbVersion(t, f.env["PG_URL"]); v != 2 {
+	if v := clitest.DBVersion(t, f.Env["PG_URL"]); v != 2 {
 		t.Errorf("version %d after apply, want 2", v)
 	}
 }
@@ -52,8 +53,8 @@ func TestPlanPG18SyntaxDrizzle(t *testing.T) {
 	testsrv.Servers(t)
 	f := drizzleFixture(t, "0000_virtual",
 		"CREATE TABLE \"users\" (\"id\" serial PRIMARY KEY);\n--> statement-breakpoint\nCREATE TABLE \"prices\" (\n\t\"net\" numeric,\n\t\"gross\" numeric GENERATED ALWAYS AS (net * 1.2) VIRTUAL\n);")
-	f.env["PG_URL"] = testsrv.PostgresDB(t)
-	stacks := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n"))
+	f.Env["PG_URL"] = testsrv.PostgresDB(t)
+	stacks := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n"))
 	p := plan(t, stacks)
 	c, ok := riskOf(p, "postgres.migration.0000_virtual")
 	if !ok || !strings.HasPrefix(c.Risk, "cannot analyse (PostgreSQL 18 syntax not known to the parser): line 5: ") || !strings.Contains(c.Risk, "VIRTUAL") {

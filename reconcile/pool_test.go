@@ -9,8 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/pool"
 	"github.com/amanat/dbops/reconcile/render"
 )
@@ -22,13 +23,13 @@ import (
 // within the pool's bound.
 func TestPlanPoolAcrossCycles(t *testing.T) {
 	const stacks, perServer = 5, 2
-	f := newFixture(t, map[string]string{"00001_a.sql": mig("CREATE TABLE a (id int);", "DROP TABLE a;")})
+	f := clitest.NewFixture(t, map[string]string{"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", "DROP TABLE a;")})
 	var yaml strings.Builder
 	var names []string
 	for i := range stacks {
 		env := fmt.Sprintf("PG_URL_%d", i)
-		f.env[env] = testsrv.PostgresDB(t)
-		cfg, err := pgx.ParseConfig(f.env[env])
+		f.Env[env] = testsrv.PostgresDB(t)
+		cfg, err := pgx.ParseConfig(f.Env[env])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,10 +37,10 @@ func TestPlanPoolAcrossCycles(t *testing.T) {
 		if i > 0 {
 			yaml.WriteString("---\n")
 		}
-		yaml.WriteString(stackYAML(fmt.Sprintf("s%d", i), "  postgres:\n    url: ${"+env+"}\n    migrations: {dir: ./migrations}\n"))
+		yaml.WriteString(clitest.StackYAML(fmt.Sprintf("s%d", i), "  postgres:\n    url: ${"+env+"}\n    migrations: {dir: ./migrations}\n"))
 	}
-	sts := f.load(t, yaml.String())
-	db := monitor(t, f.env["PG_URL_0"])
+	sts := load(t, f, yaml.String())
+	db := clitest.Monitor(t, f.Env["PG_URL_0"])
 	p := pool.New(pool.Options{Idle: time.Hour, MaxPerServer: perServer})
 	defer p.Close()
 	o := reconcile.Options{Pool: p}
@@ -65,7 +66,7 @@ func TestPlanPoolAcrossCycles(t *testing.T) {
 		}
 		var n int
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			queryRow(t, db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbops' AND datname = ANY($1)", []any{names}, &n)
+			clitest.QueryRow(t, db, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbops' AND datname = ANY($1)", []any{names}, &n)
 			if n <= perServer || time.Now().After(deadline) {
 				break
 			}
@@ -75,7 +76,7 @@ func TestPlanPoolAcrossCycles(t *testing.T) {
 		}
 	}
 	for i := range stacks {
-		if v := dbVersion(t, f.env[fmt.Sprintf("PG_URL_%d", i)]); v != 1 {
+		if v := clitest.DBVersion(t, f.Env[fmt.Sprintf("PG_URL_%d", i)]); v != 1 {
 			t.Errorf("s%d at version %d, want 1", i, v)
 		}
 	}

@@ -8,16 +8,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 )
 
 func TestPlanApplyPlan(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{ConfigFile: true})
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
-	stacks := f.load(t, stackYAML("shop", `  postgres:
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
+	stacks := load(t, f, clitest.StackYAML("shop", `  postgres:
     url: ${PG_URL}
     migrations: {dir: ./migrations}
   redis:
@@ -68,7 +69,7 @@ func TestPlanApplyPlan(t *testing.T) {
 	}
 
 	res := mustApply(t, stacks, p)
-	if v := dbVersion(t, pgURL); v != 3 {
+	if v := clitest.DBVersion(t, pgURL); v != 3 {
 		t.Errorf("version after apply = %d, want 3", v)
 	}
 	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "268435456" {
@@ -113,20 +114,20 @@ func TestPlanApplyPlan(t *testing.T) {
 
 func TestFailingMigrationStopsAtLastGoodVersion(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
-	f := newFixture(t, map[string]string{
-		"00001_users.sql":  threeMigrations["00001_users.sql"],
-		"00002_orders.sql": threeMigrations["00002_orders.sql"],
-		"00003_broken.sql": mig("CREATE TABLE half (id int);\nALTER TABLE no_such_table ADD COLUMN x int;", "DROP TABLE half;"),
-		"00004_later.sql":  mig("CREATE TABLE later (id int);", "DROP TABLE later;"),
+	f := clitest.NewFixture(t, map[string]string{
+		"00001_users.sql":  clitest.ThreeMigrations["00001_users.sql"],
+		"00002_orders.sql": clitest.ThreeMigrations["00002_orders.sql"],
+		"00003_broken.sql": clitest.Mig("CREATE TABLE half (id int);\nALTER TABLE no_such_table ADD COLUMN x int;", "DROP TABLE half;"),
+		"00004_later.sql":  clitest.Mig("CREATE TABLE later (id int);", "DROP TABLE later;"),
 	})
-	f.env["PG_URL"] = pgURL
-	stacks := f.load(t, stackYAML("broken", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n"))
+	f.Env["PG_URL"] = pgURL
+	stacks := load(t, f, clitest.StackYAML("broken", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n"))
 	p := plan(t, stacks)
 	res := reconcile.Apply(context.Background(), stacks, p, reconcile.Options{})
 	if !res.Failed() {
 		t.Fatal("apply of a broken migration did not fail")
 	}
-	if v := dbVersion(t, pgURL); v != 2 {
+	if v := clitest.DBVersion(t, pgURL); v != 2 {
 		t.Errorf("version after failure = %d, want 2 (the last good one)", v)
 	}
 	status := map[string]string{}
@@ -158,12 +159,12 @@ func TestFailingMigrationStopsAtLastGoodVersion(t *testing.T) {
 
 func TestTargetBelowLiveVersion(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"] = pgURL
-	latest := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n"))
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"] = pgURL
+	latest := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n"))
 	mustApply(t, latest, plan(t, latest))
 
-	refused := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations, target: 1}\n"))
+	refused := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations, target: 1}\n"))
 	p := plan(t, refused)
 	if errs := p.Stacks[0].Errors; len(errs) != 1 || !strings.Contains(errs[0].Error(), "target 1 is below the live version 3") || !strings.Contains(errs[0].Error(), "allowDown") {
 		t.Fatalf("plan errors = %v, want a refusal naming allowDown", errs)
@@ -174,11 +175,11 @@ func TestTargetBelowLiveVersion(t *testing.T) {
 	if res := reconcile.Apply(context.Background(), refused, p, reconcile.Options{}); !res.Failed() {
 		t.Error("apply of a refused plan did not fail")
 	}
-	if v := dbVersion(t, pgURL); v != 3 {
+	if v := clitest.DBVersion(t, pgURL); v != 3 {
 		t.Fatalf("refused plan changed the version to %d", v)
 	}
 
-	down := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations, target: 1, allowDown: true}\n"))
+	down := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations, target: 1, allowDown: true}\n"))
 	p = plan(t, down)
 	var steps []string
 	for _, c := range p.Stacks[0].Changes {
@@ -193,27 +194,27 @@ func TestTargetBelowLiveVersion(t *testing.T) {
 	if !res.Failed() || res.Stacks[0].Changes[0].Status != reconcile.StatusRefused {
 		t.Fatalf("down migrations applied without --allow-risky: %+v", res.Stacks[0].Changes)
 	}
-	if v := dbVersion(t, pgURL); v != 3 {
+	if v := clitest.DBVersion(t, pgURL); v != 3 {
 		t.Fatalf("refused down migrations changed the version to %d", v)
 	}
 	if res := reconcile.Apply(context.Background(), down, p, reconcile.Options{AllowRisky: true}); res.Failed() {
 		t.Fatalf("apply --allow-risky: %+v", res.Stacks[0])
 	}
-	if v := dbVersion(t, pgURL); v != 1 {
+	if v := clitest.DBVersion(t, pgURL); v != 1 {
 		t.Errorf("version after down = %d, want 1", v)
 	}
 }
 
 func TestAppliedMigrationMissingFromDir(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"] = pgURL
-	stacks := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n"))
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"] = pgURL
+	stacks := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n"))
 	mustApply(t, stacks, plan(t, stacks))
 
-	g := newFixture(t, map[string]string{"00001_users.sql": threeMigrations["00001_users.sql"]})
-	g.env["PG_URL"] = pgURL
-	p := plan(t, g.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
+	g := clitest.NewFixture(t, map[string]string{"00001_users.sql": clitest.ThreeMigrations["00001_users.sql"]})
+	g.Env["PG_URL"] = pgURL
+	p := plan(t, load(t, g, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: migrations}\n")))
 	if errs := p.Stacks[0].Errors; len(errs) != 1 || !strings.Contains(errs[0].Error(), "version 2, 3 applied in the database but not in migrations") {
 		t.Errorf("errors = %v, want versions 2 and 3 named as missing", errs)
 	}
@@ -241,13 +242,13 @@ func TestUnreachableServers(t *testing.T) {
 	closedAddr := closed.Addr().String()
 	closed.Close()
 
-	f := newFixture(t, threeMigrations)
-	f.env["GOOD"] = pgURL
-	f.env["HUNG"] = "postgres://app:topSecret99@" + hung.Addr().String() + "/x"
-	f.env["CLOSED"] = "redis://:topSecret99@" + closedAddr + "/0"
-	stacks := f.load(t, stackYAML("good", "  postgres:\n    url: ${GOOD}\n    migrations: {dir: migrations}\n")+"---\n"+
-		stackYAML("hung", "  postgres:\n    url: ${HUNG}\n    migrations: {dir: migrations}\n")+"---\n"+
-		stackYAML("closed", "  redis:\n    url: ${CLOSED}\n    config: {maxmemory: 1mb}\n"))
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["GOOD"] = pgURL
+	f.Env["HUNG"] = "postgres://app:topSecret99@" + hung.Addr().String() + "/x"
+	f.Env["CLOSED"] = "redis://:topSecret99@" + closedAddr + "/0"
+	stacks := load(t, f, clitest.StackYAML("good", "  postgres:\n    url: ${GOOD}\n    migrations: {dir: migrations}\n")+"---\n"+
+		clitest.StackYAML("hung", "  postgres:\n    url: ${HUNG}\n    migrations: {dir: migrations}\n")+"---\n"+
+		clitest.StackYAML("closed", "  redis:\n    url: ${CLOSED}\n    config: {maxmemory: 1mb}\n"))
 	p := reconcile.PlanStacks(context.Background(), stacks, reconcile.Options{ConnectTimeout: 300e6})
 	byName := map[string]reconcile.StackPlan{}
 	for _, sp := range p.Stacks {
@@ -275,9 +276,9 @@ func TestUnreachableServers(t *testing.T) {
 
 func TestRedisWithoutConfigFile(t *testing.T) {
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, nil)
-	f.env["REDIS_URL"] = r.URL()
-	stacks := f.load(t, stackYAML("cache", "  redis:\n    url: ${REDIS_URL}\n    config:\n      maxmemory: 64mb\n"))
+	f := clitest.NewFixture(t, nil)
+	f.Env["REDIS_URL"] = r.URL()
+	stacks := load(t, f, clitest.StackYAML("cache", "  redis:\n    url: ${REDIS_URL}\n    config:\n      maxmemory: 64mb\n"))
 	p := plan(t, stacks)
 	sp := p.Stacks[0]
 	if sp.Redis.Persisted || len(sp.Warnings) != 1 || !strings.Contains(sp.Warnings[0], "lost when it restarts") {
@@ -297,9 +298,9 @@ func TestRedisWithoutConfigFile(t *testing.T) {
 
 func TestRedisUnknownParameter(t *testing.T) {
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, nil)
-	f.env["REDIS_URL"] = r.URL()
-	stacks := f.load(t, stackYAML("cache", "  redis:\n    url: ${REDIS_URL}\n    config:\n      maxmemory: 64mb\n      no-such-param: \"1\"\n"))
+	f := clitest.NewFixture(t, nil)
+	f.Env["REDIS_URL"] = r.URL()
+	stacks := load(t, f, clitest.StackYAML("cache", "  redis:\n    url: ${REDIS_URL}\n    config:\n      maxmemory: 64mb\n      no-such-param: \"1\"\n"))
 	p := plan(t, stacks)
 	if errs := p.Stacks[0].Errors; len(errs) != 1 || !strings.Contains(errs[0].Error(), "does not know parameter no-such-param") {
 		t.Fatalf("errors = %v, want the unknown parameter reported", errs)
@@ -312,11 +313,11 @@ func TestRedisUnknownParameter(t *testing.T) {
 
 func TestRedisBatchIsAllOrNothing(t *testing.T) {
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, nil)
-	f.env["REDIS_URL"] = r.URL()
+	f := clitest.NewFixture(t, nil)
+	f.Env["REDIS_URL"] = r.URL()
 	// active-defrag-cycle-min must be 1..99: Redis checks it at CONFIG SET
 	// time (dbops does not know this rule offline).
-	stacks := f.load(t, stackYAML("cache", "  redis:\n    url: ${REDIS_URL}\n    config:\n      maxmemory: 64mb\n      active-defrag-cycle-min: \"100\"\n"))
+	stacks := load(t, f, clitest.StackYAML("cache", "  redis:\n    url: ${REDIS_URL}\n    config:\n      maxmemory: 64mb\n      active-defrag-cycle-min: \"100\"\n"))
 	res := reconcile.Apply(context.Background(), stacks, plan(t, stacks), reconcile.Options{})
 	if !res.Failed() {
 		t.Fatal("CONFIG SET with an out-of-range value did not fail")

@@ -7,8 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 )
 
 // marketplace reads the fixture migration set of testdata/marketplace: 32
@@ -39,10 +40,10 @@ func marketplace(t *testing.T) map[string]string {
 func TestRiskJudgedAgainstTheLiveDatabase(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	set := marketplace(t)
-	f := newFixture(t, set)
-	f.env["PG_URL"] = pgURL
-	yaml := stackYAML("market", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
-	stacks := f.load(t, yaml)
+	f := clitest.NewFixture(t, set)
+	f.Env["PG_URL"] = pgURL
+	yaml := clitest.StackYAML("market", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
+	stacks := load(t, f, yaml)
 
 	p := plan(t, stacks)
 	if got := len(p.Stacks[0].Changes); got != len(set) {
@@ -54,7 +55,7 @@ func TestRiskJudgedAgainstTheLiveDatabase(t *testing.T) {
 		}
 	}
 	mustApply(t, stacks, p) // Options{}: no --allow-risky, no window
-	if v := dbVersion(t, pgURL); v != int64(len(set)) {
+	if v := clitest.DBVersion(t, pgURL); v != int64(len(set)) {
 		t.Fatalf("version %d after applying from zero, want %d", v, len(set))
 	}
 
@@ -64,19 +65,19 @@ func TestRiskJudgedAgainstTheLiveDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := map[string]string{
-		"00033_drop_legacy_object_id.sql": mig("ALTER TABLE users DROP COLUMN legacy_object_id;", "ALTER TABLE users ADD COLUMN legacy_object_id text;"),
-		"00034_drop_missing.sql":          mig("DROP TABLE IF EXISTS never_created;\nALTER TABLE users DROP COLUMN IF EXISTS never_added;", "SELECT 1;"),
-		"00035_wishlists.sql":             mig("CREATE TABLE wishlists (id bigserial PRIMARY KEY, user_id uuid REFERENCES users (id), note text);", "DROP TABLE wishlists;"),
-		"00036_wishlists_note.sql":        mig("ALTER TABLE wishlists DROP COLUMN note;\nALTER TABLE wishlists ALTER COLUMN user_id TYPE uuid;", "ALTER TABLE wishlists ADD COLUMN note text;"),
-		"00037_passkeys_empty.sql":        mig("ALTER TABLE user_passkeys DROP COLUMN sign_count;\nTRUNCATE reviews;", "ALTER TABLE user_passkeys ADD COLUMN sign_count bigint;"),
-		"00038_rename_users.sql":          mig("ALTER TABLE users RENAME TO accounts;", "ALTER TABLE accounts RENAME TO users;"),
-		"00039_drop_renamed.sql":          mig("ALTER TABLE accounts DROP COLUMN display_name;", "ALTER TABLE accounts ADD COLUMN display_name text;"),
-		"00040_truncate_users.sql":        mig("TRUNCATE accounts CASCADE;", "SELECT 1;"),
+		"00033_drop_legacy_object_id.sql": clitest.Mig("ALTER TABLE users DROP COLUMN legacy_object_id;", "ALTER TABLE users ADD COLUMN legacy_object_id text;"),
+		"00034_drop_missing.sql":          clitest.Mig("DROP TABLE IF EXISTS never_created;\nALTER TABLE users DROP COLUMN IF EXISTS never_added;", "SELECT 1;"),
+		"00035_wishlists.sql":             clitest.Mig("CREATE TABLE wishlists (id bigserial PRIMARY KEY, user_id uuid REFERENCES users (id), note text);", "DROP TABLE wishlists;"),
+		"00036_wishlists_note.sql":        clitest.Mig("ALTER TABLE wishlists DROP COLUMN note;\nALTER TABLE wishlists ALTER COLUMN user_id TYPE uuid;", "ALTER TABLE wishlists ADD COLUMN note text;"),
+		"00037_passkeys_empty.sql":        clitest.Mig("ALTER TABLE user_passkeys DROP COLUMN sign_count;\nTRUNCATE reviews;", "ALTER TABLE user_passkeys ADD COLUMN sign_count bigint;"),
+		"00038_rename_users.sql":          clitest.Mig("ALTER TABLE users RENAME TO accounts;", "ALTER TABLE accounts RENAME TO users;"),
+		"00039_drop_renamed.sql":          clitest.Mig("ALTER TABLE accounts DROP COLUMN display_name;", "ALTER TABLE accounts ADD COLUMN display_name text;"),
+		"00040_truncate_users.sql":        clitest.Mig("TRUNCATE accounts CASCADE;", "SELECT 1;"),
 	}
 	for name, body := range next {
-		f.write(t, "migrations/"+name, body)
+		f.Write(t, "migrations/"+name, body)
 	}
-	stacks = f.load(t, yaml)
+	stacks = load(t, f, yaml)
 	p = plan(t, stacks)
 	tests := []struct {
 		resource, risk string // risk: a substring of the reason; "" for not risky
@@ -115,7 +116,7 @@ func TestRiskJudgedAgainstTheLiveDatabase(t *testing.T) {
 	if err := db.QueryRow("SELECT count(legacy_object_id) FROM users").Scan(&n); err != nil || n != 2 {
 		t.Errorf("the populated column was touched: count %d, err %v", n, err)
 	}
-	if v := dbVersion(t, pgURL); v != int64(len(set)) {
+	if v := clitest.DBVersion(t, pgURL); v != int64(len(set)) {
 		t.Errorf("version %d after a refused apply, want %d", v, len(set))
 	}
 }
@@ -124,13 +125,13 @@ func TestRiskJudgedAgainstTheLiveDatabase(t *testing.T) {
 // table is refused once the table holds rows.
 func TestSavedPlanRiskMoved(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
-	f := newFixture(t, map[string]string{"00001_drafts.sql": mig("CREATE TABLE drafts (id int);", "DROP TABLE drafts;")})
-	f.env["PG_URL"] = pgURL
-	yaml := stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
-	stacks := f.load(t, yaml)
+	f := clitest.NewFixture(t, map[string]string{"00001_drafts.sql": clitest.Mig("CREATE TABLE drafts (id int);", "DROP TABLE drafts;")})
+	f.Env["PG_URL"] = pgURL
+	yaml := clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
+	stacks := load(t, f, yaml)
 	mustApply(t, stacks, plan(t, stacks))
-	f.write(t, "migrations/00002_drop.sql", mig("DROP TABLE drafts;", "CREATE TABLE drafts (id int);"))
-	stacks = f.load(t, yaml)
+	f.Write(t, "migrations/00002_drop.sql", clitest.Mig("DROP TABLE drafts;", "CREATE TABLE drafts (id int);"))
+	stacks = load(t, f, yaml)
 	saved := reconcile.Saved{Plan: plan(t, stacks)}
 	if c, _ := riskOf(saved.Plan, "postgres.migration.2"); c.Risk != "" {
 		t.Fatalf("dropping an empty table is risky: %s", c.Risk)

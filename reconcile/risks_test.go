@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/render"
 	"github.com/amanat/dbops/spec"
 )
@@ -26,19 +27,19 @@ func TestRiskyChangesAgainstLiveServers(t *testing.T) {
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
 	c := r.Client(t)
 	c.ConfigSet(context.Background(), "appendonly", "yes")
-	f := newFixture(t, map[string]string{
-		"00001_big.sql": mig("CREATE TABLE big (id int, v text);\nINSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g;", "DROP TABLE big;"),
+	f := clitest.NewFixture(t, map[string]string{
+		"00001_big.sql": clitest.Mig("CREATE TABLE big (id int, v text);\nINSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g;", "DROP TABLE big;"),
 	})
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
-	base := stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
-	stacks := f.load(t, base)
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
+	base := clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
+	stacks := load(t, f, base)
 	mustApply(t, stacks, plan(t, stacks))
 
-	f.write(t, "migrations/00002_idx.sql", mig("CREATE INDEX big_v ON big (v);", "DROP INDEX big_v;"))
-	f.write(t, "migrations/00003_idx_conc.sql", "-- +goose NO TRANSACTION\n"+mig("CREATE INDEX CONCURRENTLY big_id ON big (id);", "DROP INDEX CONCURRENTLY big_id;"))
-	f.write(t, "migrations/00004_new_table.sql", mig("CREATE TABLE fresh (id int);\nCREATE INDEX fresh_id ON fresh (id);", "DROP TABLE fresh;"))
-	f.write(t, "migrations/00005_drop.sql", mig("ALTER TABLE big DROP COLUMN v;", "ALTER TABLE big ADD COLUMN v text;"))
-	stacks = f.load(t, base+`  redis:
+	f.Write(t, "migrations/00002_idx.sql", clitest.Mig("CREATE INDEX big_v ON big (v);", "DROP INDEX big_v;"))
+	f.Write(t, "migrations/00003_idx_conc.sql", "-- +goose NO TRANSACTION\n"+clitest.Mig("CREATE INDEX CONCURRENTLY big_id ON big (id);", "DROP INDEX CONCURRENTLY big_id;"))
+	f.Write(t, "migrations/00004_new_table.sql", clitest.Mig("CREATE TABLE fresh (id int);\nCREATE INDEX fresh_id ON fresh (id);", "DROP TABLE fresh;"))
+	f.Write(t, "migrations/00005_drop.sql", clitest.Mig("ALTER TABLE big DROP COLUMN v;", "ALTER TABLE big ADD COLUMN v text;"))
+	stacks = load(t, f, base+`  redis:
     url: ${REDIS_URL}
     config:
       appendonly: "no"
@@ -91,7 +92,7 @@ func TestRiskyChangesAgainstLiveServers(t *testing.T) {
 	if got := testsrv.ConfigGet(t, c, "appendonly"); got != "yes" {
 		t.Errorf("a refused risky setting was applied: appendonly=%s", got)
 	}
-	if v := dbVersion(t, pgURL); v != 1 {
+	if v := clitest.DBVersion(t, pgURL); v != 1 {
 		t.Errorf("version %d, want 1", v)
 	}
 }
@@ -99,13 +100,13 @@ func TestRiskyChangesAgainstLiveServers(t *testing.T) {
 func TestMaintenanceWindows(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	// t holds a row: dropping an empty table is not risky.
-	f := newFixture(t, map[string]string{"00001_t.sql": mig("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);", "DROP TABLE t;")})
-	f.env["PG_URL"] = pgURL
-	stacks := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	f := clitest.NewFixture(t, map[string]string{"00001_t.sql": clitest.Mig("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);", "DROP TABLE t;")})
+	f.Env["PG_URL"] = pgURL
+	stacks := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
 	mustApply(t, stacks, plan(t, stacks))
-	f.write(t, "migrations/00002_drop.sql", mig("DROP TABLE t;", "CREATE TABLE t (id int);"))
-	f.write(t, "migrations/00003_after.sql", mig("CREATE TABLE after_drop (id int);", "DROP TABLE after_drop;"))
-	stacks = f.load(t, stackYAML("s", `  postgres:
+	f.Write(t, "migrations/00002_drop.sql", clitest.Mig("DROP TABLE t;", "CREATE TABLE t (id int);"))
+	f.Write(t, "migrations/00003_after.sql", clitest.Mig("CREATE TABLE after_drop (id int);", "DROP TABLE after_drop;"))
+	stacks = load(t, f, clitest.StackYAML("s", `  postgres:
     url: ${PG_URL}
     migrations: {dir: ./migrations}
   maintenanceWindows:
@@ -129,7 +130,7 @@ func TestMaintenanceWindows(t *testing.T) {
 			t.Errorf("%s: %s outside the window, want deferred", ch.Resource, ch.Status)
 		}
 	}
-	if v := dbVersion(t, pgURL); v != 1 {
+	if v := clitest.DBVersion(t, pgURL); v != 1 {
 		t.Fatalf("risky migration applied outside the window: version %d", v)
 	}
 
@@ -138,7 +139,7 @@ func TestMaintenanceWindows(t *testing.T) {
 		t.Errorf("inside the window: risk %q deferred %q", c.Risk, c.Deferred)
 	}
 	mustApplyWith(t, stacks, p, at(open))
-	if v := dbVersion(t, pgURL); v != 3 {
+	if v := clitest.DBVersion(t, pgURL); v != 3 {
 		t.Errorf("inside the window: version %d, want 3", v)
 	}
 }

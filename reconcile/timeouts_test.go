@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/render"
 )
@@ -55,14 +56,14 @@ func waitingXact(t *testing.T, db *sql.DB, not string) string {
 // bounded number of times, a NO TRANSACTION one never.
 func TestLockTimeoutAndRetry(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
-	f := newFixture(t, map[string]string{
-		"00001_accounts.sql": mig("CREATE TABLE accounts (id int PRIMARY KEY);\nINSERT INTO accounts VALUES (1);", "DROP TABLE accounts;"),
+	f := clitest.NewFixture(t, map[string]string{
+		"00001_accounts.sql": clitest.Mig("CREATE TABLE accounts (id int PRIMARY KEY);\nINSERT INTO accounts VALUES (1);", "DROP TABLE accounts;"),
 	})
-	f.env["PG_URL"] = pgURL
+	f.Env["PG_URL"] = pgURL
 	yaml := func(lock string) string {
-		return stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations, lockTimeout: "+lock+"}\n")
+		return clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations, lockTimeout: "+lock+"}\n")
 	}
-	stacks := f.load(t, yaml("200ms"))
+	stacks := load(t, f, yaml("200ms"))
 	mustApply(t, stacks, plan(t, stacks))
 	db := testsrv.OpenDB(t, pgURL)
 	fast := reconcile.Options{LockRetry: postgres.Retry{Max: 2, Backoff: 10 * time.Millisecond}}
@@ -77,8 +78,8 @@ func TestLockTimeoutAndRetry(t *testing.T) {
 		return reconcile.ChangeResult{}
 	}
 
-	f.write(t, "migrations/00002_note.sql", mig("ALTER TABLE accounts ADD COLUMN note text;", "ALTER TABLE accounts DROP COLUMN note;"))
-	stacks = f.load(t, yaml("200ms"))
+	f.Write(t, "migrations/00002_note.sql", clitest.Mig("ALTER TABLE accounts ADD COLUMN note text;", "ALTER TABLE accounts DROP COLUMN note;"))
+	stacks = load(t, f, yaml("200ms"))
 
 	t.Run("held throughout: bounded retries, then a clear failure", func(t *testing.T) {
 		tx := blocker(t, db, "SELECT * FROM accounts") // ACCESS SHARE, until rollback
@@ -98,7 +99,7 @@ func TestLockTimeoutAndRetry(t *testing.T) {
 		if !strings.Contains(out.String(), "up 00002_note.sql (retried 2× after lock timeout)") {
 			t.Errorf("result does not say what was retried:\n%s", out.String())
 		}
-		if v := dbVersion(t, pgURL); v != 1 {
+		if v := clitest.DBVersion(t, pgURL); v != 1 {
 			t.Errorf("version %d, want 1", v)
 		}
 		if _, err := tx.Exec("SELECT 1"); err != nil {
@@ -107,7 +108,7 @@ func TestLockTimeoutAndRetry(t *testing.T) {
 	})
 
 	t.Run("released during the retries: applied", func(t *testing.T) {
-		stacks := f.load(t, yaml("1s"))
+		stacks := load(t, f, yaml("1s"))
 		tx := blocker(t, db, "SELECT * FROM accounts")
 		done := make(chan *reconcile.Result)
 		o := reconcile.Options{LockRetry: postgres.Retry{Max: 5, Backoff: 10 * time.Millisecond}}
@@ -123,15 +124,15 @@ func TestLockTimeoutAndRetry(t *testing.T) {
 		if c := migration(res, 2); c.Status != reconcile.StatusDone || c.Retries < 1 {
 			t.Fatalf("migration 2: %s after %d retries (%s), want done after at least one", c.Status, c.Retries, c.Error)
 		}
-		if v := dbVersion(t, pgURL); v != 2 {
+		if v := clitest.DBVersion(t, pgURL); v != 2 {
 			t.Errorf("version %d, want 2", v)
 		}
 	})
 
 	t.Run("NO TRANSACTION with CONCURRENTLY: never retried", func(t *testing.T) {
-		f.write(t, "migrations/00003_idx.sql", "-- +goose NO TRANSACTION\n-- dbops:lock-timeout 300ms\n"+
-			mig("CREATE INDEX CONCURRENTLY accounts_note_idx ON accounts (note);", "DROP INDEX CONCURRENTLY accounts_note_idx;"))
-		stacks := f.load(t, yaml("200ms"))
+		f.Write(t, "migrations/00003_idx.sql", "-- +goose NO TRANSACTION\n-- dbops:lock-timeout 300ms\n"+
+			clitest.Mig("CREATE INDEX CONCURRENTLY accounts_note_idx ON accounts (note);", "DROP INDEX CONCURRENTLY accounts_note_idx;"))
+		stacks := load(t, f, yaml("200ms"))
 		blocker(t, db, "LOCK TABLE accounts IN SHARE UPDATE EXCLUSIVE MODE")
 		p := reconcile.PlanStacks(context.Background(), stacks, fast)
 		if txt := planText(p); !strings.Contains(txt, "00003_idx.sql  [lock_timeout 300ms, statement_timeout off; NO TRANSACTION: not retried") {
@@ -159,9 +160,9 @@ func TestStatementTimeout(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			pgURL := testsrv.PostgresDB(t)
-			f := newFixture(t, map[string]string{"00001_slow.sql": tt.annotation + mig("CREATE TABLE slow (id int);\nSELECT pg_sleep(0.5);", "DROP TABLE slow;")})
-			f.env["PG_URL"] = pgURL
-			stacks := f.load(t, stackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations"+tt.stack+"}\n"))
+			f := clitest.NewFixture(t, map[string]string{"00001_slow.sql": tt.annotation + clitest.Mig("CREATE TABLE slow (id int);\nSELECT pg_sleep(0.5);", "DROP TABLE slow;")})
+			f.Env["PG_URL"] = pgURL
+			stacks := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations"+tt.stack+"}\n"))
 			res := reconcile.Apply(context.Background(), stacks, plan(t, stacks), reconcile.Options{})
 			c := res.Stacks[0].Changes[0]
 			switch {

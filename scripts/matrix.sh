@@ -115,7 +115,7 @@ fi
 
 # Server-backed packages; the process tests are those that run the dbops
 # binary (CLI, dbops run, backups, restore).
-all_pkgs="./reconcile/internal/testsrv/... ./reconcile/backup/... ./reconcile ./reconcile/loop/..."
+all_pkgs="./internal/testsrv/... ./reconcile/backup/... ./reconcile ./reconcile/loop/... ./cmd/dbops"
 process_run='^(TestCLI|TestRun|TestBackup|TestSavedPlan|TestApplyAsksOnATerminal)'
 
 versions=$(mktemp)
@@ -139,7 +139,7 @@ for leg in $legs; do
     system)   run_leg system "" "" "" "" $all_pkgs ;;
     pg18)     run_leg pg18 "$pg18_bin" "$pg18_client" "" "" $all_pkgs ;;
     redis8)   run_leg redis8 "" "" "$redis8_bin" "" $all_pkgs ;;
-    combined) run_leg combined "$pg18_bin" "$pg18_client" "$redis8_bin" "$process_run" ./reconcile ;;
+    combined) run_leg combined "$pg18_bin" "$pg18_client" "$redis8_bin" "$process_run" ./reconcile ./cmd/dbops ;;
   esac
 done
 echo "== matrix ($legs): $([ $status = 0 ] && echo ok || echo FAILED) in $(( $(date +%s) - start ))s"

@@ -6,7 +6,7 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/spec"
 )
 

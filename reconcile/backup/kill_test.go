@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/spec"
 )
 

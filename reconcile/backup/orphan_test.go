@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // stuckDump stands in for a pg_dump that never finishes (blocked on a lock

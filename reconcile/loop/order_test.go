@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 )
 
 // A new revision reconciles the stacks it changed before the others: with

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/shard"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // cycles is how many cycles the loop ran for stack (each one plans it):

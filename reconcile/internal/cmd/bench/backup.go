@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // benchBackup backs up a generated database of about sizeMB with

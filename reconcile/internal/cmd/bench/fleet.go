@@ -13,7 +13,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile/loop"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // benchPool runs only the 100-stack in-process cycle of -only run.

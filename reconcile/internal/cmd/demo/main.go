@@ -14,7 +14,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 func main() {

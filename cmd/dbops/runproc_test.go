@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"context"
@@ -16,7 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/lock"
 	"github.com/amanat/dbops/reconcile/loop"
 )
@@ -33,13 +34,13 @@ type runProcess struct {
 // startRun starts `dbops run --dir <fixture>` listening on addr, with its
 // own cache dir; it does not wait for it to be up. The process is killed at
 // the end of the test if it still runs, and its output logged on failure.
-func startRun(t *testing.T, f *fixture, addr string, args ...string) *runProcess {
+func startRun(t *testing.T, f *clitest.Fixture, addr string, args ...string) *runProcess {
 	t.Helper()
-	all := append([]string{"run", "--dir", f.dir, "--listen", addr, "--cache-dir", t.TempDir()}, args...)
-	cmd := exec.Command(dbops(t), all...)
-	cmd.Dir = f.dir
+	all := append([]string{"run", "--dir", f.Dir, "--listen", addr, "--cache-dir", t.TempDir()}, args...)
+	cmd := exec.Command(clitest.Dbops(t), all...)
+	cmd.Dir = f.Dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range f.env {
+	for k, v := range f.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	p := &runProcess{cmd: cmd, addr: addr, stdout: &testsrv.Buffer{}, stderr: &testsrv.Buffer{}, done: make(chan struct{})}
@@ -195,39 +196,11 @@ func freeAddrs(t *testing.T, n int) []string {
 	return out
 }
 
-// monitor opens the test's own session on the database (application_name
-// dbops-test, so it is never mistaken for dbops).
-func monitor(t *testing.T, url string) *pgx.Conn {
-	t.Helper()
-	cfg, err := pgx.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.RuntimeParams["application_name"] = "dbops-test"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
-	return conn
-}
-
-func queryRow(t *testing.T, db *pgx.Conn, sql string, args []any, dest ...any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := db.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
-
 // sleepingMigrations counts dbops sessions running pg_sleep in this database.
 func sleepingMigrations(t *testing.T, db *pgx.Conn) int {
 	t.Helper()
 	var n int
-	queryRow(t, db, `SELECT count(*) FROM pg_stat_activity
+	clitest.QueryRow(t, db, `SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND application_name = 'dbops' AND state = 'active'
 		AND query ILIKE '%pg_sleep%' AND pid <> pg_backend_pid()`, nil, &n)
 	return n
@@ -239,7 +212,7 @@ const inThisDB = "locktype = 'advisory' AND granted AND database = (SELECT oid F
 // database, and the sessions holding them.
 func stackLocks(t *testing.T, db *pgx.Conn, stack string) (locks, sessions int) {
 	t.Helper()
-	queryRow(t, db, "SELECT count(*), count(DISTINCT pid) FROM pg_locks WHERE "+inThisDB+
+	clitest.QueryRow(t, db, "SELECT count(*), count(DISTINCT pid) FROM pg_locks WHERE "+inThisDB+
 		" AND classid = $1 AND objid::bigint = $2 AND objsubid = 2",
 		[]any{dbopsLockClass, int64(uint32(lock.Key(stack)))}, &locks, &sessions)
 	return locks, sessions
@@ -248,7 +221,7 @@ func stackLocks(t *testing.T, db *pgx.Conn, stack string) (locks, sessions int) 
 // anyDbopsLocks counts the granted dbops advisory locks of any stack.
 func anyDbopsLocks(t *testing.T, db *pgx.Conn) (locks, sessions int) {
 	t.Helper()
-	queryRow(t, db, "SELECT count(*), count(DISTINCT pid) FROM pg_locks WHERE "+inThisDB+
+	clitest.QueryRow(t, db, "SELECT count(*), count(DISTINCT pid) FROM pg_locks WHERE "+inThisDB+
 		" AND classid = $1 AND objsubid = 2", []any{dbopsLockClass}, &locks, &sessions)
 	return locks, sessions
 }
@@ -257,7 +230,7 @@ func anyDbopsLocks(t *testing.T, db *pgx.Conn) (locks, sessions int) {
 func gooseLocks(t *testing.T, db *pgx.Conn) int {
 	t.Helper()
 	var n int
-	queryRow(t, db, "SELECT count(*) FROM pg_locks WHERE "+inThisDB+
+	clitest.QueryRow(t, db, "SELECT count(*) FROM pg_locks WHERE "+inThisDB+
 		" AND classid = 0 AND objid::bigint = $1 AND objsubid = 1", []any{int64(gooseLockID)}, &n)
 	return n
 }
@@ -289,7 +262,7 @@ func versionCounts(t *testing.T, db *pgx.Conn) map[int64]int {
 func tableExists(t *testing.T, db *pgx.Conn, table string) bool {
 	t.Helper()
 	var ok bool
-	queryRow(t, db, "SELECT to_regclass($1) IS NOT NULL", []any{table}, &ok)
+	clitest.QueryRow(t, db, "SELECT to_regclass($1) IS NOT NULL", []any{table}, &ok)
 	return ok
 }
 

@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"context"
@@ -13,7 +13,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/loop"
 )
 
@@ -107,7 +108,7 @@ func TestPasswordsNeverShown(t *testing.T) {
 		redisPw = pw
 	}
 
-	f := newFixture(t, threeMigrations)
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
 	dest := t.TempDir()
 	rnd := rand.New(rand.NewPCG(42, 8))
 	pgHost := pg.Host + ":" + itoa(pg.Port)
@@ -125,8 +126,8 @@ func TestPasswordsNeverShown(t *testing.T) {
 				} else {
 					setPasswords(t, "Other-"+itoa(i)+"-pw")
 				}
-				f.env["PG_URL"], f.env["REDIS_URL"] = pgForms[combo[0]], redisForms[combo[1]]
-				f.write(t, "stack.yaml", stackYAML("secrets", `  postgres:
+				f.Env["PG_URL"], f.Env["REDIS_URL"] = pgForms[combo[0]], redisForms[combo[1]]
+				f.Write(t, "stack.yaml", clitest.StackYAML("secrets", `  postgres:
     url: ${PG_URL}
     migrations: {dir: ./migrations}
   redis:
@@ -136,11 +137,11 @@ func TestPasswordsNeverShown(t *testing.T) {
     - {name: pg, source: postgres, schedule: "@daily", destination: `+dest+`, retention: {keepLast: 1}}
 `))
 				var all strings.Builder
-				run := func(args ...string) cliResult {
+				run := func(args ...string) clitest.Result {
 					args = append([]string{"--connect-timeout", "1s"}, args...)
-					res := f.run(t, args...)
-					t.Logf("%s: exit %d", strings.Join(args, " "), res.code)
-					all.WriteString(strings.Join(args, " ") + "\n" + res.stdout + res.stderr)
+					res := f.Run(t, args...)
+					t.Logf("%s: exit %d", strings.Join(args, " "), res.Code)
+					all.WriteString(strings.Join(args, " ") + "\n" + res.Stdout + res.Stderr)
 					return res
 				}
 				run("validate", "stack.yaml")
@@ -156,11 +157,11 @@ func TestPasswordsNeverShown(t *testing.T) {
 				run("backup", "run", "-f", "stack.yaml", "secrets/pg")
 				all.WriteString(runCycle(t, f))
 				if leak := passwordLeak(all.String(), pw); leak != "" {
-					t.Fatalf("password %q (PG %q, Redis %q): %q shown in:\n%s", pw, f.env["PG_URL"], f.env["REDIS_URL"], leak, all.String())
+					t.Fatalf("password %q (PG %q, Redis %q): %q shown in:\n%s", pw, f.Env["PG_URL"], f.Env["REDIS_URL"], leak, all.String())
 				}
 				// The test can fail: an accepted connection did apply.
-				if accept && combo[0] < 3 && combo[1] == 0 && applied.code != 0 {
-					t.Errorf("apply with accepted credentials failed:\n%s%s", applied.stdout, applied.stderr)
+				if accept && combo[0] < 3 && combo[1] == 0 && applied.Code != 0 {
+					t.Errorf("apply with accepted credentials failed:\n%s%s", applied.Stdout, applied.Stderr)
 				}
 			})
 		}
@@ -169,7 +170,7 @@ func TestPasswordsNeverShown(t *testing.T) {
 
 // runCycle runs `dbops run --log-format json` until one cycle has ended (or
 // the revision was rejected) and returns its log, /status and /metrics.
-func runCycle(t *testing.T, f *fixture) string {
+func runCycle(t *testing.T, f *clitest.Fixture) string {
 	t.Helper()
 	p := startRun(t, f, freeAddrs(t, 1)[0], "--log-format", "json", "--interval", "1h", "--connect-timeout", "1s")
 	p.waitUp(t)

@@ -1,6 +1,6 @@
-package reconcile_test
+package main_test
 
-// Process-level tests of `dbops run`: the real binary (built once by dbops(t))
+// Process-level tests of `dbops run`: the real binary (built once by clitest.Dbops(t))
 // against throwaway PostgreSQL and Redis servers, observed from outside
 // through pg_stat_activity, pg_locks, goose's version table, CONFIG GET and
 // the process's own HTTP endpoints. Waits are bounded; nothing asserts speed.
@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/loop"
 	"github.com/amanat/dbops/reconcile/shard"
 )
@@ -27,7 +28,7 @@ const gooseLockID = 4097083626
 
 // slowMigration creates a table, then sleeps inside its transaction: if it is
 // rolled back, the table is gone.
-var slowMigration = mig("CREATE TABLE slow_t (id int);\nSELECT pg_sleep(3);", "DROP TABLE slow_t;")
+var slowMigration = clitest.Mig("CREATE TABLE slow_t (id int);\nSELECT pg_sleep(3);", "DROP TABLE slow_t;")
 
 // TestRunSingleWriterTwoProcesses runs two `dbops run` processes on one
 // stack, as two replicas would, and proves that only one of them applies.
@@ -44,10 +45,10 @@ func TestRunSingleWriterTwoProcesses(t *testing.T) {
 	singleWriter := func(t *testing.T, args []string) {
 		pgURL := testsrv.PostgresDB(t)
 		rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-		f := newFixture(t, map[string]string{"00001_init.sql": mig("CREATE TABLE init_t (id int);", "DROP TABLE init_t;")})
-		f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, rd.URL()
+		f := clitest.NewFixture(t, map[string]string{"00001_init.sql": clitest.Mig("CREATE TABLE init_t (id int);", "DROP TABLE init_t;")})
+		f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, rd.URL()
 		stack := func(maxmemory string) string {
-			return stackYAML("ledger", `  postgres:
+			return clitest.StackYAML("ledger", `  postgres:
     url: ${PG_URL}
     migrations: {dir: ./migrations}
   redis:
@@ -55,8 +56,8 @@ func TestRunSingleWriterTwoProcesses(t *testing.T) {
     config:
       maxmemory: `+maxmemory+"\n")
 		}
-		f.write(t, "stack.yaml", stack("32mb"))
-		db := monitor(t, pgURL)
+		f.Write(t, "stack.yaml", stack("32mb"))
+		db := clitest.Monitor(t, pgURL)
 
 		addrs := freeAddrs(t, 2)
 		procs := []*runProcess{
@@ -82,10 +83,10 @@ func TestRunSingleWriterTwoProcesses(t *testing.T) {
 		}
 
 		// The new revision: migrations first, then the stack file by rename.
-		f.write(t, "migrations/00002_slow.sql", slowMigration)
-		f.write(t, "migrations/00003_quick.sql", mig("CREATE TABLE quick_t (id int);", "DROP TABLE quick_t;"))
-		f.write(t, ".stack.yaml.tmp", stack("48mb"))
-		if err := os.Rename(f.dir+"/.stack.yaml.tmp", f.dir+"/stack.yaml"); err != nil {
+		f.Write(t, "migrations/00002_slow.sql", slowMigration)
+		f.Write(t, "migrations/00003_quick.sql", clitest.Mig("CREATE TABLE quick_t (id int);", "DROP TABLE quick_t;"))
+		f.Write(t, ".stack.yaml.tmp", stack("48mb"))
+		if err := os.Rename(f.Dir+"/.stack.yaml.tmp", f.Dir+"/stack.yaml"); err != nil {
 			t.Fatal(err)
 		}
 		const changes = 2 + 3 // first revision: one migration, maxmemory; second: two migrations, maxmemory
@@ -211,7 +212,9 @@ func TestRunSingleWriterTwoProcesses(t *testing.T) {
 // migration is a batch of its own) gets --grace to finish, then its statement
 // is cancelled and its transaction rolled back; the next batch never starts.
 func TestRunSIGTERMDuringCycle(t *testing.T) {
-	quick := func(table string) string { return mig("CREATE TABLE "+table+" (id int);", "DROP TABLE "+table+";") }
+	quick := func(table string) string {
+		return clitest.Mig("CREATE TABLE "+table+" (id int);", "DROP TABLE "+table+";")
+	}
 	noTx := func(table string) string { return "-- +goose NO TRANSACTION\n" + quick(table) }
 	cases := []struct {
 		name       string
@@ -251,10 +254,10 @@ func TestRunSIGTERMDuringCycle(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			pgURL := testsrv.PostgresDB(t)
-			f := newFixture(t, tc.migrations)
-			f.env["PG_URL"] = pgURL
-			f.write(t, "stack.yaml", stackYAML("orders", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
-			db := monitor(t, pgURL)
+			f := clitest.NewFixture(t, tc.migrations)
+			f.Env["PG_URL"] = pgURL
+			f.Write(t, "stack.yaml", clitest.StackYAML("orders", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+			db := clitest.Monitor(t, pgURL)
 			p := startRun(t, f, freeAddrs(t, 1)[0], tc.args...)
 
 			eventually(t, "the slow migration running", func() bool {
@@ -309,25 +312,25 @@ func TestRunCredentialsAbsent(t *testing.T) {
 			pgURL := testsrv.PostgresDB(t)
 			rd := testsrv.NewRedis(t, testsrv.RedisOptions{Password: "redisRunPw-8d21f0"})
 			const wrongPg, wrongRedis = "wrongPgPw-31c9e7", "wrongRedisPw-a17b42"
-			f := newFixture(t, map[string]string{"00001_t.sql": mig("CREATE TABLE t (id int);", "DROP TABLE t;")})
-			f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, rd.URL()
+			f := clitest.NewFixture(t, map[string]string{"00001_t.sql": clitest.Mig("CREATE TABLE t (id int);", "DROP TABLE t;")})
+			f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, rd.URL()
 			// The bad stacks name another database and another parameter:
 			// two stacks managing the same one are refused at load.
-			f.env["BAD_PG_URL"] = strings.Replace(strings.Replace(pgURL, ":"+pg.Password+"@", ":"+wrongPg+"@", 1), "/t_", "/other_t_", 1)
-			f.env["BAD_REDIS_URL"] = strings.Replace(rd.URL(), ":"+rd.Password+"@", ":"+wrongRedis+"@", 1)
-			if f.env["BAD_PG_URL"] == pgURL || f.env["BAD_REDIS_URL"] == rd.URL() {
+			f.Env["BAD_PG_URL"] = strings.Replace(strings.Replace(pgURL, ":"+pg.Password+"@", ":"+wrongPg+"@", 1), "/t_", "/other_t_", 1)
+			f.Env["BAD_REDIS_URL"] = strings.Replace(rd.URL(), ":"+rd.Password+"@", ":"+wrongRedis+"@", 1)
+			if f.Env["BAD_PG_URL"] == pgURL || f.Env["BAD_REDIS_URL"] == rd.URL() {
 				t.Fatal("could not put a wrong password in the URLs")
 			}
-			f.write(t, "stacks.yaml", stackYAML("good", `  postgres:
+			f.Write(t, "stacks.yaml", clitest.StackYAML("good", `  postgres:
     url: ${PG_URL}
     migrations: {dir: ./migrations}
   redis:
     url: ${REDIS_URL}
     config: {maxmemory: 32mb}
-`)+"---\n"+stackYAML("badpg", `  postgres:
+`)+"---\n"+clitest.StackYAML("badpg", `  postgres:
     url: ${BAD_PG_URL}
     migrations: {dir: ./migrations}
-`)+"---\n"+stackYAML("badredis", `  redis:
+`)+"---\n"+clitest.StackYAML("badredis", `  redis:
     url: ${BAD_REDIS_URL}
     config: {hz: 10}
 `))
@@ -341,7 +344,7 @@ func TestRunCredentialsAbsent(t *testing.T) {
 			// A revision with a malformed URL holding a password is rejected,
 			// and the rejection is reported in the log and /status.
 			const rejectedPw = "rejectedPw-5c0e77"
-			f.write(t, "broken.yaml", stackYAML("broken", "  redis:\n    url: redis://:"+rejectedPw+"@127.0.0.1:notaport/0\n    config: {maxmemory: 1mb}\n"))
+			f.Write(t, "broken.yaml", clitest.StackYAML("broken", "  redis:\n    url: redis://:"+rejectedPw+"@127.0.0.1:notaport/0\n    config: {maxmemory: 1mb}\n"))
 			eventually(t, "the broken revision rejected", func() bool {
 				var st loop.Status
 				return json.Unmarshal([]byte(p.get(t, "/status")), &st) == nil && st.Rejected != nil &&
@@ -382,9 +385,9 @@ func TestRunLogFormat(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
-			f := newFixture(t, nil)
-			f.env["REDIS_URL"] = rd.URL()
-			f.write(t, "stack.yaml", stackYAML("cache-"+name, "  redis:\n    url: ${REDIS_URL}\n    config: {maxmemory-policy: allkeys-lru}\n"))
+			f := clitest.NewFixture(t, nil)
+			f.Env["REDIS_URL"] = rd.URL()
+			f.Write(t, "stack.yaml", clitest.StackYAML("cache-"+name, "  redis:\n    url: ${REDIS_URL}\n    config: {maxmemory-policy: allkeys-lru}\n"))
 			var args []string
 			if format != "" {
 				args = []string{"--log-format", format}
@@ -433,9 +436,9 @@ func TestRunLogFormat(t *testing.T) {
 		})
 	}
 	t.Run("unknown", func(t *testing.T) {
-		f := newFixture(t, nil)
-		res := f.run(t, "run", "--dir", f.dir, "--listen", freeAddrs(t, 1)[0], "--cache-dir", t.TempDir(), "--log-format", "xml")
-		if res.code != 1 || !strings.Contains(res.stderr, "--log-format") {
+		f := clitest.NewFixture(t, nil)
+		res := f.Run(t, "run", "--dir", f.Dir, "--listen", freeAddrs(t, 1)[0], "--cache-dir", t.TempDir(), "--log-format", "xml")
+		if res.Code != 1 || !strings.Contains(res.Stderr, "--log-format") {
 			t.Errorf("--log-format xml: %+v", res)
 		}
 	})

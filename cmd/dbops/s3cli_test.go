@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"os"
@@ -8,7 +8,8 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 const s3Stack = `apiVersion: dbops/v1
@@ -50,47 +51,47 @@ func TestS3BackupCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, nil)
-	f.write(t, "stack.yaml", strings.NewReplacer("BUCKET", srv.Bucket, "ENDPOINT", srv.Endpoint, "RECIPIENT", id.Recipient().String()).Replace(s3Stack))
+	f := clitest.NewFixture(t, nil)
+	f.Write(t, "stack.yaml", strings.NewReplacer("BUCKET", srv.Bucket, "ENDPOINT", srv.Endpoint, "RECIPIENT", id.Recipient().String()).Replace(s3Stack))
 	idFile := filepath.Join(t.TempDir(), "backup.key")
 	if err := os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f.env["PG_URL"], f.env["S3_KEY"], f.env["S3_SECRET"] = pgURL, srv.AccessKey, srv.SecretKey
+	f.Env["PG_URL"], f.Env["S3_KEY"], f.Env["S3_SECRET"] = pgURL, srv.AccessKey, srv.SecretKey
 	secrets := []string{srv.AccessKey, srv.SecretKey, pg.Password, id.String()}
 	var all strings.Builder
-	run := func(args ...string) cliResult {
-		res := f.run(t, args...)
-		all.WriteString(res.stdout + res.stderr)
+	run := func(args ...string) clitest.Result {
+		res := f.Run(t, args...)
+		all.WriteString(res.Stdout + res.Stderr)
 		return res
 	}
 
 	res := run("plan", "--format", "json", "stack.yaml")
-	if res.code != 0 || !strings.Contains(res.stdout, `"destination": "s3://`+srv.Bucket+`/cli"`) {
+	if res.Code != 0 || !strings.Contains(res.Stdout, `"destination": "s3://`+srv.Bucket+`/cli"`) {
 		t.Fatalf("plan: %+v", res)
 	}
-	checkPlanJSON(t, res.stdout, 1)
+	clitest.CheckPlanJSON(t, res.Stdout, 1)
 	// The process that takes backups verifies them: it needs the identity.
-	f.env["DBOPS_AGE_IDENTITY_FILE"] = idFile
-	if res := run("apply", "--auto-approve", "stack.yaml"); res.code != 0 || !strings.Contains(res.stdout, "1 done, 0 failed") {
+	f.Env["DBOPS_AGE_IDENTITY_FILE"] = idFile
+	if res := run("apply", "--auto-approve", "stack.yaml"); res.Code != 0 || !strings.Contains(res.Stdout, "1 done, 0 failed") {
 		t.Fatalf("apply: %+v", res)
 	}
 	res = run("backup", "list", "-f", "stack.yaml")
-	if res.code != 0 || !strings.Contains(res.stdout, "shop/offsite") || strings.Count(res.stdout, " yes ") != 1 {
+	if res.Code != 0 || !strings.Contains(res.Stdout, "shop/offsite") || strings.Count(res.Stdout, " yes ") != 1 {
 		t.Fatalf("backup list: %+v", res)
 	}
-	delete(f.env, "DBOPS_AGE_IDENTITY_FILE")
+	delete(f.Env, "DBOPS_AGE_IDENTITY_FILE")
 	dst := testsrv.PostgresDB(t)
-	if res := run("restore", "shop/offsite", "-f", "stack.yaml", "--to-url", dst); res.code != 1 || !strings.Contains(res.stderr, "--identity-file") {
+	if res := run("restore", "shop/offsite", "-f", "stack.yaml", "--to-url", dst); res.Code != 1 || !strings.Contains(res.Stderr, "--identity-file") {
 		t.Errorf("restore without an identity: %+v", res)
 	}
-	if res := run("restore", "shop/offsite", "-f", "stack.yaml", "--to-url", dst, "--identity-file", idFile); res.code != 0 || !strings.Contains(res.stdout, "1 tables, 300 rows") {
+	if res := run("restore", "shop/offsite", "-f", "stack.yaml", "--to-url", dst, "--identity-file", idFile); res.Code != 0 || !strings.Contains(res.Stdout, "1 tables, 300 rows") {
 		t.Fatalf("restore: %+v", res)
 	}
 
-	f.env["S3_SECRET"] = "wrong-S3-secret-5d1e"
+	f.Env["S3_SECRET"] = "wrong-S3-secret-5d1e"
 	secrets = append(secrets, "wrong-S3-secret-5d1e")
-	if res := run("backup", "run", "shop/offsite", "-f", "stack.yaml"); res.code != 1 || !strings.Contains(res.stderr, "s3://"+srv.Bucket+"/cli") {
+	if res := run("backup", "run", "shop/offsite", "-f", "stack.yaml"); res.Code != 1 || !strings.Contains(res.Stderr, "s3://"+srv.Bucket+"/cli") {
 		t.Errorf("backup run with a wrong secret: %+v", res)
 	}
 	for _, s := range secrets {

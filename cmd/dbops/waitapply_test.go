@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"context"
@@ -11,7 +11,8 @@ import (
 
 	"github.com/pressly/goose/v3"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/postgres"
 )
 
@@ -19,17 +20,17 @@ import (
 // ran its migrations says why it skipped them.
 func TestWaitingApplySaysWhySkipped(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"] = pgURL
-	f.write(t, "stack.yaml", stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"] = pgURL
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
 
-	holder := monitor(t, pgURL)
+	holder := clitest.Monitor(t, pgURL)
 	ctx := context.Background()
 	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", postgres.LockID); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(dbops(t), "apply", "--auto-approve", "stack.yaml")
-	cmd.Dir = f.dir
+	cmd := exec.Command(clitest.Dbops(t), "apply", "--auto-approve", "stack.yaml")
+	cmd.Dir = f.Dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "PG_URL=" + pgURL}
 	var out testsrv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -41,14 +42,14 @@ func TestWaitingApplySaysWhySkipped(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill() })
 	eventually(t, "apply waiting for the migration lock", func() bool {
 		var n int
-		queryRow(t, holder, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+		clitest.QueryRow(t, holder, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
 			AND application_name = 'dbops' AND query ILIKE '%pg_try_advisory_lock%'`, nil, &n)
 		return n > 0 && strings.Contains(out.String(), "00003")
 	})
 
 	// "Another process": goose itself, without the lock this test holds.
 	db := testsrv.OpenDB(t, pgURL)
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS(filepath.Join(f.dir, "migrations")))
+	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS(filepath.Join(f.Dir, "migrations")))
 	if err != nil {
 		t.Fatal(err)
 	}

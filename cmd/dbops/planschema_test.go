@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"encoding/json"
@@ -6,7 +6,8 @@ import (
 	"testing"
 
 	"github.com/amanat/dbops/internal/ajvtest"
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // TestPlanJSONMatchesSchema validates the JSON that `dbops plan --format
@@ -17,19 +18,19 @@ import (
 func TestPlanJSONMatchesSchema(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, map[string]string{
-		"00001_t.sql": mig("CREATE TABLE t (id int); INSERT INTO t VALUES (1);", "DROP TABLE t;"),
+	f := clitest.NewFixture(t, map[string]string{
+		"00001_t.sql": clitest.Mig("CREATE TABLE t (id int); INSERT INTO t VALUES (1);", "DROP TABLE t;"),
 	})
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
 	// A table with a row, so that dropping it is risky.
-	f.write(t, "stack.yaml", stackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
-	if res := f.run(t, "apply", "--auto-approve", "stack.yaml"); res.code != 0 {
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	if res := f.Run(t, "apply", "--auto-approve", "stack.yaml"); res.Code != 0 {
 		t.Fatalf("apply: %+v", res)
 	}
-	f.write(t, "migrations/00002_drop.sql", mig("DROP TABLE t;", "CREATE TABLE t (id int);"))
-	f.write(t, "migrations/00003_u.sql", mig("CREATE TABLE u (id int);", "DROP TABLE u;"))
+	f.Write(t, "migrations/00002_drop.sql", clitest.Mig("DROP TABLE t;", "CREATE TABLE t (id int);"))
+	f.Write(t, "migrations/00003_u.sql", clitest.Mig("CREATE TABLE u (id int);", "DROP TABLE u;"))
 	dest := t.TempDir()
-	f.write(t, "stack.yaml", stackYAML("shop", `  postgres:
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", `  postgres:
     url: ${PG_URL}
     migrations: {dir: ./migrations}
   redis:
@@ -42,7 +43,7 @@ func TestPlanJSONMatchesSchema(t *testing.T) {
     - {name: cache, source: redis, schedule: "@daily", destination: `+dest+`/redis, retention: {keepLast: 1}}
 `))
 	for range 2 { // two pg backups: keepLast 1 deletes the older
-		if res := f.run(t, "backup", "run", "-f", "stack.yaml", "shop/pg"); res.code != 0 {
+		if res := f.Run(t, "backup", "run", "-f", "stack.yaml", "shop/pg"); res.Code != 0 {
 			t.Fatalf("backup run: %+v", res)
 		}
 	}
@@ -52,15 +53,15 @@ func TestPlanJSONMatchesSchema(t *testing.T) {
 	if _, err := testsrv.OpenDB(t, legacyURL).Exec("CREATE TABLE a (id int)"); err != nil {
 		t.Fatal(err)
 	}
-	f.env["LEGACY_URL"] = legacyURL
-	f.write(t, "drizzle/0000_a.sql", "CREATE TABLE \"a\" (\"id\" int);")
-	f.write(t, "drizzle/0001_b.sql", "CREATE TABLE \"b\" (\"id\" int);\n--> statement-breakpoint\nCREATE INDEX \"b_id\" ON \"b\" (\"id\");")
-	f.write(t, "drizzle/meta/_journal.json", `{"version":"7","dialect":"postgresql","entries":[
+	f.Env["LEGACY_URL"] = legacyURL
+	f.Write(t, "drizzle/0000_a.sql", "CREATE TABLE \"a\" (\"id\" int);")
+	f.Write(t, "drizzle/0001_b.sql", "CREATE TABLE \"b\" (\"id\" int);\n--> statement-breakpoint\nCREATE INDEX \"b_id\" ON \"b\" (\"id\");")
+	f.Write(t, "drizzle/meta/_journal.json", `{"version":"7","dialect":"postgresql","entries":[
 {"idx":0,"version":"7","when":1700000000000,"tag":"0000_a","breakpoints":true},
 {"idx":1,"version":"7","when":1700000001000,"tag":"0001_b","breakpoints":true}]}`)
-	f.write(t, "legacy.yaml", stackYAML("legacy", "  postgres:\n    url: ${LEGACY_URL}\n    migrations: {dir: ./drizzle, baseline: 0000_a}\n"))
-	res := f.run(t, "plan", "--format", "json", "stack.yaml", "legacy.yaml")
-	if res.code != 0 {
+	f.Write(t, "legacy.yaml", clitest.StackYAML("legacy", "  postgres:\n    url: ${LEGACY_URL}\n    migrations: {dir: ./drizzle, baseline: 0000_a}\n"))
+	res := f.Run(t, "plan", "--format", "json", "stack.yaml", "legacy.yaml")
+	if res.Code != 0 {
 		t.Fatalf("plan: %+v", res)
 	}
 	var p struct {
@@ -74,8 +75,8 @@ func TestPlanJSONMatchesSchema(t *testing.T) {
 			} `json:"changes"`
 		} `json:"stacks"`
 	}
-	if err := json.Unmarshal([]byte(res.stdout), &p); err != nil || len(p.Stacks) != 2 {
-		t.Fatalf("plan JSON: %v\n%s", err, res.stdout)
+	if err := json.Unmarshal([]byte(res.Stdout), &p); err != nil || len(p.Stacks) != 2 {
+		t.Fatalf("plan JSON: %v\n%s", err, res.Stdout)
 	}
 	seen := map[string]bool{}
 	for _, st := range p.Stacks {
@@ -90,15 +91,15 @@ func TestPlanJSONMatchesSchema(t *testing.T) {
 	for _, want := range []string{"postgres.migration up", "postgres.migration baseline", "redis.config update", "backup backup", "backup.prune delete",
 		"risk", "deferred", "format goose", "format drizzle", "drizzle level"} {
 		if !seen[want] {
-			t.Errorf("the plan lacks %q, so the test would not cover it:\n%s", want, res.stdout)
+			t.Errorf("the plan lacks %q, so the test would not cover it:\n%s", want, res.Stdout)
 		}
 	}
 	if len(p.Stacks[0].Backups) != 2 {
 		t.Errorf("plan lists %d backup jobs, want 2", len(p.Stacks[0].Backups))
 	}
 
-	v := ajvtest.Validate(t, "schemas/plan.schema.json", []json.RawMessage{json.RawMessage(res.stdout)})[0]
+	v := ajvtest.Validate(t, "schemas/plan.schema.json", []json.RawMessage{json.RawMessage(res.Stdout)})[0]
 	if !v.Valid {
-		t.Errorf("plan JSON does not match schemas/plan.schema.json:\n%s\n%s", strings.Join(v.Errors, "\n"), res.stdout)
+		t.Errorf("plan JSON does not match schemas/plan.schema.json:\n%s\n%s", strings.Join(v.Errors, "\n"), res.Stdout)
 	}
 }

@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"os"
@@ -6,28 +6,29 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // A backup whose file no longer matches its checksum is not shown as
 // verified: its verification no longer holds.
 func TestBackupListVoidVerification(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"] = pgURL
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"] = pgURL
 	dest := t.TempDir()
-	f.write(t, "stack.yaml", stackYAML("shop", `  postgres:
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", `  postgres:
     url: ${PG_URL}
     migrations: {dir: ./migrations}
   backups:
     - {name: pg, source: postgres, schedule: "@daily", destination: `+dest+`, retention: {keepLast: 3}}
 `))
-	if res := f.run(t, "backup", "run", "-f", "stack.yaml", "shop/pg"); res.code != 0 {
+	if res := f.Run(t, "backup", "run", "-f", "stack.yaml", "shop/pg"); res.Code != 0 {
 		t.Fatalf("backup run: %+v", res)
 	}
-	res := f.run(t, "backup", "list", "-f", "stack.yaml")
-	if !strings.Contains(res.stdout, "  yes  ") || !strings.Contains(res.stdout, "read") {
-		t.Fatalf("list of a good backup:\n%s%s", res.stdout, res.stderr)
+	res := f.Run(t, "backup", "list", "-f", "stack.yaml")
+	if !strings.Contains(res.Stdout, "  yes  ") || !strings.Contains(res.Stdout, "read") {
+		t.Fatalf("list of a good backup:\n%s%s", res.Stdout, res.Stderr)
 	}
 	files, _ := filepath.Glob(filepath.Join(dest, "shop-pg-*.dump"))
 	if len(files) != 1 {
@@ -36,14 +37,14 @@ func TestBackupListVoidVerification(t *testing.T) {
 	b, _ := os.ReadFile(files[0])
 	b[len(b)/2] ^= 0xff // same size, other checksum
 	os.WriteFile(files[0], b, 0o644)
-	res = f.run(t, "backup", "list", "-f", "stack.yaml")
+	res = f.Run(t, "backup", "list", "-f", "stack.yaml")
 	line := ""
-	for _, l := range strings.Split(res.stdout, "\n") {
+	for _, l := range strings.Split(res.Stdout, "\n") {
 		if strings.HasPrefix(l, "shop/pg") {
 			line = l
 		}
 	}
 	if !strings.Contains(line, "VOID (was read)") || strings.Contains(strings.ReplaceAll(line, "(was read)", ""), " read ") {
-		t.Errorf("a backup whose checksum no longer matches is shown as verified:\n%s", res.stdout)
+		t.Errorf("a backup whose checksum no longer matches is shown as verified:\n%s", res.Stdout)
 	}
 }

@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"context"
@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/loop"
 )
 
@@ -41,15 +42,15 @@ func configSetCalls(t *testing.T, r *testsrv.Redis) int {
 // first; plan still shows the difference.
 func TestAdjustedValueFailsApply(t *testing.T) {
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, nil)
-	f.env["REDIS_URL"] = r.URL()
-	f.write(t, "stack.yaml", strings.Replace(hzStack, "HZ", "1000", 1))
-	if res := f.run(t, "validate", "stack.yaml"); res.code != 0 || !strings.Contains(res.stderr, "spec.redis.config.hz: Redis stores hz=500 for the requested 1000") {
+	f := clitest.NewFixture(t, nil)
+	f.Env["REDIS_URL"] = r.URL()
+	f.Write(t, "stack.yaml", strings.Replace(hzStack, "HZ", "1000", 1))
+	if res := f.Run(t, "validate", "stack.yaml"); res.Code != 0 || !strings.Contains(res.Stderr, "spec.redis.config.hz: Redis stores hz=500 for the requested 1000") {
 		t.Errorf("validate: %+v", res)
 	}
-	res := f.run(t, "apply", "--auto-approve", "stack.yaml")
-	if res.code != 1 || !strings.Contains(res.stdout+res.stderr, "Redis stored hz=500 for the requested 1000") {
-		t.Errorf("apply of a clamped value: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	res := f.Run(t, "apply", "--auto-approve", "stack.yaml")
+	if res.Code != 1 || !strings.Contains(res.Stdout+res.Stderr, "Redis stored hz=500 for the requested 1000") {
+		t.Errorf("apply of a clamped value: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	if got := testsrv.ConfigGet(t, r.Client(t), "hz"); got != "500" {
 		t.Errorf("hz = %s", got)
@@ -60,9 +61,9 @@ func TestAdjustedValueFailsApply(t *testing.T) {
 // that is not re-sent every cycle, until the server or the spec changes.
 func TestRunAdjustedValueNotResent(t *testing.T) {
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, nil)
-	f.env["REDIS_URL"] = r.URL()
-	f.write(t, "stack.yaml", strings.Replace(hzStack, "HZ", "1000", 1))
+	f := clitest.NewFixture(t, nil)
+	f.Env["REDIS_URL"] = r.URL()
+	f.Write(t, "stack.yaml", strings.Replace(hzStack, "HZ", "1000", 1))
 	p := startRun(t, f, freeAddrs(t, 1)[0], "--interval", "300ms")
 	p.waitUp(t)
 	reason := func() string {
@@ -99,7 +100,7 @@ func TestRunAdjustedValueNotResent(t *testing.T) {
 	}
 	eventually(t, "re-sent after the server changed", func() bool { return failed() == 2 })
 	// The spec changes to a value Redis keeps: applied, Ready again.
-	f.write(t, "stack.yaml", strings.Replace(hzStack, "HZ", "100", 1))
+	f.Write(t, "stack.yaml", strings.Replace(hzStack, "HZ", "100", 1))
 	eventually(t, "ReconciliationSucceeded after the spec changed", func() bool { return reason() == loop.ReasonSucceeded })
 	if got := testsrv.ConfigGet(t, r.Client(t), "hz"); got != "100" {
 		t.Errorf("hz = %s", got)

@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // TestBackupCLI takes, lists and restores backups with the dbops binary
@@ -39,18 +40,18 @@ func TestBackupCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	f := newFixture(t, threeMigrations)
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
 	dest := t.TempDir()
-	f.write(t, "stack.yaml", backupStack(dest, ""))
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
+	f.Write(t, "stack.yaml", clitest.BackupStack(dest, ""))
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
 	for _, job := range []string{"shop/pg", "shop/cache"} {
-		if res := f.run(t, "backup", "run", job, "-f", "stack.yaml"); res.code != 0 || !strings.Contains(res.stdout, "verification:") ||
-			job == "shop/cache" && !strings.Contains(res.stdout, fmt.Sprintf("%d keys read up to the EOF opcode", keys)) {
-			t.Fatalf("backup run %s: exit %d\n%s%s", job, res.code, res.stdout, res.stderr)
+		if res := f.Run(t, "backup", "run", job, "-f", "stack.yaml"); res.Code != 0 || !strings.Contains(res.Stdout, "verification:") ||
+			job == "shop/cache" && !strings.Contains(res.Stdout, fmt.Sprintf("%d keys read up to the EOF opcode", keys)) {
+			t.Fatalf("backup run %s: exit %d\n%s%s", job, res.Code, res.Stdout, res.Stderr)
 		}
 	}
 
-	f.env = map[string]string{} // PG_URL and REDIS_URL unset from here on
+	f.Env = map[string]string{} // PG_URL and REDIS_URL unset from here on
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -61,13 +62,13 @@ func TestBackupCLI(t *testing.T) {
 		{"restore redis", []string{"restore", "shop/cache", "-f", "stack.yaml"}, []string{fmt.Sprintf("%d keys read up to the EOF opcode", keys), "--appendonly no", "CONFIG REWRITE"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res := f.run(t, tc.args...)
-			if res.code != 0 {
-				t.Fatalf("dbops %s: exit %d\n%s%s", strings.Join(tc.args, " "), res.code, res.stdout, res.stderr)
+			res := f.Run(t, tc.args...)
+			if res.Code != 0 {
+				t.Fatalf("dbops %s: exit %d\n%s%s", strings.Join(tc.args, " "), res.Code, res.Stdout, res.Stderr)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(res.stdout, w) {
-					t.Errorf("dbops %s: output lacks %q:\n%s", strings.Join(tc.args, " "), w, res.stdout)
+				if !strings.Contains(res.Stdout, w) {
+					t.Errorf("dbops %s: output lacks %q:\n%s", strings.Join(tc.args, " "), w, res.Stdout)
 				}
 			}
 		})
@@ -85,9 +86,9 @@ func TestBackupCLI(t *testing.T) {
 		t.Cleanup(func() { dc.ShutdownNoSave(context.Background()) }) // the daemon dbops started
 		dc.Set(ctx, "stale", 1, 0)
 		start := fmt.Sprintf("%s %s --daemonize yes --pidfile %s", bin, dst.ConfFile, filepath.Join(dst.Dir, "redis.pid"))
-		res := f.run(t, "restore", "shop/cache", "-f", "stack.yaml", "--to-url", dst.URL(), "--redis-dir", dst.Dir, "--redis-start", start)
-		if res.code != 0 || !strings.Contains(res.stdout, fmt.Sprintf("%d keys loaded; the file holds %d", keys, keys)) {
-			t.Fatalf("exit %d\n%s%s", res.code, res.stdout, res.stderr)
+		res := f.Run(t, "restore", "shop/cache", "-f", "stack.yaml", "--to-url", dst.URL(), "--redis-dir", dst.Dir, "--redis-start", start)
+		if res.Code != 0 || !strings.Contains(res.Stdout, fmt.Sprintf("%d keys loaded; the file holds %d", keys, keys)) {
+			t.Fatalf("exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 		}
 		if n, _ := dc.DBSize(ctx).Result(); n != keys {
 			t.Errorf("restored server has %d keys, want %d", n, keys)
@@ -97,7 +98,7 @@ func TestBackupCLI(t *testing.T) {
 		}
 	})
 
-	res := f.run(t, "backup", "list", "-f", "stack.yaml", "--format", "json")
+	res := f.Run(t, "backup", "list", "-f", "stack.yaml", "--format", "json")
 	var rows []struct {
 		Job     string `json:"job"`
 		Backups []struct {
@@ -110,8 +111,8 @@ func TestBackupCLI(t *testing.T) {
 			} `json:"manifest"`
 		} `json:"backups"`
 	}
-	if err := json.Unmarshal([]byte(res.stdout), &rows); err != nil || len(rows) != 2 {
-		t.Fatalf("backup list --format json: %v\n%s%s", err, res.stdout, res.stderr)
+	if err := json.Unmarshal([]byte(res.Stdout), &rows); err != nil || len(rows) != 2 {
+		t.Fatalf("backup list --format json: %v\n%s%s", err, res.Stdout, res.Stderr)
 	}
 	for _, row := range rows {
 		if len(row.Backups) != 1 || !row.Backups[0].Counted || !row.Backups[0].Manifest.Verification.OK {

@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"context"
@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // The exact grants README documents for CI credentials.
@@ -23,12 +24,12 @@ func TestPlanWithLeastPrivilege(t *testing.T) {
 	pg := testsrv.SharedPostgres(t)
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{Password: "adminPw-1180"})
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
-	f.write(t, "stack.yaml", cliStack)
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
+	f.Write(t, "stack.yaml", clitest.CLIStack)
 	// Apply two of three migrations as the owner, so there is something to plan.
-	f.write(t, "partial.yaml", strings.Replace(cliStack, "migrations: {dir: ./migrations}", "migrations: {dir: ./migrations, target: 2}", 1))
-	if res := f.run(t, "apply", "--auto-approve", "partial.yaml"); res.code != 0 {
+	f.Write(t, "partial.yaml", strings.Replace(clitest.CLIStack, "migrations: {dir: ./migrations}", "migrations: {dir: ./migrations, target: 2}", 1))
+	if res := f.Run(t, "apply", "--auto-approve", "partial.yaml"); res.Code != 0 {
 		t.Fatalf("setup apply: %+v", res)
 	}
 	db := strings.TrimPrefix(mustParse(t, pgURL).Path, "/")
@@ -45,30 +46,30 @@ func TestPlanWithLeastPrivilege(t *testing.T) {
 	}
 	c.ConfigSet(context.Background(), "maxmemory", "1mb") // drift to plan
 
-	f.env["PG_URL"] = pg.URLAs("dbops_ci", "ciPw-5521", db)
+	f.Env["PG_URL"] = pg.URLAs("dbops_ci", "ciPw-5521", db)
 	ru := mustParse(t, r.URL())
 	ru.User = url.UserPassword("dbops-ci", "ciRedisPw-7731")
-	f.env["REDIS_URL"] = ru.String()
+	f.Env["REDIS_URL"] = ru.String()
 
-	res := f.run(t, "plan", "--detailed-exitcode", "stack.yaml")
-	if res.code != 2 {
-		t.Fatalf("plan with CI credentials: exit %d\n%s%s", res.code, res.stdout, res.stderr)
+	res := f.Run(t, "plan", "--detailed-exitcode", "stack.yaml")
+	if res.Code != 2 {
+		t.Fatalf("plan with CI credentials: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
 	}
 	for _, w := range []string{"migration version 2 → 3", "+ up   00003_index.sql", "maxmemory  1048576 → 128mb",
 		"checksums of applied migrations: 2 verified"} {
-		if !strings.Contains(res.stdout, w) {
-			t.Errorf("plan lacks %q:\n%s", w, res.stdout)
+		if !strings.Contains(res.Stdout, w) {
+			t.Errorf("plan lacks %q:\n%s", w, res.Stdout)
 		}
 	}
 	// The same credentials cannot apply: the server refuses writes.
-	res = f.run(t, "apply", "--auto-approve", "stack.yaml")
-	if res.code != 1 {
-		t.Errorf("apply with read-only credentials: exit %d\n%s", res.code, res.stdout)
+	res = f.Run(t, "apply", "--auto-approve", "stack.yaml")
+	if res.Code != 1 {
+		t.Errorf("apply with read-only credentials: exit %d\n%s", res.Code, res.Stdout)
 	}
-	if !strings.Contains(res.stdout, "NOPERM") || !strings.Contains(res.stdout, "SQLSTATE 42501") {
-		t.Errorf("apply errors do not show the servers' refusals:\n%s", res.stdout)
+	if !strings.Contains(res.Stdout, "NOPERM") || !strings.Contains(res.Stdout, "SQLSTATE 42501") {
+		t.Errorf("apply errors do not show the servers' refusals:\n%s", res.Stdout)
 	}
-	if v := dbVersion(t, pgURL); v != 2 {
+	if v := clitest.DBVersion(t, pgURL); v != 2 {
 		t.Errorf("read-only credentials migrated to %d", v)
 	}
 }

@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"encoding/json"
@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/loop"
 	"github.com/amanat/dbops/reconcile/shard"
 )
@@ -24,20 +25,20 @@ import (
 // migration is applied exactly once.
 func TestRunShards(t *testing.T) {
 	const stacks = 8
-	f := newFixture(t, map[string]string{"00001_a.sql": mig("CREATE TABLE a (id int);", "DROP TABLE a;")})
+	f := clitest.NewFixture(t, map[string]string{"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", "DROP TABLE a;")})
 	var names []string
 	var yaml strings.Builder
 	for i := range stacks {
 		name := fmt.Sprintf("svc-%02d", i)
 		names = append(names, name)
 		env := fmt.Sprintf("PG_URL_%d", i)
-		f.env[env] = testsrv.PostgresDB(t)
+		f.Env[env] = testsrv.PostgresDB(t)
 		if i > 0 {
 			yaml.WriteString("---\n")
 		}
-		yaml.WriteString(stackYAML(name, "  postgres:\n    url: ${"+env+"}\n    migrations: {dir: ./migrations}\n"))
+		yaml.WriteString(clitest.StackYAML(name, "  postgres:\n    url: ${"+env+"}\n    migrations: {dir: ./migrations}\n"))
 	}
-	f.write(t, "stacks.yaml", yaml.String())
+	f.Write(t, "stacks.yaml", yaml.String())
 
 	runFleet := func(n int, wantVersion int64) {
 		t.Helper()
@@ -103,7 +104,7 @@ func TestRunShards(t *testing.T) {
 			t.Errorf("%d shards applied %v changes in all, want %v (one new migration per stack)", n, applied, want)
 		}
 		for i := range stacks {
-			if v := dbVersion(t, f.env[fmt.Sprintf("PG_URL_%d", i)]); v != wantVersion {
+			if v := clitest.DBVersion(t, f.Env[fmt.Sprintf("PG_URL_%d", i)]); v != wantVersion {
 				t.Errorf("%s at version %d, want %d", names[i], v, wantVersion)
 			}
 		}
@@ -116,7 +117,7 @@ func TestRunShards(t *testing.T) {
 	runFleet(2, 1)
 
 	// Resize: a third replica and a new migration for every stack.
-	f.write(t, "migrations/00002_b.sql", mig("CREATE TABLE b (id int);", "DROP TABLE b;"))
+	f.Write(t, "migrations/00002_b.sql", clitest.Mig("CREATE TABLE b (id int);", "DROP TABLE b;"))
 	runFleet(3, 2)
 }
 
@@ -128,8 +129,8 @@ func TestRunShardIndexFromHostname(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, nil)
-	f.write(t, "stack.yaml", stackYAML("one", "  redis:\n    url: redis://127.0.0.1:1/0\n    config: {hz: 10}\n"))
+	f := clitest.NewFixture(t, nil)
+	f.Write(t, "stack.yaml", clitest.StackYAML("one", "  redis:\n    url: redis://127.0.0.1:1/0\n    config: {hz: 10}\n"))
 	const shards = 1000 // any ordinal a test machine's hostname may end in
 	want, resolveErr := shard.Resolve(shards, -1, host)
 	p := startRun(t, f, freeAddrs(t, 1)[0], "--shards", fmt.Sprint(shards))

@@ -1,4 +1,4 @@
-package reconcile_test
+package main_test
 
 import (
 	"bytes"
@@ -11,17 +11,18 @@ import (
 
 	"github.com/creack/pty"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
 )
 
 // runOnTerminal runs dbops on a pseudo-terminal, types answer once it asks,
 // and returns what the terminal showed.
-func runOnTerminal(t *testing.T, f *fixture, answer string, args ...string) (string, int) {
+func runOnTerminal(t *testing.T, f *clitest.Fixture, answer string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(dbops(t), args...)
-	cmd.Dir = f.dir
+	cmd := exec.Command(clitest.Dbops(t), args...)
+	cmd.Dir = f.Dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "TERM=xterm"}
-	for k, v := range f.env {
+	for k, v := range f.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	tty, err := pty.Start(cmd)
@@ -63,9 +64,9 @@ func stripANSI(s string) string {
 func TestApplyAsksOnATerminal(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	f := newFixture(t, threeMigrations)
-	f.env["PG_URL"], f.env["REDIS_URL"] = pgURL, r.URL()
-	f.write(t, "stack.yaml", cliStack)
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
+	f.Write(t, "stack.yaml", clitest.CLIStack)
 
 	out, code := runOnTerminal(t, f, "no", "apply", "stack.yaml")
 	if code != 1 || !strings.Contains(out, "apply cancelled; nothing was changed") {
@@ -74,14 +75,14 @@ func TestApplyAsksOnATerminal(t *testing.T) {
 	if !strings.Contains(out, "\x1b[") {
 		t.Errorf("no colour on a terminal:\n%q", out)
 	}
-	if v := dbVersion(t, pgURL); v != 0 {
+	if v := clitest.DBVersion(t, pgURL); v != 0 {
 		t.Fatalf("answering no migrated to %d", v)
 	}
 	out, code = runOnTerminal(t, f, "yes", "apply", "stack.yaml")
 	if code != 0 || !strings.Contains(stripANSI(out), "Apply: 5 done") {
 		t.Fatalf("answering yes: exit %d\n%s", code, out)
 	}
-	if v := dbVersion(t, pgURL); v != 3 {
+	if v := clitest.DBVersion(t, pgURL); v != 3 {
 		t.Errorf("version %d after yes, want 3", v)
 	}
 }
