@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amanat/dbops/reconcile/internal/testsrv"
+	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/notify"
 )
 
