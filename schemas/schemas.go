@@ -17,3 +17,8 @@ var Plan []byte
 //
 //go:embed drift.schema.json
 var Drift []byte
+
+// Notification is the JSON Schema of one Notification document.
+//
+//go:embed notification.schema.json
+var Notification []byte

@@ -13,8 +13,11 @@ var ErrInvalid = errors.New("invalid spec")
 type FieldError struct {
 	File  string // as given on the command line, or relative to it
 	Stack string // metadata.name, when known
-	Field string // dotted path, e.g. spec.redis.config.maxmemory
-	Msg   string
+	// Notification is the metadata.name of a Notification document, when
+	// the error is in one (Stack is then empty).
+	Notification string
+	Field        string // dotted path, e.g. spec.redis.config.maxmemory
+	Msg          string
 }
 
 func (e FieldError) Error() string {
@@ -24,6 +27,9 @@ func (e FieldError) Error() string {
 	}
 	if e.Stack != "" {
 		fmt.Fprintf(&b, "stack %q: ", e.Stack)
+	}
+	if e.Notification != "" {
+		fmt.Fprintf(&b, "notification %q: ", e.Notification)
 	}
 	if e.Field != "" {
 		b.WriteString(e.Field + ": ")

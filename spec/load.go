@@ -31,9 +31,11 @@ type Options struct {
 
 // Result is a loaded, validated set of stacks.
 type Result struct {
-	Stacks   []Stack
-	Files    []string     // every YAML file read, in load order
-	Warnings []FieldError // problems that do not stop a plan
+	Stacks []Stack
+	// Notifications are the Notification documents, checked like stacks.
+	Notifications []Notification
+	Files         []string     // every YAML file read, in load order
+	Warnings      []FieldError // problems that do not stop a plan
 }
 
 // Load reads every stack under paths (YAML files, or folders searched for
@@ -65,6 +67,15 @@ func Load(paths []string, opts Options) (*Result, error) {
 			continue
 		}
 		for _, doc := range docs {
+			if documentKind(doc) == NotificationKind {
+				n, ferrs, warns := loadNotification(file, doc, opts)
+				errs = append(errs, ferrs...)
+				res.Warnings = append(res.Warnings, warns...)
+				if n != nil {
+					res.Notifications = append(res.Notifications, *n)
+				}
+				continue
+			}
 			st, ferrs, warns := loadDocument(file, doc, opts)
 			errs = append(errs, ferrs...)
 			res.Warnings = append(res.Warnings, warns...)
@@ -82,6 +93,7 @@ func Load(paths []string, opts Options) (*Result, error) {
 	}
 	cerrs, cwarns := checkConflicts(res.Stacks)
 	errs = append(errs, cerrs...)
+	errs = append(errs, checkNotifications(res.Notifications, res.Stacks)...)
 	res.Warnings = append(res.Warnings, cwarns...)
 	if len(files) > 0 && len(res.Stacks) == 0 && len(errs) == 0 {
 		errs = append(errs, FieldError{File: strings.Join(paths, ", "), Msg: "no Stack documents found"})

@@ -19,17 +19,24 @@ import (
 )
 
 var stackSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(schemas.Stack))
+	return compileSchema("stack.schema.json", schemas.Stack)
+})
+
+var notificationSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
+	return compileSchema("notification.schema.json", schemas.Notification)
+})
+
+func compileSchema(url string, src []byte) (*jsonschema.Schema, error) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(src))
 	if err != nil {
 		return nil, err
 	}
 	c := jsonschema.NewCompiler()
-	const url = "stack.schema.json"
 	if err := c.AddResource(url, doc); err != nil {
 		return nil, err
 	}
 	return c.Compile(url)
-})
+}
 
 // schemaErrors validates a decoded document against schemas/stack.schema.json
 // and turns every failed leaf into a FieldError with its field path.
@@ -38,7 +45,12 @@ func schemaErrors(file, stack string, doc any, raw []byte) ErrorList {
 	if err != nil {
 		panic(fmt.Sprintf("embedded stack schema: %v", err)) // a build defect, caught by tests
 	}
-	err = sch.Validate(doc)
+	return schemaErrorsWith(sch, file, stack, doc, raw)
+}
+
+// schemaErrorsWith is schemaErrors against any of the embedded schemas.
+func schemaErrorsWith(sch *jsonschema.Schema, file, stack string, doc any, raw []byte) ErrorList {
+	err := sch.Validate(doc)
 	var verr *jsonschema.ValidationError
 	if !errors.As(err, &verr) {
 		return nil
@@ -127,11 +139,20 @@ var stackSchemaDoc = sync.OnceValue(func() any {
 	return v
 })
 
+var notificationSchemaDoc = sync.OnceValue(func() any {
+	var v any
+	_ = json.Unmarshal(schemas.Notification, &v) // compiled by notificationSchema, so valid
+	return v
+})
+
 // describe returns the description of the stack schema node that url (a
 // dereferenced schema location) points at; "" when it has none.
 func describe(url string) string {
-	_, frag, _ := strings.Cut(url, "#")
+	base, frag, _ := strings.Cut(url, "#")
 	node := stackSchemaDoc()
+	if strings.HasSuffix(base, "notification.schema.json") {
+		node = notificationSchemaDoc()
+	}
 	for _, tok := range strings.Split(frag, "/") {
 		if tok == "" {
 			continue

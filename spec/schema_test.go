@@ -17,28 +17,30 @@ import (
 // validate refuses them. Every other document gets the same verdict from
 // ajv and from Load.
 var notInSchema = map[string]string{
-	"x-job-name-duplicate.yaml":      "backup job names unique within a stack (uniqueness of one property across array items)",
-	"x-backup-before-migrate.yaml":   "backupBeforeMigrate names a postgres backup job of the stack (a cross-reference)",
-	"x-migrations-dir-missing.yaml":  "migrations.dir exists (the file system)",
-	"x-migrations-dir-outside.yaml":  "migrations.dir resolves inside the repository root (the file system, symlinks)",
-	"x-target-not-in-dir.yaml":       "migrations.target is a version present in dir (the file system)",
-	"x-cron-range.yaml":              "cron field values in range (minute 0-59, ...: calendar validity)",
-	"x-cron-never-fires.yaml":        "a cron expression fires at all, e.g. not Feb 30 (calendar validity)",
-	"x-every-too-short.yaml":         "@every at least 1m (comparing durations)",
-	"x-timezone-unknown.yaml":        "timezone is a zone of the IANA database",
-	"x-memory-overflow.yaml":         "a memory size fits in 64 bits (numeric range of a string)",
-	"x-url-scheme.yaml":              "URL scheme and host, checked after ${VAR} expansion",
-	"x-stack-name-duplicate.yaml":    "stack names unique across documents and files",
-	"x-timeout-sub-millisecond.yaml": "lock/statement timeouts in whole milliseconds, at most 2^31-1 ms (arithmetic on a duration string)",
-	"x-same-database.yaml":           "no two stacks migrate the same Postgres database (host:port/db after ${VAR} expansion)",
-	"x-same-redis-parameter.yaml":    "no two stacks manage the same parameter of one Redis server (host:port after ${VAR} expansion)",
-	"x-target-word.yaml":             "a goose target is a version: the format is detected from dir when not written (the file system)",
-	"x-schema-goose-folder.yaml":     "migrations.schema only for drizzle, the format detected from dir (the file system)",
-	"x-table-drizzle-folder.yaml":    "drizzle's table is not schema-qualified, the format detected from dir (the file system)",
-	"x-format-goose-on-drizzle.yaml": "migrations.format matches what is in dir (the file system)",
-	"x-baseline-not-in-dir.yaml":     "migrations.baseline is a version present in dir (the file system)",
-	"x-tag-not-in-journal.yaml":      "a drizzle target or baseline is a tag of dir's meta/_journal.json (the file system)",
-	"x-version-overflow.yaml":        "a migration version fits in 64 bits (numeric range of a string)",
+	"x-job-name-duplicate.yaml":         "backup job names unique within a stack (uniqueness of one property across array items)",
+	"x-backup-before-migrate.yaml":      "backupBeforeMigrate names a postgres backup job of the stack (a cross-reference)",
+	"x-migrations-dir-missing.yaml":     "migrations.dir exists (the file system)",
+	"x-migrations-dir-outside.yaml":     "migrations.dir resolves inside the repository root (the file system, symlinks)",
+	"x-target-not-in-dir.yaml":          "migrations.target is a version present in dir (the file system)",
+	"x-cron-range.yaml":                 "cron field values in range (minute 0-59, ...: calendar validity)",
+	"x-cron-never-fires.yaml":           "a cron expression fires at all, e.g. not Feb 30 (calendar validity)",
+	"x-every-too-short.yaml":            "@every at least 1m (comparing durations)",
+	"x-timezone-unknown.yaml":           "timezone is a zone of the IANA database",
+	"x-memory-overflow.yaml":            "a memory size fits in 64 bits (numeric range of a string)",
+	"x-url-scheme.yaml":                 "URL scheme and host, checked after ${VAR} expansion",
+	"x-stack-name-duplicate.yaml":       "stack names unique across documents and files",
+	"x-timeout-sub-millisecond.yaml":    "lock/statement timeouts in whole milliseconds, at most 2^31-1 ms (arithmetic on a duration string)",
+	"x-same-database.yaml":              "no two stacks migrate the same Postgres database (host:port/db after ${VAR} expansion)",
+	"x-same-redis-parameter.yaml":       "no two stacks manage the same parameter of one Redis server (host:port after ${VAR} expansion)",
+	"x-target-word.yaml":                "a goose target is a version: the format is detected from dir when not written (the file system)",
+	"x-schema-goose-folder.yaml":        "migrations.schema only for drizzle, the format detected from dir (the file system)",
+	"x-table-drizzle-folder.yaml":       "drizzle's table is not schema-qualified, the format detected from dir (the file system)",
+	"x-format-goose-on-drizzle.yaml":    "migrations.format matches what is in dir (the file system)",
+	"x-baseline-not-in-dir.yaml":        "migrations.baseline is a version present in dir (the file system)",
+	"x-tag-not-in-journal.yaml":         "a drizzle target or baseline is a tag of dir's meta/_journal.json (the file system)",
+	"x-version-overflow.yaml":           "a migration version fits in 64 bits (numeric range of a string)",
+	"x-notification-unknown-stack.yaml": "a Notification's stacks name loaded stacks (a cross-reference between documents)",
+	"x-notification-url-scheme.yaml":    "a Notification URL is http(s), checked after ${VAR} expansion",
 }
 
 type corpusDoc struct {
@@ -85,23 +87,48 @@ func readCorpus(t *testing.T) []corpusDoc {
 	return out
 }
 
+// isNotification tells a Notification document from a Stack one: each kind
+// is checked against its own schema.
+func isNotification(doc json.RawMessage) bool {
+	var head struct {
+		Kind string `json:"kind"`
+	}
+	_ = json.Unmarshal(doc, &head)
+	return head.Kind == NotificationKind
+}
+
 // TestSchemaAgreesWithLoad runs the corpus under testdata/schema through
-// schemas/stack.schema.json with ajv and through Load (what dbops validate
-// runs), and requires the same verdict, except for notInSchema.
+// schemas/stack.schema.json (Notification documents through
+// schemas/notification.schema.json) with ajv and through Load (what dbops
+// validate runs), and requires the same verdict, except for notInSchema.
 func TestSchemaAgreesWithLoad(t *testing.T) {
 	corpus := readCorpus(t)
-	var all []json.RawMessage
+	var stacks, notes []json.RawMessage
 	for _, c := range corpus {
-		all = append(all, c.docs...)
+		for _, d := range c.docs {
+			if isNotification(d) {
+				notes = append(notes, d)
+			} else {
+				stacks = append(stacks, d)
+			}
+		}
 	}
-	verdicts := ajvtest.Validate(t, "schemas/stack.schema.json", all)
+	stackVerdicts := ajvtest.Validate(t, "schemas/stack.schema.json", stacks)
+	noteVerdicts := ajvtest.Validate(t, "schemas/notification.schema.json", notes)
+	if len(notes) < 10 {
+		t.Errorf("corpus: %d Notification documents, want at least 10", len(notes))
+	}
 	invalid, seen := 0, map[string]bool{}
 	for _, c := range corpus {
 		schemaOK := true
 		var why []string
-		for range c.docs {
-			v := verdicts[0]
-			verdicts = verdicts[1:]
+		for _, d := range c.docs {
+			var v ajvtest.Verdict
+			if isNotification(d) {
+				v, noteVerdicts = noteVerdicts[0], noteVerdicts[1:]
+			} else {
+				v, stackVerdicts = stackVerdicts[0], stackVerdicts[1:]
+			}
 			schemaOK = schemaOK && v.Valid
 			why = append(why, v.Errors...)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/loop"
+	"github.com/amanat/dbops/reconcile/notify"
 	"github.com/amanat/dbops/reconcile/pool"
 	"github.com/amanat/dbops/reconcile/shard"
 	"github.com/amanat/dbops/reconcile/source"
@@ -177,7 +178,12 @@ func (c *runCommand) run(ctx context.Context) error {
 	// the same options as plan and apply, plus what only the loop sets
 	o := c.options()
 	o.Concurrency, o.Grace, o.AllowRisky, o.Pool = 1, c.grace, c.allowRisky, plans
+	metrics := loop.NewMetrics()
+	notifier := notify.New(notify.Options{Logger: log, Count: metrics.CountNotification})
+	notifier.Start(ctx)
 	l := loop.New(loop.Options{
+		Metrics:     metrics,
+		Notify:      notifier,
 		Shard:       sh,
 		Source:      src,
 		Interval:    c.interval,

@@ -3,10 +3,12 @@ package loop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/amanat/dbops/reconcile/backup"
 	"github.com/amanat/dbops/reconcile/lock"
+	"github.com/amanat/dbops/reconcile/notify"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -121,16 +123,22 @@ func (l *Loop) runBackup(ctx context.Context, st *spec.Stack, job backup.Job, sc
 		res.Error = err.Error()
 		m.backupVerifyFailures.WithLabelValues(job.Stack, job.Name).Inc()
 		l.o.Logger.Error("backup failed verification; kept for inspection, not counted", "stack", job.Stack, "job", job.Name, "err", err)
+		l.o.Notify.Publish(notify.Event{Event: spec.EventBackupFailed, Stack: job.Stack,
+			Summary: fmt.Sprintf("backup %s failed verification", job.Name), Errors: maskAll([]string{err.Error()})})
 	case err != nil:
 		res.Error = err.Error()
 		m.backupFailures.WithLabelValues(job.Stack, job.Name).Inc()
 		l.o.Logger.Error("backup failed", "stack", job.Stack, "job", job.Name, "err", err)
+		l.o.Notify.Publish(notify.Event{Event: spec.EventBackupFailed, Stack: job.Stack,
+			Summary: fmt.Sprintf("backup %s failed", job.Name), Errors: maskAll([]string{err.Error()})})
 	default:
 		res.File, res.Size = man.File, man.Size
 		m.backupLastSuccess.WithLabelValues(job.Stack, job.Name).Set(float64(man.FinishedAt.Unix()))
 		m.backupDuration.WithLabelValues(job.Stack, job.Name).Set(man.Duration().Seconds())
 		m.backupSize.WithLabelValues(job.Stack, job.Name).Set(float64(man.Size))
 		l.o.Logger.Info("backup taken", "stack", job.Stack, "job", job.Name, "file", man.File, "size", man.Size, "duration", man.Duration().String())
+		l.o.Notify.Publish(notify.Event{Event: spec.EventBackupSucceeded, Stack: job.Stack,
+			Summary: fmt.Sprintf("backup %s taken: %s, %d bytes in %s", job.Name, man.File, man.Size, man.Duration().Round(time.Millisecond))})
 		res.Pruned = l.prune(ctx, job)
 	}
 	l.mu.Lock()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/notify"
 	"github.com/amanat/dbops/reconcile/shard"
 	"github.com/amanat/dbops/reconcile/source"
 	"github.com/amanat/dbops/spec"
@@ -48,6 +49,9 @@ type Options struct {
 	LockTTL time.Duration
 	// BackupConcurrency bounds backups running at once [2].
 	BackupConcurrency int
+	// Notify receives the loop's events for the Notification documents of
+	// the revision in force [none]. Its deliveries never block a cycle.
+	Notify *notify.Dispatcher
 	// Shard is this replica's share of the stacks: it reconciles and backs
 	// up only those shard.Of maps to its index [all of them].
 	Shard shard.Spec
@@ -266,6 +270,9 @@ func (l *Loop) fetch(ctx context.Context) {
 		}
 	}
 	l.current = next
+	if l.o.Notify != nil {
+		l.o.Notify.Configure(res.Notifications)
+	}
 	l.o.Metrics.revision.WithLabelValues(rev.ID).Set(1)
 	if l.rejected != nil {
 		l.o.Metrics.rejected.DeleteLabelValues(l.rejected.ID)
@@ -295,6 +302,9 @@ func (l *Loop) reject(id string, msgs []string, now time.Time) {
 	for _, m := range msgs {
 		l.o.Logger.Error("revision rejected; nothing of it is applied", "revision", id, "in_force", inForce, "err", m)
 	}
+	// reject runs once per revision: one notification per rejected commit.
+	l.o.Notify.Publish(notify.Event{Event: spec.EventRejected, Revision: id, Time: now,
+		Summary: fmt.Sprintf("revision rejected; %s stays in force", orNone(inForce)), Errors: maskAll(msgs)})
 }
 
 // own keeps the stacks of this replica's shard and updates the shard

@@ -19,6 +19,7 @@ type Metrics struct {
 	revision      *prometheus.GaugeVec
 	rejected      *prometheus.GaugeVec
 	fetchFailures prometheus.Counter
+	notifications *prometheus.CounterVec
 
 	shardInfo   *prometheus.GaugeVec
 	shardStacks *prometheus.GaugeVec
@@ -75,6 +76,10 @@ func NewMetrics() *Metrics {
 			Name: "dbops_rejected_revision_info",
 			Help: "The newest revision rejected because it failed to load, validate or verify (value 1; absent when none).",
 		}, []string{"revision"}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dbops_notifications_total",
+			Help: "Notification deliveries by provider (slack, webhook) and result (sent, failed, dropped).",
+		}, []string{"provider", "result"}),
 		fetchFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dbops_source_fetch_failures_total",
 			Help: "Failed fetches of the git repository or folder.",
@@ -106,7 +111,7 @@ func NewMetrics() *Metrics {
 	m.Registry.MustRegister(m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures,
 		m.backupVerifyFailures, m.backupsPruned, m.backupSkipped)
 	m.Registry.MustRegister(m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures,
-		m.lockHeld, m.revision, m.rejected, m.fetchFailures,
+		m.lockHeld, m.revision, m.rejected, m.fetchFailures, m.notifications,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -121,4 +126,9 @@ func (m *Metrics) forget(stack string) {
 	} {
 		v.DeletePartialMatch(l)
 	}
+}
+
+// CountNotification counts one delivery outcome (notify.Options.Count).
+func (m *Metrics) CountNotification(provider, result string) {
+	m.notifications.WithLabelValues(provider, result).Inc()
 }

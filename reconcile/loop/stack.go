@@ -26,6 +26,10 @@ type stackState struct {
 	// is not tried again until another revision is in force.
 	stalledAt string
 	adjusted  map[string]adjustment // Redis values the server stored differently
+	// notified is the reason and revision of the last state reported to
+	// receivers (failed, drift, deferred): a retry in the same state is not
+	// reported again. The Ready condition cannot tell: "applying" replaces it.
+	notified string
 }
 
 // outcome is the result of one stack cycle.
@@ -36,6 +40,7 @@ type outcome struct {
 	// stalled: a permanent error; retried on the next revision, not by backoff
 	stalled                bool
 	applied, failedChanges map[reconcile.Kind]int
+	changes                []string // applied, as "resource: before -> after"
 }
 
 // dispatch starts reconciling st unless it is already running, or backing
@@ -164,6 +169,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 			deferred = append(deferred, c.Resource+": "+c.Error)
 		case reconcile.StatusDone:
 			out.applied[c.Kind]++
+			out.changes = append(out.changes, changeLine(c.Resource, c.Before, c.After))
 			l.o.Logger.Info("applied", "stack", c.Stack, "resource", c.Resource, "before", c.Before, "after", c.After)
 		case reconcile.StatusFailed:
 			out.failedChanges[c.Kind]++
@@ -323,6 +329,7 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 		ready.Since = prev.Conditions[0].Since
 	}
 	s.status.Conditions = []Condition{ready}
+	l.notifyOutcome(s, name, rev, out, now)
 
 	if out.stalled {
 		// A failure, counted and logged once; no backoff retry.

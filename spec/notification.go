@@ -1,0 +1,198 @@
+package spec
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// NotificationKind identifies a Notification document: where `dbops run`
+// reports what it did.
+const NotificationKind = "Notification"
+
+// Notification types.
+const (
+	NotifySlack   = "slack"
+	NotifyWebhook = "webhook"
+	NotifyGitHub  = "github"
+	NotifyGitLab  = "gitlab"
+)
+
+// Events a Notification can subscribe to.
+const (
+	EventApplied         = "applied"
+	EventFailed          = "failed"
+	EventDrift           = "drift"
+	EventRejected        = "rejected"
+	EventDeferred        = "deferred"
+	EventBackupSucceeded = "backupSucceeded"
+	EventBackupFailed    = "backupFailed"
+)
+
+// DefaultEvents is what a Notification without events reports: failures only.
+var DefaultEvents = []string{EventFailed, EventRejected, EventBackupFailed}
+
+// Notification is one receiver of the loop's events.
+type Notification struct {
+	APIVersion string           `json:"apiVersion"`
+	Kind       string           `json:"kind"`
+	Metadata   Metadata         `json:"metadata"`
+	Spec       NotificationSpec `json:"spec"`
+
+	File string `json:"-"`
+}
+
+// NotificationSpec is a receiver's configuration. After Load, URL, Secret
+// and Token hold the expanded values (registered as secrets, so masked
+// wherever dbops prints) and Events is never empty.
+type NotificationSpec struct {
+	Type       string   `json:"type"`
+	URL        string   `json:"url,omitempty"`
+	Secret     string   `json:"secret,omitempty"`
+	Token      string   `json:"token,omitempty"`
+	Repository string   `json:"repository,omitempty"`
+	Project    string   `json:"project,omitempty"`
+	APIURL     string   `json:"apiURL,omitempty"`
+	Events     []string `json:"events,omitempty"`
+	Stacks     []string `json:"stacks,omitempty"`
+}
+
+// Wants reports whether the receiver subscribes to event for stack.
+func (n *Notification) Wants(event, stack string) bool {
+	return slices.Contains(n.Spec.Events, event) && (len(n.Spec.Stacks) == 0 || slices.Contains(n.Spec.Stacks, stack))
+}
+
+// documentKind returns the kind of a document, "" when it cannot be read
+// (loadDocument then reports why).
+func documentKind(doc document) string {
+	js, err := yaml.YAMLToJSONStrict(doc.data)
+	if err != nil {
+		return ""
+	}
+	var head struct {
+		Kind string `json:"kind"`
+	}
+	_ = json.Unmarshal(js, &head)
+	return head.Kind
+}
+
+// loadNotification decodes, expands and validates one Notification document.
+func loadNotification(file string, doc document, opts Options) (*Notification, ErrorList, []FieldError) {
+	fail := func(msg string) ErrorList {
+		return ErrorList{{File: file, Msg: fmt.Sprintf("document at line %d: %s", doc.line, msg)}}
+	}
+	js, err := yaml.YAMLToJSONStrict(doc.data)
+	if err != nil {
+		return nil, fail(err.Error()), nil
+	}
+	var generic any
+	if err := json.Unmarshal(js, &generic); err != nil {
+		return nil, fail(err.Error()), nil
+	}
+	name := stackName(generic)
+	sch, err := notificationSchema()
+	if err != nil {
+		panic(fmt.Sprintf("embedded notification schema: %v", err)) // a build defect, caught by tests
+	}
+	errs := schemaErrorsWith(sch, file, "", generic, doc.data)
+	for i := range errs {
+		// Errors name the notification where others name the stack, and
+		// never echo what was written in a credential field.
+		errs[i].Notification = name
+		if errs[i].Field == "spec.secret" || errs[i].Field == "spec.token" {
+			if strings.Contains(errs[i].Msg, "is not valid here") {
+				errs[i].Msg = "must be a ${VAR} or ${file:PATH} reference: credentials are not written in the repository (the value is not shown)"
+			}
+		}
+	}
+	if name == "" && len(errs) == 0 {
+		errs = fail("metadata.name is missing")
+	}
+	if len(errs) > 0 {
+		return nil, errs, nil
+	}
+	var n Notification
+	if err := json.Unmarshal(js, &n); err != nil {
+		return nil, fail(err.Error()), nil
+	}
+	n.File = file
+	name = n.Metadata.Name
+	var warns []FieldError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{File: file, Notification: name, Field: "spec." + field, Msg: fmt.Sprintf(format, args...)})
+	}
+	warn := func(field, msg string) {
+		warns = append(warns, FieldError{File: file, Notification: name, Field: "spec." + field, Msg: msg})
+	}
+	s := &n.Spec
+	if s.URL != "" {
+		// A Slack webhook URL is itself a credential: the whole value is masked.
+		s.URL = expandURL(s.URL, "url", file, opts, bad, warn, checkHTTPURL)
+		RegisterSecrets(s.URL)
+	}
+	if s.APIURL != "" {
+		s.APIURL = expandURL(s.APIURL, "apiURL", file, opts, bad, warn, checkHTTPURL)
+	}
+	for _, c := range []struct {
+		field string
+		val   *string
+	}{{"secret", &s.Secret}, {"token", &s.Token}} {
+		if *c.val == "" {
+			continue
+		}
+		e := expand(*c.val, file, opts)
+		switch {
+		case e.problem != "":
+			bad(c.field, "%s", e.problem)
+		case e.unset != "":
+			warn(c.field, e.unset)
+		default:
+			*c.val = e.out
+			RegisterSecrets(e.out)
+		}
+	}
+	if len(s.Events) == 0 {
+		s.Events = slices.Clone(DefaultEvents)
+	}
+	if len(errs) > 0 {
+		return nil, errs, warns
+	}
+	return &n, nil, warns
+}
+
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %s", RedactText(err.Error()))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("want an http:// or https:// URL with a host")
+	}
+	return nil
+}
+
+// checkNotifications checks what spans documents: unique names, and that
+// stacks names stacks that were loaded.
+func checkNotifications(ns []Notification, stacks []Stack) ErrorList {
+	var errs ErrorList
+	seen := map[string]string{}
+	for _, n := range ns {
+		label := n.Metadata.Name
+		if prev, ok := seen[n.Metadata.Name]; ok {
+			errs = append(errs, FieldError{File: n.File, Notification: label, Field: "metadata.name",
+				Msg: fmt.Sprintf("duplicate notification name, already defined in %s", prev)})
+		}
+		seen[n.Metadata.Name] = n.File
+		for i, name := range n.Spec.Stacks {
+			if !slices.ContainsFunc(stacks, func(s Stack) bool { return s.Metadata.Name == name }) {
+				errs = append(errs, FieldError{File: n.File, Notification: label, Field: fmt.Sprintf("spec.stacks[%d]", i),
+					Msg: fmt.Sprintf("no stack named %q is loaded: fix the name or remove it", name)})
+			}
+		}
+	}
+	return errs
+}
