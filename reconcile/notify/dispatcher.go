@@ -47,7 +47,6 @@ type Dispatcher struct {
 	targets []target
 	queue   chan job
 	done    chan struct{}
-	once    sync.Once
 }
 
 // New returns a dispatcher; Start runs its deliveries.
