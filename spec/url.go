@@ -219,8 +219,16 @@ func Redact(raw string) string {
 		return Hidden
 	}
 	if u.RawQuery != "" {
+		// An '@' or a key that is not a plain name means credentials written
+		// unescaped were read as the query (postgres://u?x:pw@h/db): hide it all.
+		if strings.Contains(u.RawQuery, "@") {
+			return Hidden
+		}
 		q := u.Query()
 		for k := range q {
+			if !queryKey.MatchString(k) {
+				return Hidden
+			}
 			if secretKey(k) {
 				q.Set(k, "xxxxx")
 			}
@@ -230,6 +238,8 @@ func Redact(raw string) string {
 	u.Fragment, u.RawFragment = "", ""
 	return u.Redacted()
 }
+
+var queryKey = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:@\s]*$`)
 
