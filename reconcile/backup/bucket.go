@@ -29,7 +29,7 @@ func runBucket(ctx context.Context, job Job, opts Options) (Manifest, error) {
 		return fail(err)
 	}
 	log := opts.log().With("stack", job.Stack, "job", job.Name)
-	if err := s.abortStale(ctx, jobPrefix(job.Stack, job.Name)); err != nil {
+	if _, err := s.abortStale(ctx, jobPrefix(job.Stack, job.Name)); err != nil {
 		log.Warn("unfinished uploads of an earlier run not aborted", "error", err)
 	}
 	objs, err := s.list(ctx)
@@ -72,12 +72,14 @@ func runBucket(ctx context.Context, job Job, opts Options) (Manifest, error) {
 	if err != nil {
 		pw.CloseWithError(err) // the upload is aborted
 		cancel()
-		<-uploaded // aborted: no object, no parts
+		<-uploaded
+		s.abortOwn(ctx, m.File, log)
 		return fail(err)
 	}
 	pw.Close()
 	up := <-uploaded
 	if up.err != nil {
+		s.abortOwn(ctx, m.File, log)
 		return fail(up.err)
 	}
 	m.FinishedAt, m.Size, m.SHA256, m.ETag = opts.now().UTC(), cw.c.size, cw.sum(), up.etag

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,10 +25,16 @@ import (
 
 // s3Dest returns an s3:// destination under a prefix of its own on the
 // shared S3 server, with the server's credentials.
+// destSeq numbers the destinations s3Dest hands out.
+var destSeq atomic.Int64
+
 func s3Dest(t *testing.T) (*testsrv.S3, string, *spec.S3) {
 	t.Helper()
 	srv := testsrv.SharedS3(t)
-	prefix := strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
+	// The server is shared by the package: a prefix per call keeps runs
+	// of -count=N apart.
+	prefix := strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(t.Name()), "-"), "-") +
+		fmt.Sprintf("-%d", destSeq.Add(1))
 	return srv, "s3://" + srv.Bucket + "/tests/" + prefix, &spec.S3{Endpoint: srv.Endpoint, Region: "us-east-1", PathStyle: true,
 		AccessKeyID: "${K}", SecretAccessKey: "${S}", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
@@ -24,6 +25,9 @@ import (
 const (
 	partSize      = 16 << 20
 	uploadThreads = 3
+	// abortTimeout bounds the clean-up of a failed upload, which runs
+	// after the run's own context may have ended.
+	abortTimeout = 30 * time.Second
 )
 
 // bucketStore is a job's s3://bucket/prefix: objects are named prefix/name,
@@ -210,17 +214,43 @@ func (s *bucketStore) remove(ctx context.Context, name string) error {
 	return s.wrap("delete "+name, err)
 }
 
-// abortStale aborts the job's unfinished multipart uploads that a killed
-// run left (a run that fails aborts its own), so no parts pile up.
-func (s *bucketStore) abortStale(ctx context.Context, prefix string) error {
+// abortOwn aborts what is left of a failed upload of name. A part still
+// being written when the client aborted can land after the abort (S3
+// documents that an upload may need aborting more than once), so the
+// abort is repeated until no unfinished upload of name is listed; it is
+// detached from ctx, which may have been cancelled, and bounded.
+func (s *bucketStore) abortOwn(ctx context.Context, name string, log *slog.Logger) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	var err error
+	for wait := 100 * time.Millisecond; ; wait *= 2 {
+		var n int
+		if n, err = s.abortStale(actx, name); err == nil && n == 0 {
+			return
+		}
+		select {
+		case <-actx.Done():
+			log.Warn("unfinished upload not aborted; the next run of the job aborts it", "file", name, "error", errors.Join(err, actx.Err()))
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// abortStale aborts the unfinished multipart uploads under prefix (those
+// a killed run left, or a failed run's own) so no parts pile up, and says
+// how many it found.
+func (s *bucketStore) abortStale(ctx context.Context, prefix string) (int, error) {
 	var errs []error
+	n := 0
 	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, s.key(prefix), false) {
 		if u.Err != nil {
-			return s.wrap("list unfinished uploads", u.Err)
+			return n, s.wrap("list unfinished uploads", u.Err)
 		}
+		n++
 		if err := s.c.RemoveIncompleteUpload(ctx, s.bucket, u.Key); err != nil {
 			errs = append(errs, s.wrap("abort unfinished upload "+u.Key, err))
 		}
 	}
-	return errors.Join(errs...)
+	return n, errors.Join(errs...)
 }
