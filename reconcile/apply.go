@@ -130,8 +130,14 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 		sr.Changes = append(sr.Changes, outcome(changes, StatusSkipped, "")...)
 		return sr
 	}
+	// An interrupted apply (Ctrl-C, shutdown) starts nothing new: each
+	// step below first checks ctx.
+	if res, stop := interrupted(ctx, changes); stop {
+		sr.Changes = append(sr.Changes, res...)
+		return sr
+	}
 	if len(cfg) > 0 {
-		sr.Changes = append(sr.Changes, applyRedis(ctx, st, sp, c, cfg)...)
+		sr.Changes = append(sr.Changes, o.around(cfg, func() []ChangeResult { return applyRedis(ctx, st, sp, c, cfg) })...)
 	}
 	if job := st.Spec.BackupBeforeMigrate; job != "" && len(migs) > 0 {
 		// The runbook's maintenance checklist: back up first. The plan holds
@@ -140,7 +146,7 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 		i := slices.IndexFunc(backups, func(ch Change) bool {
 			return ch.BeforeMigrate || ch.Kind == ResourceBackup && ch.Name == job
 		})
-		if i >= 0 {
+		if i >= 0 && ctx.Err() == nil {
 			res := applyBackups(ctx, st, backups[i:i+1], o)
 			sr.Changes = append(sr.Changes, res...)
 			backups = slices.Delete(backups, i, i+1)
@@ -151,8 +157,12 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 			}
 		}
 	}
+	if res, stop := interrupted(ctx, slices.Concat(record, migs, backups)); stop {
+		sr.Changes = append(sr.Changes, res...)
+		return sr
+	}
 	if len(record) > 0 { // before migrations: adoption covers what ran before dbops
-		sr.Changes = append(sr.Changes, applyRecord(ctx, st, c, record)...)
+		sr.Changes = append(sr.Changes, o.around(record, func() []ChangeResult { return applyRecord(ctx, st, c, record) })...)
 	}
 	if len(migs) > 0 {
 		res, err := applyMigrations(ctx, st, sp, c, migs, o)
@@ -166,6 +176,10 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 			sr.PostgresVersion = &v
 			sr.PostgresLevel = eng.Name(v)
 		}
+	}
+	if res, stop := interrupted(ctx, backups); stop {
+		sr.Changes = append(sr.Changes, res...)
+		return sr
 	}
 	if len(backups) > 0 {
 		sr.Changes = append(sr.Changes, applyBackups(ctx, st, backups, o)...)
@@ -222,16 +236,27 @@ func applyMigrations(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conn
 	if msg := blockedByDrift(ctx, st, c, p); msg != "" {
 		return outcome(migs, StatusFailed, msg), nil
 	}
+	fail := func(err error) string { return serverError("postgres", server, err, spec.Password(pg.URL)).Error() }
+	var base []Change
+	if p.Baseline != nil {
+		base = slices.DeleteFunc(slices.Clone(migs), func(c Change) bool { return c.Action != ActionBaseline })
+		for _, c := range base {
+			o.progress().Started(c)
+		}
+	}
 	done, err := postgres.EngineFor(pg.Migrations).Migrate(ctx, c.pg, p, o.grace(), postgres.MigrateOptions{
-		Open: postgres.OpenerFor(pg.URL, o.timeout()), Retry: o.LockRetry})
+		Open: postgres.OpenerFor(pg.URL, o.timeout()), Retry: o.LockRetry, Started: o.migrationStarted(migs, fail)})
 	var recErr error
 	if lerr := (*postgres.LedgerError)(nil); errors.As(err, &lerr) {
 		recErr = serverError("postgres", server, fmt.Errorf("migrations applied, but their checksums were not recorded (the next plan records them at adoption): %w", lerr.Err), spec.Password(pg.URL))
 		err = lerr.Migrate
 	}
-	out := migrationResults(migs, done, err, func(err error) string {
-		return serverError("postgres", server, err, spec.Password(pg.URL)).Error()
-	})
+	out := migrationResults(migs, done, err, fail)
+	for _, r := range out {
+		if r.Action == ActionBaseline {
+			o.progress().Finished(r)
+		}
+	}
 	if err == nil {
 		explainSkipped(ctx, pg, o, out)
 	}

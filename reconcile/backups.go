@@ -65,10 +65,16 @@ func applyBackups(ctx context.Context, st *spec.Stack, changes []Change, o Optio
 		if ch.Kind != ResourceBackup {
 			continue
 		}
+		if ctx.Err() != nil {
+			out = append(out, ChangeResult{Change: ch, Status: StatusSkipped, Error: NotStarted})
+			continue
+		}
+		o.progress().Started(ch)
 		res := ChangeResult{Change: ch, Status: StatusDone}
-		if err := runBackup(ctx, st, ch.Name, o); err != nil {
+		if err := runBackup(ctx, st, ch, o); err != nil {
 			res.Status, res.Error = StatusFailed, err.Error()
 		}
+		o.progress().Finished(res)
 		out = append(out, res)
 	}
 	planned := map[string]Change{}
@@ -109,10 +115,14 @@ func applyBackups(ctx context.Context, st *spec.Stack, changes []Change, o Optio
 }
 
 // runBackup takes and verifies one backup of the stack's job.
-func runBackup(ctx context.Context, st *spec.Stack, name string, o Options) error {
+func runBackup(ctx context.Context, st *spec.Stack, ch Change, o Options) error {
+	name := ch.Name
 	for _, b := range st.Spec.Backups {
 		if b.Name == name {
 			bo := o.Backup
+			if o.Progress != nil {
+				bo.Written = func(n int64) { o.Progress.Written(ch, n) }
+			}
 			if bo.ConnectTimeout == 0 {
 				bo.ConnectTimeout = o.timeout()
 			}

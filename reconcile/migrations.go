@@ -57,7 +57,7 @@ func migrationResults(migs []Change, done []postgres.Step, err error, fail func(
 			out[i].Status, out[i].Retries = StatusFailed, merr.Retries
 			out[i].Error = fail(err)
 		case errors.Is(err, postgres.ErrInterrupted):
-			out[i].Error = "not started: dbops is shutting down"
+			out[i].Error = NotStarted
 		case merr != nil:
 			out[i].Error = fmt.Sprintf("not applied: %s failed", merr.File)
 		case err != nil:

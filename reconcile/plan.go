@@ -162,6 +162,8 @@ type Options struct {
 	// Pool, when set, lends the plan its read-only sessions across cycles
 	// (`dbops run`); without it each plan connects and disconnects.
 	Pool *pool.Pool
+	// Progress, when set, hears of each change Apply starts and ends.
+	Progress Progress
 }
 
 func (o Options) now() time.Time {

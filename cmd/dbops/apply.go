@@ -2,21 +2,26 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/render"
+	"github.com/amanat/dbops/spec"
 )
 
 type applyCommand struct {
 	*env
 	autoApprove bool
 	allowRisky  bool
+	grace       time.Duration
+	interval    time.Duration // of "still running" lines; a flag so tests need not wait 10 s
 }
 
 func newApplyCommand(e *env) *cobra.Command {
@@ -36,7 +41,15 @@ goose migration applied is recorded beside goose's table (drizzle records its
 own hash).
 
 On a terminal it asks before applying; without a terminal it refuses unless
---auto-approve is given. Exit status: 0 when everything applied, 1 otherwise.
+--auto-approve is given. Each change is printed when it starts and when it
+ends, with its duration; one running longer than 10s says so every 10s. On
+a terminal a running backup shows the bytes written and the rate.
+
+Ctrl-C at the prompt cancels at once. Ctrl-C while applying starts no further
+change: the migration running gets --grace to finish, then its transaction is
+rolled back; apply says which, and exits 130.
+
+Exit status: 0 when everything applied, 1 otherwise, 130 when interrupted.
 
 Given a plan saved with ` + "`dbops plan --out PLAN.json`" + `, apply applies exactly that
 plan, without asking: it first observes again and refuses, naming what moved,
@@ -46,6 +59,9 @@ when the live state or the spec files no longer match the saved fingerprint.`,
 	}
 	cmd.Flags().BoolVar(&c.autoApprove, "auto-approve", false, "apply without asking")
 	cmd.Flags().BoolVar(&c.allowRisky, "allow-risky", false, "apply risky changes (down migrations, destructive SQL, risky Redis settings) outside maintenance windows")
+	cmd.Flags().DurationVar(&c.grace, "grace", reconcile.DefaultGrace, "on Ctrl-C, how long the running migration may finish before it is cancelled and rolled back")
+	cmd.Flags().DurationVar(&c.interval, "progress-interval", DefaultProgressInterval, "how often a long change says it is still running")
+	cmd.Flags().MarkHidden("progress-interval")
 	return cmd
 }
 
@@ -76,18 +92,59 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 			return exitError{code: 1, msg: "refusing to apply without --auto-approve: no terminal to ask for confirmation; nothing was changed"}
 		}
 		fmt.Fprint(c.stdout, "\nApply these changes? Only 'yes' is accepted: ")
-		answer, _ := bufio.NewReader(c.stdin).ReadString('\n')
+		answer, err := c.ask(cmd.Context())
+		if err != nil {
+			fmt.Fprintln(c.stdout)
+			return exitError{code: 130, msg: "apply cancelled; nothing was changed"}
+		}
 		if strings.TrimSpace(answer) != "yes" {
 			return exitError{code: 1, msg: "apply cancelled; nothing was changed"}
 		}
 	}
 	fmt.Fprintln(c.stdout)
-	result := reconcile.Apply(cmd.Context(), res.Stacks, plan, c.applyOptions())
-	render.ResultText(c.stdout, result, style)
+	result, err := c.apply(cmd.Context(), res.Stacks, plan)
+	if err != nil {
+		return err
+	}
 	if result.Failed() || plan.HasErrors() {
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+// ask reads the answer to the prompt; Ctrl-C (a cancelled ctx) ends the
+// wait at once rather than at the next Enter.
+func (c *applyCommand) ask(ctx context.Context) (string, error) {
+	answer := make(chan string, 1)
+	go func() { // left blocked on stdin if cancelled: the process exits
+		s, _ := bufio.NewReader(c.stdin).ReadString('\n')
+		answer <- s
+	}()
+	select {
+	case s := <-answer:
+		return s, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// apply applies the plan with progress lines; after Ctrl-C it says how the
+// change running then ended and exits 130.
+func (c *applyCommand) apply(ctx context.Context, stacks []spec.Stack, plan *reconcile.Plan) (*reconcile.Result, error) {
+	style := c.style()
+	p := newProgress(c.stdout, style, isTerminal(c.stdout), c.interval)
+	stop := context.AfterFunc(ctx, func() { p.interrupt(c.grace) })
+	o := c.applyOptions()
+	o.Progress = p
+	result := reconcile.Apply(ctx, stacks, plan, o)
+	stop()
+	p.close()
+	fmt.Fprintln(c.stdout)
+	render.ResultText(c.stdout, result, style)
+	if ctx.Err() != nil {
+		return result, exitError{code: 130, msg: "interrupted: " + strings.Join(p.interruptedOutcome(result), "; ")}
+	}
+	return result, nil
 }
 
 // readSaved reads a saved plan when the only argument is one.
@@ -125,8 +182,10 @@ func (c *applyCommand) applySaved(cmd *cobra.Command, file string, saved *reconc
 	}
 	render.PlanText(c.stdout, saved.Plan, c.style())
 	fmt.Fprintln(c.stdout)
-	result := reconcile.Apply(cmd.Context(), res.Stacks, saved.Plan, c.applyOptions())
-	render.ResultText(c.stdout, result, c.style())
+	result, err := c.apply(cmd.Context(), res.Stacks, saved.Plan)
+	if err != nil {
+		return err
+	}
 	if result.Failed() {
 		return exitError{code: 1}
 	}
@@ -136,5 +195,6 @@ func (c *applyCommand) applySaved(cmd *cobra.Command, file string, saved *reconc
 func (c *applyCommand) applyOptions() reconcile.Options {
 	o := c.options()
 	o.AllowRisky = c.allowRisky
+	o.Grace = c.grace
 	return o
 }

@@ -62,7 +62,7 @@ func runBucket(ctx context.Context, job Job, opts Options) (Manifest, error) {
 		uploaded <- result{strings.Trim(info.ETag, `"`), err}
 	}()
 	cw := newCheckedWriter(pw)
-	w, sealed, err := encryptTo(job, cw, &m)
+	w, sealed, err := encryptTo(job, opts.watch(cw), &m)
 	if err == nil {
 		err = dump(ctx, job, opts, w, &m)
 	}

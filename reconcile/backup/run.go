@@ -59,7 +59,7 @@ func Run(ctx context.Context, job Job, opts Options) (Manifest, error) {
 
 	m := Manifest{FormatVersion: ManifestFormat, Stack: job.Stack, Job: job.Name, Source: job.Source, StartedAt: opts.now().UTC()}
 	log.Info("backup started", "source", job.Source, "destination", job.Destination)
-	w, sealed, err := encryptTo(job, tf, &m)
+	w, sealed, err := encryptTo(job, opts.watch(tf), &m)
 	if err == nil {
 		err = dump(ctx, job, opts, w, &m)
 	}

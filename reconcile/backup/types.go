@@ -160,6 +160,30 @@ type Options struct {
 	// backups; default $DBOPS_AGE_IDENTITY_FILE, else the identity itself
 	// in $DBOPS_AGE_IDENTITY.
 	IdentityFile string
+	// Written, when set, hears the bytes written to the backup file so
+	// far, after each write (progress on a terminal).
+	Written func(total int64)
+}
+
+// watch reports what is written through w to o.Written.
+func (o Options) watch(w io.Writer) io.Writer {
+	if o.Written == nil {
+		return w
+	}
+	return &watched{w: w, report: o.Written}
+}
+
+type watched struct {
+	w      io.Writer
+	n      int64
+	report func(int64)
+}
+
+func (c *watched) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.report(c.n)
+	return n, err
 }
 
 func (o Options) now() time.Time {

@@ -285,7 +285,7 @@ func (e *drizzleEngine) Migrate(ctx context.Context, db *sql.DB, p Plan, grace t
 
 	retries := map[int64]int{}
 	for {
-		err := e.migrateOnce(runCtx, db, p, migs, byWhen, sessions)
+		err := e.migrateOnce(runCtx, db, p, migs, byWhen, sessions, o)
 		if err == nil {
 			done := slices.Clone(p.Steps)
 			for i := range done {
@@ -310,7 +310,7 @@ func (e *drizzleEngine) Migrate(ctx context.Context, db *sql.DB, p Plan, grace t
 }
 
 // migrateOnce is one attempt of Migrate: one transaction.
-func (e *drizzleEngine) migrateOnce(ctx context.Context, db *sql.DB, p Plan, migs []drizzleMigration, byWhen map[int64]*drizzleMigration, sessions map[int64]Session) error {
+func (e *drizzleEngine) migrateOnce(ctx context.Context, db *sql.DB, p Plan, migs []drizzleMigration, byWhen map[int64]*drizzleMigration, sessions map[int64]Session, o MigrateOptions) error {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
@@ -365,26 +365,37 @@ func (e *drizzleEngine) migrateOnce(ctx context.Context, db *sql.DB, p Plan, mig
 		return fmt.Errorf("%s moved since the plan (now at %s, planned from %s): plan again", e.shown(), e.Name(last.Int64), e.Name(p.From))
 	}
 	for _, s := range p.Steps {
-		m := byWhen[s.Version]
-		set := sessions[m.When].params()
-		if _, err := tx.ExecContext(ctx, "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
-			set["lock_timeout"], set["statement_timeout"]); err != nil {
-			return &MigrationError{File: m.File(), Version: m.When, Err: err}
-		}
-		for _, stmt := range strings.Split(m.text, spec.Breakpoint) {
-			if strings.TrimSpace(stmt) == "" {
-				continue // drizzle sends it too; the server does nothing with it
-			}
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return &MigrationError{File: m.File(), Version: m.When, Err: err}
-			}
-		}
-		if _, err := tx.ExecContext(ctx, insert, m.hash, m.When); err != nil {
-			return &MigrationError{File: m.File(), Version: m.When, Err: err}
+		// Progress per migration; all of them commit together below.
+		end := o.started(s)
+		err := e.runOne(ctx, tx, byWhen[s.Version], sessions, insert)
+		end(err)
+		if err != nil {
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// runOne runs one drizzle migration inside the apply's transaction.
+func (e *drizzleEngine) runOne(ctx context.Context, tx *sql.Tx, m *drizzleMigration, sessions map[int64]Session, insert string) error {
+	set := sessions[m.When].params()
+	if _, err := tx.ExecContext(ctx, "SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+		set["lock_timeout"], set["statement_timeout"]); err != nil {
+		return &MigrationError{File: m.File(), Version: m.When, Err: err}
+	}
+	for _, stmt := range strings.Split(m.text, spec.Breakpoint) {
+		if strings.TrimSpace(stmt) == "" {
+			continue // drizzle sends it too; the server does nothing with it
+		}
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return &MigrationError{File: m.File(), Version: m.When, Err: err}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, insert, m.hash, m.When); err != nil {
+		return &MigrationError{File: m.File(), Version: m.When, Err: err}
 	}
 	return nil
 }

@@ -25,11 +25,12 @@ var ErrInterrupted = errors.New("stopped between migrations on request")
 // says NO TRANSACTION. On failure the error names the file and carries the
 // server's message; the database stays at the last good version.
 //
-// Steps run in batches: consecutive transactional migrations in one goose
-// call, each NO TRANSACTION migration on its own. Cancelling ctx stops
-// Migrate before the next batch; the batch running is given grace to finish
-// before its statement is cancelled too, which rolls back the transaction
-// of the migration under way. Only a NO TRANSACTION migration that overruns
+// Steps run in batches: consecutive migrations with the same session
+// settings share connections, each NO TRANSACTION migration on its own;
+// within a batch goose runs one migration per call. Cancelling ctx stops
+// Migrate before the next migration; the one running is given grace to
+// finish before its statement is cancelled too, which rolls back its
+// transaction. Only a NO TRANSACTION migration that overruns
 // grace can be cut half-way, as it would be by any client.
 //
 // Each batch runs on connections opened by o.Open with the lock_timeout and
@@ -99,31 +100,51 @@ func runBatch(ctx, runCtx context.Context, db *sql.DB, m *spec.Migrations, b bat
 	// No p.Close(): it closes db, which the caller still uses (to observe
 	// the level reached, or to put a first failed apply back).
 
-	last := b.steps[len(b.steps)-1]
-	retries := map[int64]int{}
 	var done []Step
+	for _, s := range b.steps {
+		// Between two migrations, even of one batch: an interrupted apply
+		// stops before the next one.
+		if ctx.Err() != nil {
+			return done, ErrInterrupted
+		}
+		end := o.started(s)
+		ran, err := runStep(ctx, runCtx, p, b, s, o)
+		end(err)
+		done = append(done, ran...)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// runStep runs one migration through goose, retrying it when it timed out
+// waiting for a lock.
+func runStep(ctx, runCtx context.Context, p *goose.Provider, b batch, s Step, o MigrateOptions) ([]Step, error) {
+	retries := 0
 	for {
 		var results []*goose.MigrationResult
-		if last.Down {
-			results, err = p.DownTo(runCtx, last.Version-1) // everything above last is in b
+		var err error
+		if s.Down {
+			results, err = p.DownTo(runCtx, s.Version-1)
 		} else {
-			results, err = p.UpTo(runCtx, last.Version)
+			results, err = p.UpTo(runCtx, s.Version)
 		}
 		var perr *goose.PartialError
 		if errors.As(err, &perr) {
 			results = perr.Applied
 		}
+		var done []Step
 		for _, r := range results {
-			done = append(done, Step{Version: r.Source.Version, File: path.Base(r.Source.Path), Down: r.Direction == "down", Retries: retries[r.Source.Version]})
+			done = append(done, Step{Version: r.Source.Version, File: path.Base(r.Source.Path), Down: r.Direction == "down", Retries: retries})
 		}
 		if err == nil {
 			return done, nil
 		}
-		merr := &MigrationError{File: b.steps[0].File, Version: b.steps[0].Version, Err: err}
+		merr := &MigrationError{File: s.File, Version: s.Version, Err: err, Retries: retries}
 		if perr != nil {
-			merr = &MigrationError{File: path.Base(perr.Failed.Source.Path), Version: perr.Failed.Source.Version, Err: perr.Err}
+			merr = &MigrationError{File: path.Base(perr.Failed.Source.Path), Version: perr.Failed.Source.Version, Err: perr.Err, Retries: retries}
 		}
-		merr.Retries = retries[merr.Version]
 		if !IsLockTimeout(err) {
 			return done, merr
 		}
@@ -135,8 +156,8 @@ func runBatch(ctx, runCtx context.Context, db *sql.DB, m *spec.Migrations, b bat
 			merr.Note = fmt.Sprintf("gave up after %d retries with %s; %s", merr.Retries, b.session, lockHint)
 			return done, merr
 		}
-		retries[merr.Version]++
-		if sleep(ctx, o.Retry.delay(retries[merr.Version])) != nil {
+		retries++
+		if sleep(ctx, o.Retry.delay(retries)) != nil {
 			return done, ErrInterrupted // the failed migration was rolled back
 		}
 	}

@@ -122,6 +122,16 @@ type MigrateOptions struct {
 	// when nil, migrations run on the db given, with the server's settings.
 	Open  Opener
 	Retry Retry
+	// Started, when set, is called as each migration starts; the func it
+	// returns is called when the migration ends, with its error.
+	Started func(Step) func(error)
+}
+
+func (o MigrateOptions) started(s Step) func(error) {
+	if o.Started == nil {
+		return func(error) {}
+	}
+	return o.Started(s)
 }
 
 // IsLockTimeout reports whether err is PostgreSQL's lock_not_available.

@@ -199,10 +199,7 @@ func ResultText(w io.Writer, r *reconcile.Result, s Style) {
 		}
 		fmt.Fprintf(w, "%s %s\n", s.bold("stack"), s.bold(sr.Stack))
 		for _, c := range sr.Changes {
-			label := string(c.Action) + " " + c.Name
-			if c.Kind == reconcile.ResourceRedisConfig {
-				label = fmt.Sprintf("%s = %s", c.Name, quote(c.After))
-			}
+			label := Label(c.Change)
 			if c.Retries > 0 {
 				label += fmt.Sprintf(" (retried %d× after lock timeout)", c.Retries)
 			}
@@ -237,3 +234,17 @@ func ResultText(w io.Writer, r *reconcile.Result, s Style) {
 	}
 	fmt.Fprintf(w, "Apply: %d done, %d failed, %d not applied.\n", done, failed, skipped)
 }
+
+// Label names a change in apply's output: "up 00001_users.sql",
+// "maxmemory = 128mb", "backup pg".
+func Label(c reconcile.Change) string {
+	if c.Kind == reconcile.ResourceRedisConfig {
+		return fmt.Sprintf("%s = %s", c.Name, quote(c.After))
+	}
+	return string(c.Action) + " " + c.Name
+}
+
+// Bold, Green and Red colour text as the plan does (progress lines).
+func (s Style) Bold(t string) string  { return s.bold(t) }
+func (s Style) Green(t string) string { return s.green(t) }
+func (s Style) Red(t string) string   { return s.red(t) }
