@@ -19,8 +19,9 @@ import (
 
 // Options control how Load resolves a spec.
 type Options struct {
-	// Root bounds migration dirs for files outside a git work tree;
-	// the current directory when empty.
+	// Root bounds migration dirs for files outside a git work tree; when
+	// empty, the folder of the path each file was found under (the path
+	// itself when it is a folder).
 	Root string
 	// Getenv looks up ${VAR}; os.LookupEnv when nil.
 	Getenv func(string) (string, bool)
@@ -45,9 +46,6 @@ func Load(paths []string, opts Options) (*Result, error) {
 	if opts.Getenv == nil {
 		opts.Getenv = os.LookupEnv
 	}
-	if opts.Root == "" {
-		opts.Root = "."
-	}
 	files, err := findFiles(paths)
 	if err != nil {
 		return nil, err
@@ -55,7 +53,11 @@ func Load(paths []string, opts Options) (*Result, error) {
 	res := &Result{Files: files}
 	var errs ErrorList
 	seen := map[string]string{}
+	given := opts.Root
 	for _, file := range files {
+		if given == "" {
+			opts.Root = rootOf(file, paths)
+		}
 		data, err := readSpecFile(file)
 		if err != nil {
 			errs = append(errs, FieldError{File: file, Msg: err.Error()})
@@ -102,6 +104,20 @@ func Load(paths []string, opts Options) (*Result, error) {
 		return res, errs
 	}
 	return res, nil
+}
+
+// rootOf is the default repository root of file outside git: the folder
+// of the path it was found under.
+func rootOf(file string, paths []string) string {
+	for _, p := range paths {
+		if file == p {
+			return filepath.Dir(p)
+		}
+		if rel, err := filepath.Rel(p, file); err == nil && !strings.HasPrefix(rel, "..") {
+			return p
+		}
+	}
+	return filepath.Dir(file)
 }
 
 // findFiles expands folders into the YAML files below them, sorted.

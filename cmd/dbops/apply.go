@@ -27,7 +27,7 @@ type applyCommand struct {
 func newApplyCommand(e *env) *cobra.Command {
 	c := &applyCommand{env: e}
 	cmd := &cobra.Command{
-		Use:   "apply PATH... | apply PLAN.json",
+		Use:   "apply [PATH...] | apply PLAN.json",
 		Short: "Make the live servers match the spec",
 		Long: `Apply plans as plan does, shows the plan and, once approved, applies it: the
 Redis parameters of a stack in one CONFIG SET (then CONFIG REWRITE where the
@@ -54,7 +54,7 @@ Exit status: 0 when everything applied, 1 otherwise, 130 when interrupted.
 Given a plan saved with ` + "`dbops plan --out PLAN.json`" + `, apply applies exactly that
 plan, without asking: it first observes again and refuses, naming what moved,
 when the live state or the spec files no longer match the saved fingerprint.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
 	}
 	cmd.Flags().BoolVar(&c.autoApprove, "auto-approve", false, "apply without asking")
@@ -66,15 +66,15 @@ when the live state or the spec files no longer match the saved fingerprint.`,
 }
 
 func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
-	if saved, ok, err := readSaved(args); ok || err != nil {
+	if saved, ok, err := readSaved(c.paths(args)); ok || err != nil {
 		if err != nil {
 			return exitError{code: 1, msg: err.Error()}
 		}
-		return c.applySaved(cmd, args[0], saved)
+		return c.applySaved(cmd, c.paths(args)[0], saved)
 	}
 	style := c.style()
 	interactive := isTerminal(c.stdin) && isTerminal(c.stdout)
-	res, err := c.load(args, false)
+	res, err := c.load(c.paths(args), false)
 	if err != nil {
 		return err
 	}

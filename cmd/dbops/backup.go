@@ -25,8 +25,8 @@ type backupTarget struct {
 
 // offline: the command reads only the backup folders, so unset ${VAR}s in
 // the stack's URLs are warnings, as for validate.
-func (e *env) backupTargets(sel string, needJob, offline bool) ([]backupTarget, error) {
-	res, err := e.load(e.specPaths, offline)
+func (e *env) backupTargets(sel string, paths []string, needJob, offline bool) ([]backupTarget, error) {
+	res, err := e.load(paths, offline)
 	if err != nil {
 		return nil, err
 	}
@@ -48,14 +48,13 @@ func (e *env) backupTargets(sel string, needJob, offline bool) ([]backupTarget, 
 		}
 	}
 	if len(out) == 0 && sel != "" {
-		return nil, exitError{code: 1, msg: fmt.Sprintf("no backup job %q in %s", sel, strings.Join(e.specPaths, ", "))}
+		return nil, exitError{code: 1, msg: fmt.Sprintf("no backup job %q in %s", sel, strings.Join(paths, ", "))}
 	}
 	return out, nil
 }
 
 func newBackupCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "backup", Short: "Take and list the backups the spec schedules"}
-	cmd.PersistentFlags().StringSliceVarP(&e.specPaths, "file", "f", []string{"."}, "spec files or folders holding the stacks")
 	cmd.AddCommand(newBackupRunCommand(e), newBackupListCommand(e), newBackupDrillCommand(e))
 	return cmd
 }
@@ -63,11 +62,11 @@ func newBackupCommand(e *env) *cobra.Command {
 func newBackupRunCommand(e *env) *cobra.Command {
 	var skipVerify bool
 	cmd := &cobra.Command{
-		Use:   "run STACK/JOB",
+		Use:   "run STACK/JOB [PATH...]",
 		Short: "Take and verify a backup now, whatever the schedule",
-		Args:  cobra.ExactArgs(1),
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := e.backupTargets(args[0], true, false)
+			targets, err := e.backupTargets(args[0], e.paths(args[1:]), true, false)
 			if err != nil {
 				return err
 			}
@@ -95,15 +94,23 @@ func newBackupRunCommand(e *env) *cobra.Command {
 func newBackupListCommand(e *env) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "list [STACK[/JOB]]",
+		Use:   "list [STACK[/JOB]] [PATH...]",
 		Short: "List backups with their verification state",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `List lists every backup of the jobs selected (all, a stack's, or one job), with
+its verification state. A first argument that names an existing file or
+folder is a PATH, not a selector.`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sel := ""
-			if len(args) == 1 {
-				sel = args[0]
+			if err := checkFormat(format, "text", "json"); err != nil {
+				return err
 			}
-			targets, err := e.backupTargets(sel, false, true)
+			sel := ""
+			if len(args) > 0 {
+				if _, err := os.Stat(args[0]); err != nil {
+					sel, args = args[0], args[1:]
+				}
+			}
+			targets, err := e.backupTargets(sel, e.paths(args), false, true)
 			if err != nil {
 				return err
 			}
@@ -155,7 +162,7 @@ func newRestoreCommand(e *env) *cobra.Command {
 	var id, toURL, redisDir, redisStart, redisStop, identityFile string
 	var clean bool
 	cmd := &cobra.Command{
-		Use:   "restore STACK/JOB --to-url URL [--backup ID] [--clean] [--redis-dir DIR --redis-start CMD [--redis-stop CMD]]",
+		Use:   "restore STACK/JOB [PATH...] --to-url URL [--backup ID] [--clean] [--redis-dir DIR --redis-start CMD [--redis-stop CMD]]",
 		Short: "Restore a backup: Postgres with pg_restore, Redis by replacing dump.rdb",
 		Long: `Restore restores the newest verified backup of a job (or --backup ID) into the
 database at --to-url with pg_restore, in a single transaction. It refuses to
@@ -169,9 +176,9 @@ prints the manual procedure. With --redis-dir (the server's data directory),
 procedure itself: AOF off in the config file for the restart, stop
 (--redis-stop, default SHUTDOWN NOSAVE), dump.rdb replaced (the old one and
 the AOF folder moved aside), start, key count checked, AOF back on.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := e.backupTargets(args[0], true, true) // restores into --to-url, not the stack's URL
+			targets, err := e.backupTargets(args[0], e.paths(args[1:]), true, true) // restores into --to-url, not the stack's URL
 			if err != nil {
 				return err
 			}
@@ -232,7 +239,6 @@ the AOF folder moved aside), start, key count checked, AOF back on.`,
 	}
 	cmd.Flags().StringVar(&id, "backup", "", "backup ID (see dbops backup list); default: the newest verified one")
 	cmd.Flags().StringVar(&toURL, "to-url", "", "postgres:// URL of the database, or redis:// URL of the server, to restore into (${VAR} is not expanded; use your shell)")
-	cmd.Flags().StringSliceVarP(&e.specPaths, "file", "f", []string{"."}, "spec files or folders holding the stacks")
 	cmd.Flags().BoolVar(&clean, "clean", false, "drop the backup's objects first, allowing a restore over a database that has tables")
 	cmd.Flags().StringVar(&redisDir, "redis-dir", "", "Redis: the server's data directory (CONFIG GET dir); dbops then restores the RDB itself")
 	cmd.Flags().StringVar(&redisStart, "redis-start", "", "Redis: shell command that starts the server and returns (with --redis-dir)")

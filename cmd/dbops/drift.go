@@ -17,7 +17,7 @@ func newDriftCommand(e *env) *cobra.Command {
 	var format string
 	var showSQL bool
 	cmd := &cobra.Command{
-		Use:   "drift STACK PATH...",
+		Use:   "drift STACK [PATH...]",
 		Short: "Compare a stack's live schema with what its applied migrations produce",
 		Long: `Drift replays the migrations applied to the stack's database (up to its live
 level) into a scratch database dbops_drift_<random>, created and always dropped on
@@ -32,12 +32,12 @@ With --sql, each item carries the SQL that would make the live database match,
 for a human to review; dbops never runs it. Exit status 0: no drift; 2: drift found; 1: error.
 
 STACK is the metadata.name of a stack in the spec files at PATH.`,
-		Args: cobra.MinimumNArgs(2),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "text" && format != "json" {
-				return exitError{code: 1, msg: fmt.Sprintf("--format %q: use text or json", format)}
+			if err := checkFormat(format, "text", "json"); err != nil {
+				return err
 			}
-			res, err := e.load(args[1:], false)
+			res, err := e.load(e.paths(args[1:]), false)
 			if err != nil {
 				return err
 			}
@@ -48,7 +48,7 @@ STACK is the metadata.name of a stack in the spec files at PATH.`,
 				for j, st := range res.Stacks {
 					names[j] = st.Metadata.Name
 				}
-				return exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", args[0], strings.Join(args[1:], ", "), strings.Join(names, ", "))}
+				return exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", args[0], strings.Join(e.paths(args[1:]), ", "), strings.Join(names, ", "))}
 			}
 			st := &res.Stacks[i]
 			r, err := reconcile.Drift(cmd.Context(), st, e.options())

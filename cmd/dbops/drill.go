@@ -13,16 +13,19 @@ import (
 func newBackupDrillCommand(e *env) *cobra.Command {
 	var format, identityFile string
 	cmd := &cobra.Command{
-		Use:   "drill STACK/JOB",
+		Use:   "drill STACK/JOB [PATH...]",
 		Short: "Restore the newest verified backup into a scratch database now and measure the recovery time",
 		Long: `drill restores the job's newest verified backup as its scheduled drill does:
 Postgres into a scratch database on the job's server (row counts against the
 manifest, then the drill's SQL checks), Redis into a throwaway redis-server
 (key count); then it drops the copy and prints the recovery time (download +
 restore + checks). Exit 1 when the drill fails.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := e.backupTargets(args[0], true, false)
+			if err := checkFormat(format, "text", "json"); err != nil {
+				return err
+			}
+			targets, err := e.backupTargets(args[0], e.paths(args[1:]), true, false)
 			if err != nil {
 				return err
 			}

@@ -17,7 +17,7 @@ func newMigrationsCommand(e *env) *cobra.Command {
 		Short: "Maintain the migration bookkeeping of a stack",
 	}
 	cmd.AddCommand(&cobra.Command{
-		Use:   "repair STACK PATH...",
+		Use:   "repair STACK [PATH...]",
 		Short: "Re-record the checksums of a stack's applied migrations as the files are now",
 		Long: `Repair accepts edits of already-applied migrations. dbops records the SHA-256 of
 every goose migration it applies (in a ledger table beside goose's version table),
@@ -28,9 +28,9 @@ marked "repair" with the time, and prints each one. goose's own table is not
 touched.
 
 STACK is the metadata.name of a stack in the spec files at PATH.`,
-		Args: cobra.MinimumNArgs(2),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := e.load(args[1:], false)
+			res, err := e.load(e.paths(args[1:]), false)
 			if err != nil {
 				return err
 			}
@@ -41,7 +41,7 @@ STACK is the metadata.name of a stack in the spec files at PATH.`,
 				for j, st := range res.Stacks {
 					names[j] = st.Metadata.Name
 				}
-				return exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", args[0], strings.Join(args[1:], ", "), strings.Join(names, ", "))}
+				return exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", args[0], strings.Join(e.paths(args[1:]), ", "), strings.Join(names, ", "))}
 			}
 			st := &res.Stacks[i]
 			rows, err := reconcile.Repair(cmd.Context(), st, e.options())

@@ -23,7 +23,7 @@ type planCommand struct {
 func newPlanCommand(e *env) *cobra.Command {
 	c := &planCommand{env: e}
 	cmd := &cobra.Command{
-		Use:   "plan PATH...",
+		Use:   "plan [PATH...]",
 		Short: "Show how the live servers differ from the spec; writes nothing",
 		Long: `Plan observes each stack's PostgreSQL and Redis with read-only queries and
 prints every change apply would make: each Redis parameter that differs
@@ -32,7 +32,7 @@ The Postgres session is opened with default_transaction_read_only=on.
 
 Exit status: 0 on success, 1 on error. With --detailed-exitcode: 0 no changes,
 1 error, 2 changes pending.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
 	}
 	cmd.Flags().StringVar(&c.format, "format", "text", "output format: text, json (schemas/plan.schema.json) or markdown (for a pull request comment)")
@@ -43,11 +43,11 @@ Exit status: 0 on success, 1 on error. With --detailed-exitcode: 0 no changes,
 }
 
 func (c *planCommand) run(cmd *cobra.Command, args []string) error {
-	if c.format != "text" && c.format != "json" && c.format != "markdown" {
-		return exitError{code: 1, msg: fmt.Sprintf("--format %q: use text, json or markdown", c.format)}
+	if err := checkFormat(c.format, "text", "json", "markdown"); err != nil {
+		return err
 	}
 	style := c.style()
-	res, err := c.load(args, false)
+	res, err := c.load(c.paths(args), false)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (c *planCommand) run(cmd *cobra.Command, args []string) error {
 		render.PlanText(c.stdout, plan, style)
 	}
 	if c.out != "" {
-		if err := c.save(plan, args, res.Files); err != nil {
+		if err := c.save(plan, c.paths(args), res.Files); err != nil {
 			return exitError{code: 1, msg: err.Error()}
 		}
 	}

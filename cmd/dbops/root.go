@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,7 +42,8 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.SetIn(e.stdin)
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.PersistentFlags().StringVar(&e.root, "root", ".", "repository root bounding migration dirs, for spec files outside a git work tree")
+	root.PersistentFlags().StringVar(&e.root, "root", "", "repository root bounding migration dirs, for spec files outside a git work tree (default: the folder of each PATH)")
+	root.PersistentFlags().StringSliceVarP(&e.specPaths, "file", "f", nil, "stack files or folders, as PATH arguments are (repeatable; default: the current folder)")
 	root.PersistentFlags().DurationVar(&e.connectTimeout, "connect-timeout", spec.DefaultConnectTimeout, "timeout for connecting to each server")
 	root.PersistentFlags().StringVar(&e.pgDump, "pg-dump", "", "pg_dump binary for backups (default: pg_dump on PATH)")
 	root.PersistentFlags().BoolVar(&e.noBackups, "skip-backups", false, "leave backup jobs out of plan and apply (e.g. a CI runner without the backup volume)")
@@ -50,7 +52,20 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newRunCommand(e), newHealthcheckCommand(e), newVersionCommand(e))
 	root.AddCommand(newMigrationsCommand(e))
 	root.AddCommand(newDriftCommand(e))
+	root.Version = currentBuild().String()
+	root.SetVersionTemplate("{{.Version}}\n")
+	strictGroups(root)
 	return root
+}
+
+// paths are the stack files and folders given, as PATH arguments or with
+// -f, the same on every command; the current folder when none.
+func (e *env) paths(args []string) []string {
+	out := append(slices.Clone(args), e.specPaths...)
+	if len(out) == 0 {
+		return []string{"."}
+	}
+	return out
 }
 
 // load reads and validates the spec. Offline validation keeps unset ${VAR}s
