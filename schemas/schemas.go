@@ -22,3 +22,18 @@ var Drift []byte
 //
 //go:embed notification.schema.json
 var Notification []byte
+
+// Apply, Validate, BackupRun, BackupList and Restore are the JSON Schemas of
+// the --format json output of those commands.
+var (
+	//go:embed apply.schema.json
+	Apply []byte
+	//go:embed validate.schema.json
+	Validate []byte
+	//go:embed backup-run.schema.json
+	BackupRun []byte
+	//go:embed backup-list.schema.json
+	BackupList []byte
+	//go:embed restore.schema.json
+	Restore []byte
+)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -22,6 +23,16 @@ type applyCommand struct {
 	allowRisky  bool
 	grace       time.Duration
 	interval    time.Duration // of "still running" lines; a flag so tests need not wait 10 s
+	format      string
+}
+
+// human is where the plan, the progress and the summary go: stdout, or
+// stderr when stdout carries JSON.
+func (c *applyCommand) human() io.Writer {
+	if c.format == "json" {
+		return c.stderr
+	}
+	return c.stdout
 }
 
 func newApplyCommand(e *env) *cobra.Command {
@@ -59,6 +70,7 @@ when the live state or the spec files no longer match the saved fingerprint.`,
 	}
 	cmd.Flags().BoolVar(&c.autoApprove, "auto-approve", false, "apply without asking")
 	cmd.Flags().BoolVar(&c.allowRisky, "allow-risky", false, "apply risky changes (down migrations, destructive SQL, risky Redis settings) outside maintenance windows")
+	cmd.Flags().StringVar(&c.format, "format", "text", "output format: text, or json (schemas/apply.schema.json) on stdout with the plan and progress on stderr; json needs --auto-approve or a saved plan")
 	cmd.Flags().DurationVar(&c.grace, "grace", reconcile.DefaultGrace, "on Ctrl-C, how long the running migration may finish before it is cancelled and rolled back")
 	cmd.Flags().DurationVar(&c.interval, "progress-interval", DefaultProgressInterval, "how often a long change says it is still running")
 	cmd.Flags().MarkHidden("progress-interval")
@@ -66,42 +78,49 @@ when the live state or the spec files no longer match the saved fingerprint.`,
 }
 
 func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
+	if err := checkFormat(c.format, "text", "json"); err != nil {
+		return err
+	}
 	if saved, ok, err := readSaved(c.paths(args)); ok || err != nil {
 		if err != nil {
 			return exitError{code: 1, msg: err.Error()}
 		}
 		return c.applySaved(cmd, c.paths(args)[0], saved)
 	}
-	style := c.style()
-	interactive := isTerminal(c.stdin) && isTerminal(c.stdout)
+	h := c.human()
+	style := c.styleFor(h)
+	interactive := isTerminal(c.stdin) && isTerminal(h)
 	res, err := c.load(c.paths(args), false)
 	if err != nil {
 		return err
 	}
 	c.guard(res.Stacks)
 	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.applyOptions())
-	render.PlanText(c.stdout, plan, style)
+	render.PlanText(h, plan, style)
 	if !plan.HasChanges() {
+		if err := c.writeJSON(unapplied(plan), false); err != nil {
+			return err
+		}
 		if plan.HasErrors() {
 			return exitError{code: 1}
 		}
 		return nil
 	}
 	if !c.autoApprove {
-		if !interactive {
-			return exitError{code: 1, msg: "refusing to apply without --auto-approve: no terminal to ask for confirmation; nothing was changed"}
+		if !interactive || c.format == "json" {
+			return exitError{code: 1, msg: "refusing to apply without --auto-approve: no terminal to ask for confirmation (or --format json); nothing was changed"}
 		}
-		fmt.Fprint(c.stdout, "\nApply these changes? Only 'yes' is accepted: ")
+		fmt.Fprint(h, "\nApply these changes? Only 'yes' is accepted: ")
 		answer, err := c.ask(cmd.Context())
 		if err != nil {
-			fmt.Fprintln(c.stdout)
+			fmt.Fprintln(h)
 			return exitError{code: 130, msg: "apply cancelled; nothing was changed"}
 		}
 		if strings.TrimSpace(answer) != "yes" {
 			return exitError{code: 1, msg: "apply cancelled; nothing was changed"}
 		}
 	}
-	fmt.Fprintln(c.stdout)
+	fmt.Fprintln(h)
 	result, err := c.apply(cmd.Context(), res.Stacks, plan)
 	if err != nil {
 		return err
@@ -131,20 +150,55 @@ func (c *applyCommand) ask(ctx context.Context) (string, error) {
 // apply applies the plan with progress lines; after Ctrl-C it says how the
 // change running then ended and exits 130.
 func (c *applyCommand) apply(ctx context.Context, stacks []spec.Stack, plan *reconcile.Plan) (*reconcile.Result, error) {
-	style := c.style()
-	p := newProgress(c.stdout, style, isTerminal(c.stdout), c.interval)
+	h := c.human()
+	style := c.styleFor(h)
+	p := newProgress(h, style, isTerminal(h), c.interval)
 	stop := context.AfterFunc(ctx, func() { p.interrupt(c.grace) })
 	o := c.applyOptions()
 	o.Progress = p
 	result := reconcile.Apply(ctx, stacks, plan, o)
 	stop()
 	p.close()
-	fmt.Fprintln(c.stdout)
-	render.ResultText(c.stdout, result, style)
+	fmt.Fprintln(h)
+	render.ResultText(h, result, style)
+	if err := c.writeJSON(result, ctx.Err() != nil); err != nil {
+		return result, err
+	}
 	if ctx.Err() != nil {
 		return result, exitError{code: 130, msg: "interrupted: " + strings.Join(p.interruptedOutcome(result), "; ")}
 	}
 	return result, nil
+}
+
+// applyDoc is apply's JSON output (schemas/apply.schema.json).
+type applyDoc struct {
+	FormatVersion string                  `json:"formatVersion"`
+	Interrupted   bool                    `json:"interrupted"`
+	Stacks        []reconcile.StackResult `json:"stacks"`
+}
+
+// writeJSON prints the result on stdout with --format json.
+func (c *applyCommand) writeJSON(r *reconcile.Result, interrupted bool) error {
+	if c.format != "json" {
+		return nil
+	}
+	doc := applyDoc{FormatVersion: "dbops.apply/v1", Interrupted: interrupted, Stacks: r.Stacks}
+	if doc.Stacks == nil {
+		doc.Stacks = []reconcile.StackResult{}
+	}
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+// unapplied is the result of a plan with nothing to apply: each stack, with
+// the errors that kept it from being planned.
+func unapplied(p *reconcile.Plan) *reconcile.Result {
+	r := &reconcile.Result{}
+	for _, sp := range p.Stacks {
+		r.Stacks = append(r.Stacks, reconcile.StackResult{Stack: sp.Stack, Changes: []reconcile.ChangeResult{}, Errors: sp.Errors})
+	}
+	return r
 }
 
 // readSaved reads a saved plan when the only argument is one.
@@ -180,8 +234,8 @@ func (c *applyCommand) applySaved(cmd *cobra.Command, file string, saved *reconc
 		}
 		return exitError{code: 1, msg: fmt.Sprintf("refusing to apply %s: %d thing(s) moved since it was planned (listed above); nothing was changed. Plan again.", file, len(moved))}
 	}
-	render.PlanText(c.stdout, saved.Plan, c.style())
-	fmt.Fprintln(c.stdout)
+	render.PlanText(c.human(), saved.Plan, c.styleFor(c.human()))
+	fmt.Fprintln(c.human())
 	result, err := c.apply(cmd.Context(), res.Stacks, saved.Plan)
 	if err != nil {
 		return err

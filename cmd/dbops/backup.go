@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -61,11 +58,15 @@ func newBackupCommand(e *env) *cobra.Command {
 
 func newBackupRunCommand(e *env) *cobra.Command {
 	var skipVerify bool
+	var format string
 	cmd := &cobra.Command{
 		Use:   "run STACK/JOB [PATH...]",
 		Short: "Take and verify a backup now, whatever the schedule",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format, "text", "json"); err != nil {
+				return err
+			}
 			targets, err := e.backupTargets(args[0], e.paths(args[1:]), true, false)
 			if err != nil {
 				return err
@@ -76,6 +77,14 @@ func newBackupRunCommand(e *env) *cobra.Command {
 			m, err := backup.Run(cmd.Context(), backup.NewJob(t.stack, t.job), o.Backup)
 			if err != nil {
 				return exitError{code: 1, msg: err.Error()}
+			}
+			if format == "json" {
+				return writeJSON(e.stdout, struct {
+					FormatVersion string          `json:"formatVersion"`
+					Stack         string          `json:"stack"`
+					Job           string          `json:"job"`
+					Manifest      backup.Manifest `json:"manifest"`
+				}{"dbops.backup-run/v1", t.stack.Metadata.Name, t.job.Name, m})
 			}
 			fmt.Fprintf(e.stdout, "backup %s/%s: %s, %s in %s, sha256 %s, verification: %s\n", t.stack.Metadata.Name, t.job.Name,
 				m.File, render.HumanBytes(m.Size), m.Duration().Round(time.Millisecond), m.SHA256[:16], m.Verification.Method)
@@ -88,6 +97,7 @@ func newBackupRunCommand(e *env) *cobra.Command {
 	// For benchmarks: such a backup is kept but never counted.
 	cmd.Flags().BoolVar(&skipVerify, "skip-verify", false, "take the backup without verifying it (it will not count as a backup)")
 	cmd.Flags().MarkHidden("skip-verify")
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json (schemas/backup-run.schema.json)")
 	return cmd
 }
 
@@ -131,9 +141,10 @@ folder is a PATH, not a selector.`,
 				rows = append(rows, row{t.stack.Metadata.Name, t.job.Name, bs, backup.Incomplete(t.job.Destination, job)})
 			}
 			if format == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				if rows == nil {
+					rows = []row{}
+				}
+				return writeJSON(e.stdout, rows)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "STACK/JOB\tID\tTIME\tSIZE\tCOUNTED\tVERIFIED\tNOTE")
@@ -154,109 +165,8 @@ folder is a PATH, not a selector.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "text or json")
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json (schemas/backup-list.schema.json)")
 	return cmd
-}
-
-func newRestoreCommand(e *env) *cobra.Command {
-	var id, toURL, redisDir, redisStart, redisStop, identityFile string
-	var clean bool
-	cmd := &cobra.Command{
-		Use:   "restore STACK/JOB [PATH...] --to-url URL [--backup ID] [--clean] [--redis-dir DIR --redis-start CMD [--redis-stop CMD]]",
-		Short: "Restore a backup: Postgres with pg_restore, Redis by replacing dump.rdb",
-		Long: `Restore restores the newest verified backup of a job (or --backup ID) into the
-database at --to-url with pg_restore, in a single transaction. It refuses to
-restore over a database that has tables unless --clean is given. Only verified
-backups are restored.
-
-For Redis it checks the RDB file (every record read) and, without --redis-dir,
-prints the manual procedure. With --redis-dir (the server's data directory),
---redis-start (a shell command that starts the server and returns, e.g.
-"systemctl start redis-server") and --to-url redis://..., it performs the
-procedure itself: AOF off in the config file for the restart, stop
-(--redis-stop, default SHUTDOWN NOSAVE), dump.rdb replaced (the old one and
-the AOF folder moved aside), start, key count checked, AOF back on.`,
-		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := e.backupTargets(args[0], e.paths(args[1:]), true, true) // restores into --to-url, not the stack's URL
-			if err != nil {
-				return err
-			}
-			t := targets[0]
-			job := backup.NewJob(t.stack, t.job)
-			bs, err := backup.ListChecked(cmd.Context(), t.job.Destination, job)
-			if err != nil {
-				return exitError{code: 1, msg: err.Error()}
-			}
-			var chosen *backup.Backup
-			for i := range bs {
-				if (id == "" && bs[i].Counted && (chosen == nil || bs[i].Time().After(chosen.Time()))) || (id != "" && bs[i].ID == id) {
-					chosen = &bs[i]
-				}
-			}
-			if chosen == nil {
-				return exitError{code: 1, msg: fmt.Sprintf("no verified backup of %s (--backup %q); see dbops backup list", args[0], id)}
-			}
-			e.guardSecrets(spec.Password(toURL))
-			opts := e.options().Backup
-			opts.IdentityFile = identityFile
-			if t.job.Source == "redis" {
-				if redisDir == "" {
-					info, err := backup.CheckRedisBackup(cmd.Context(), *chosen, opts)
-					if err != nil {
-						return exitError{code: 1, msg: fmt.Sprintf("%s is not usable: %v", chosen.File, err)}
-					}
-					fmt.Fprintf(e.stdout, "%s is a usable RDB (%s; %s).\n%s\n", chosen.File, info.Summary(), render.HumanBytes(info.Size), backup.RedisRestoreProcedure)
-					return nil
-				}
-				if toURL == "" || redisStart == "" {
-					return exitError{code: 1, msg: "--redis-dir needs --to-url redis://... (the server to restore into) and --redis-start (the command that starts it)"}
-				}
-				to := backup.RedisRestoreTarget{URL: toURL, Dir: redisDir, Start: shellStep("--redis-start", redisStart)}
-				if redisStop != "" {
-					to.Stop = shellStep("--redis-stop", redisStop)
-				}
-				rep, err := backup.RestoreRedisBackup(cmd.Context(), *chosen, to, opts)
-				if err != nil {
-					return exitError{code: 1, msg: err.Error()}
-				}
-				fmt.Fprint(e.stdout, rep.String())
-				return nil
-			}
-			if redisDir != "" {
-				return exitError{code: 1, msg: "--redis-dir is for Redis backups; " + args[0] + " is a Postgres job"}
-			}
-			if toURL == "" {
-				return exitError{code: 1, msg: "--to-url is required: the database to restore into"}
-			}
-			rep, err := backup.RestoreBackup(cmd.Context(), *chosen, toURL, clean, opts)
-			if err != nil {
-				return exitError{code: 1, msg: err.Error()}
-			}
-			fmt.Fprint(e.stdout, rep.String())
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&id, "backup", "", "backup ID (see dbops backup list); default: the newest verified one")
-	cmd.Flags().StringVar(&toURL, "to-url", "", "postgres:// URL of the database, or redis:// URL of the server, to restore into (${VAR} is not expanded; use your shell)")
-	cmd.Flags().BoolVar(&clean, "clean", false, "drop the backup's objects first, allowing a restore over a database that has tables")
-	cmd.Flags().StringVar(&redisDir, "redis-dir", "", "Redis: the server's data directory (CONFIG GET dir); dbops then restores the RDB itself")
-	cmd.Flags().StringVar(&redisStart, "redis-start", "", "Redis: shell command that starts the server and returns (with --redis-dir)")
-	cmd.Flags().StringVar(&identityFile, "identity-file", "", "age identity file that decrypts encrypted backups (default $DBOPS_AGE_IDENTITY_FILE, or the identity in $DBOPS_AGE_IDENTITY)")
-	cmd.Flags().StringVar(&redisStop, "redis-stop", "", "Redis: shell command that stops the server (default: SHUTDOWN NOSAVE)")
-	return cmd
-}
-
-// shellStep runs a user's command with sh -c; its output goes to stderr.
-func shellStep(flag, command string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		c := exec.CommandContext(ctx, "sh", "-c", command)
-		c.Stdout, c.Stderr = os.Stderr, os.Stderr
-		if err := c.Run(); err != nil {
-			return fmt.Errorf("%s %q: %w", flag, command, err)
-		}
-		return nil
-	}
 }
 
 // verified is the VERIFIED column: the method when verification passed

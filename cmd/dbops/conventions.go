@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -40,4 +42,11 @@ func strictGroups(cmd *cobra.Command) {
 		}
 		return exitError{code: 1, msg: msg + fmt.Sprintf(" (see %s --help)", c.CommandPath())}
 	}
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

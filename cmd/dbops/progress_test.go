@@ -218,7 +218,7 @@ func TestApplyCtrlCDuringMigration(t *testing.T) {
 		release  bool // the test lets the migration finish
 		says     string
 		version  int64
-		block    bool // block_t exists afterwards
+		block    bool   // block_t exists afterwards
 		notStart string // how 00003 is reported
 	}{
 		{name: "finishes within grace", release: true, says: "shop: up 00002_block.sql finished", version: 2, block: true,

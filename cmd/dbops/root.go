@@ -96,8 +96,10 @@ func (e *env) options() reconcile.Options {
 }
 
 // style colours output only for a terminal, and never under NO_COLOR.
-func (e *env) style() render.Style {
-	return render.Style{Color: isTerminal(e.stdout) && os.Getenv("NO_COLOR") == ""}
+func (e *env) style() render.Style { return e.styleFor(e.stdout) }
+
+func (e *env) styleFor(w io.Writer) render.Style {
+	return render.Style{Color: isTerminal(w) && os.Getenv("NO_COLOR") == ""}
 }
 
 func isTerminal(v any) bool {
