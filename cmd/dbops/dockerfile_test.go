@@ -18,7 +18,7 @@ func TestDockerfileEntrypointAndCmd(t *testing.T) {
 	}
 	exec := func(instr string) []string {
 		t.Helper()
-		m := regexp.MustCompile(`(?m)^` + instr + ` (\[.*\])\s*$`).FindAllSubmatch(b, -1)
+		m := regexp.MustCompile(`(?m)^`+instr+` (\[.*\])\s*$`).FindAllSubmatch(b, -1)
 		if len(m) != 1 {
 			t.Fatalf("want one %s in exec form, found %d", instr, len(m))
 		}
