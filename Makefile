@@ -62,3 +62,8 @@ fuzz:
 		echo "== $$t ($(FUZZTIME))"; \
 		$(GO) test ./spec -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
+
+# Man pages of every command (cobra's doc package) into man/ (issue 12).
+.PHONY: man
+man: build
+	$(BIN) man man

@@ -36,7 +36,7 @@ Exit status: 0 on success, 1 on error. With --detailed-exitcode: 0 no changes,
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
 	}
 	cmd.Flags().StringVar(&c.format, "format", "text", "output format: text, json (schemas/plan.schema.json) or markdown (for a pull request comment)")
-	cmd.Flags().StringVar(&c.out, "out", "", "also save the plan with a fingerprint of what it observed, for `dbops apply FILE`")
+	cmd.Flags().StringVar(&c.out, "out", "", "also save the plan to `FILE`, with a fingerprint of what it observed, for dbops apply FILE")
 	cmd.Flags().IntVar(&c.concurrency, "concurrency", 8, "stacks observed at once")
 	cmd.Flags().BoolVar(&c.detailedExitCode, "detailed-exitcode", false, "exit 2 when changes are pending, 0 when none")
 	return cmd

@@ -52,8 +52,11 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newRunCommand(e), newHealthcheckCommand(e), newVersionCommand(e))
 	root.AddCommand(newMigrationsCommand(e))
 	root.AddCommand(newDriftCommand(e))
+	root.AddCommand(newManCommand())
 	root.Version = currentBuild().String()
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.InitDefaultCompletionCmd() // now, so that strictGroups covers it too
+	completions(root, e)
 	strictGroups(root)
 	return root
 }

@@ -47,11 +47,16 @@ func Summarize(p *reconcile.Plan) Summary {
 // Line is the one-line summary shared by the text and markdown renderings.
 func (s Summary) Line() string {
 	if s.Changes == 0 {
-		line := fmt.Sprintf("No changes: %d stack(s) in sync.", s.Stacks-s.Failed)
-		if s.Failed > 0 {
-			line += fmt.Sprintf(" %d stack(s) could not be planned.", s.Failed)
+		// What went wrong first: "No changes" over stacks that could not
+		// be planned reads as all being well.
+		inSync := s.Stacks - s.Failed
+		switch {
+		case s.Failed == 0:
+			return fmt.Sprintf("No changes: %d stack(s) in sync.", inSync)
+		case inSync == 0:
+			return fmt.Sprintf("%d stack(s) could not be planned (errors above); nothing else to do.", s.Failed)
 		}
-		return line
+		return fmt.Sprintf("%d stack(s) could not be planned (errors above); the other %d are in sync.", s.Failed, inSync)
 	}
 	line := fmt.Sprintf("%d change(s) in %d stack(s): %d migration(s), %d Redis setting(s), %d backup change(s).",
 		s.Changes, s.Stacks, s.Migrations, s.Settings, s.Backups)

@@ -99,3 +99,19 @@ func TestTextAndMarkdownShareTheSummary(t *testing.T) {
 		t.Errorf("text rendering does not flag the risky change:\n%s", txt.String())
 	}
 }
+
+func TestSummaryLineWithoutChanges(t *testing.T) {
+	cases := []struct {
+		sum  Summary
+		want string
+	}{
+		{Summary{Stacks: 2}, "No changes: 2 stack(s) in sync."},
+		{Summary{Stacks: 1, Failed: 1}, "1 stack(s) could not be planned (errors above); nothing else to do."},
+		{Summary{Stacks: 3, Failed: 1}, "1 stack(s) could not be planned (errors above); the other 2 are in sync."},
+	}
+	for _, tc := range cases {
+		if got := tc.sum.Line(); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.sum, got, tc.want)
+		}
+	}
+}
