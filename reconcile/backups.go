@@ -136,3 +136,22 @@ func runBackup(ctx context.Context, st *spec.Stack, ch Change, o Options) error 
 	}
 	return fmt.Errorf("backup job %q is not in stack %s", name, st.Metadata.Name)
 }
+
+// pgDumpWarnings warns at plan time that a due Postgres backup will fail
+// because pg_dump is older than the server (pg_dump refuses a newer
+// server), rather than letting the backup find out.
+func pgDumpWarnings(ctx context.Context, sp StackPlan, o Options) []string {
+	if sp.Postgres == nil || sp.Postgres.ServerVersionNum == 0 {
+		return nil
+	}
+	var out []string
+	for _, b := range sp.Backups {
+		if !b.Due || b.Source != backup.SourcePostgres {
+			continue
+		}
+		if err := backup.CheckPgDump(ctx, o.Backup, sp.Postgres.ServerVersionNum, sp.Postgres.Server); err != nil {
+			out = append(out, fmt.Sprintf("backup %s is due but will fail: %v", b.Job, err))
+		}
+	}
+	return out
+}

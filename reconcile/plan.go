@@ -49,7 +49,11 @@ type StackPlan struct {
 
 // PostgresStatus is the migration level now and after the plan.
 type PostgresStatus struct {
-	Server        string `json:"server"`
+	Server string `json:"server"`
+	// ServerVersion is the server's version, shown as Redis's is;
+	// ServerVersionNum lets plan compare it with pg_dump's.
+	ServerVersion    string `json:"serverVersion,omitempty"`
+	ServerVersionNum int    `json:"serverVersionNum,omitempty"`
 	VersionBefore int64  `json:"versionBefore"`
 	VersionAfter  int64  `json:"versionAfter"`
 	Target        string `json:"target,omitempty"`
@@ -325,6 +329,7 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 		var changes []Change
 		sp.Backups, changes = planBackups(ctx, st, o.now())
 		sp.Changes = append(sp.Changes, changes...)
+		sp.Warnings = append(sp.Warnings, pgDumpWarnings(ctx, sp, o)...)
 		for _, b := range sp.Backups {
 			if b.Error != "" {
 				sp.Errors = append(sp.Errors, errors.New("backup "+b.Job+": "+b.Error))
@@ -357,6 +362,9 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 	if err != nil {
 		return status, nil, serverError("postgres", server, transient(fmt.Errorf("cannot connect: %w", err)), spec.Password(pg.URL))
 	}
+	// Not fatal: the plan only shows it, and warns about an old pg_dump.
+	_ = db.QueryRowContext(ctx, "SELECT current_setting('server_version'), current_setting('server_version_num')::int").
+		Scan(&status.ServerVersion, &status.ServerVersionNum)
 	m := pg.Migrations
 	if m == nil {
 		return status, nil, nil

@@ -248,6 +248,17 @@ func majorString(m int) string {
 	return fmt.Sprintf("%d.%d", m/100, m%100)
 }
 
+// CheckPgDump fails when the pg_dump of opts is older than a server whose
+// server_version_num is serverNum, or cannot be run: what a backup of that
+// server would fail on, checked without taking one (plan).
+func CheckPgDump(ctx context.Context, opts Options, serverNum int, server string) error {
+	client, _, err := clientVersion(ctx, opts.pgDump())
+	if err != nil {
+		return err
+	}
+	return checkVersions(opts.pgDump(), client, serverNum, server)
+}
+
 // checkVersions fails when the server is newer than the client tool, which
 // pg_dump refuses.
 func checkVersions(bin string, client, serverNum int, server string) error {

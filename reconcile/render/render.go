@@ -47,6 +47,9 @@ func PlanText(w io.Writer, p *reconcile.Plan, s Style) {
 		fmt.Fprintf(w, "%s %s (%s)\n", s.bold("stack"), s.bold(sp.Stack), sp.File)
 		if pg := sp.Postgres; pg != nil {
 			line := fmt.Sprintf("  postgres %s", pg.Server)
+			if v := strings.Fields(pg.ServerVersion); len(v) > 0 { // "15.18 (Debian 15.18-1)": the number
+				line += " (PostgreSQL " + v[0] + ")"
+			}
 			if pg.Target != "" {
 				word, before, after := pg.Levels()
 				line += fmt.Sprintf(": migration %s %s", word, before)
