@@ -54,10 +54,10 @@ type PostgresStatus struct {
 	// ServerVersionNum lets plan compare it with pg_dump's.
 	ServerVersion    string `json:"serverVersion,omitempty"`
 	ServerVersionNum int    `json:"serverVersionNum,omitempty"`
-	VersionBefore int64  `json:"versionBefore"`
-	VersionAfter  int64  `json:"versionAfter"`
-	Target        string `json:"target,omitempty"`
-	Error         string `json:"error,omitempty"`
+	VersionBefore    int64  `json:"versionBefore"`
+	VersionAfter     int64  `json:"versionAfter"`
+	Target           string `json:"target,omitempty"`
+	Error            string `json:"error,omitempty"`
 	// Applied lists the versions applied when observed: part of a saved
 	// plan's fingerprint. For drizzle, the recorded created_at values.
 	Applied []int64 `json:"applied,omitempty"`
