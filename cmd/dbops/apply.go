@@ -60,6 +60,10 @@ Ctrl-C at the prompt cancels at once. Ctrl-C while applying starts no further
 change: the migration running gets --grace to finish, then its transaction is
 rolled back; apply says which, and exits 130.
 
+Apply takes each stack's lock, the one dbops run takes to apply, for its whole
+run: when a dbops run (or another apply) is applying to a stack, apply warns,
+naming the holder, and waits for it rather than interleaving.
+
 Exit status: 0 when everything applied, 1 otherwise, 130 when interrupted.
 
 Given a plan saved with ` + "`dbops plan --out PLAN.json`" + `, apply applies exactly that
@@ -95,6 +99,11 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	c.guard(res.Stacks)
+	release, err := c.lockStacks(cmd.Context(), res.Stacks)
+	if err != nil {
+		return err
+	}
+	defer release()
 	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.applyOptions())
 	render.PlanText(h, plan, style)
 	if !plan.HasChanges() {
@@ -227,6 +236,11 @@ func (c *applyCommand) applySaved(cmd *cobra.Command, file string, saved *reconc
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
+	release, err := c.lockStacks(cmd.Context(), res.Stacks)
+	if err != nil {
+		return err
+	}
+	defer release()
 	fresh := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.options())
 	if moved := saved.Moved(fresh, now); len(moved) > 0 {
 		for _, m := range moved {

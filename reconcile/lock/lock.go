@@ -113,3 +113,44 @@ func (l *redisLock) Release(ctx context.Context) error {
 	l.done = true
 	return releaseScript.Run(context.WithoutCancel(ctx), l.c, []string{l.key}, l.holder).Err()
 }
+
+// PostgresHolder describes the session holding the stack's advisory lock
+// (its application_name, client address and since when), or "" when none
+// does: for a person deciding whether to wait.
+func PostgresHolder(ctx context.Context, rawURL, stack string, connectTimeout time.Duration) (string, error) {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("stack lock: not a valid connection string %s", spec.Hidden)
+	}
+	cfg.ConnectTimeout = connectTimeout
+	cfg.RuntimeParams["application_name"] = "dbops"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return "", fmt.Errorf("stack lock: %s", spec.Scrub(err.Error(), cfg.Password))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var app, addr string
+	var pid int
+	var since time.Time
+	err = conn.QueryRow(ctx, `SELECT a.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'), a.backend_start
+		FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+		WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND l.classid::bigint = $1 AND l.objid::bigint = $2 AND l.objsubid = 2 LIMIT 1`,
+		int64(Class), int64(uint32(Key(stack)))).Scan(&pid, &app, &addr, &since)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("stack lock: %w", err)
+	}
+	return fmt.Sprintf("session %d (%s) from %s, connected since %s", pid, app, addr, since.UTC().Format(time.RFC3339)), nil
+}
+
+// RedisHolder is the holder named in the stack's Redis lock key, or "".
+func RedisHolder(ctx context.Context, c *goredis.Client, stack string) (string, error) {
+	h, err := c.Get(ctx, "dbops:lock:"+stack).Result()
+	if errors.Is(err, goredis.Nil) {
+		return "", nil
+	}
+	return h, err
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/amanat/dbops/reconcile/lock"
+	"github.com/amanat/dbops/reconcile/redis"
+	"github.com/amanat/dbops/spec"
+)
+
+// lockPoll is how often apply tries again for a stack lock another dbops
+// holds.
+const lockPoll = time.Second
+
+// cliLockTTL bounds the Redis stack lock of a stack without Postgres, in
+// case this process dies holding it.
+const cliLockTTL = 10 * time.Minute
+
+// lockStacks takes each stack's single-writer lock, the one `dbops run`
+// takes to apply, and holds it until release: apply then plans and applies
+// after, never interleaved with, an apply of the loop (which skips a stack
+// whose lock it cannot take). When another process holds a lock, apply
+// warns once, naming the holder (a `dbops run` puts back whatever is not
+// committed to the repository), and waits for it.
+func (c *applyCommand) lockStacks(ctx context.Context, stacks []spec.Stack) (func(), error) {
+	var held []lock.Lock
+	release := func() {
+		for _, l := range held {
+			l.Release(context.WithoutCancel(ctx))
+		}
+	}
+	for i := range stacks {
+		l, err := c.waitLock(ctx, &stacks[i])
+		if err != nil {
+			release()
+			return nil, err
+		}
+		held = append(held, l)
+	}
+	return release, nil
+}
+
+func (c *applyCommand) waitLock(ctx context.Context, st *spec.Stack) (lock.Lock, error) {
+	name := st.Metadata.Name
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("dbops-apply:%s-%d", host, os.Getpid())
+	try := func() (lock.Lock, error) {
+		if pg := st.Spec.Postgres; pg != nil {
+			return lock.Postgres(ctx, pg.URL, name, c.connectTimeout)
+		}
+		r, err := redis.Open(st.Spec.Redis.URL, c.connectTimeout)
+		if err != nil {
+			return nil, err
+		}
+		l, err := lock.Redis(ctx, r, name, holder, cliLockTTL)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		return closing{l, func() { r.Close() }}, nil
+	}
+	warned := false
+	for {
+		l, err := try()
+		switch {
+		case err == nil:
+			if warned {
+				fmt.Fprintf(c.human(), "stack %s: the other dbops is done; planning now.\n", name)
+			}
+			return l, nil
+		case errors.Is(err, lock.ErrOutOfMemory):
+			return noLock{}, nil // as dbops run does: the apply is one idempotent CONFIG SET
+		case !errors.Is(err, lock.ErrHeld):
+			// No server to lock on: planning reports it, per stack.
+			return noLock{}, nil
+		}
+		if !warned {
+			warned = true
+			fmt.Fprintf(c.stderr, "warning: stack %s is being applied by another dbops (%s), most likely the `dbops run` that reconciles it: "+
+				"it puts back whatever is not committed to the repository. Waiting for it to finish (Ctrl-C to give up)...\n", name, c.holder(ctx, st))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, exitError{code: 130, msg: fmt.Sprintf("gave up waiting for the stack lock of %s; nothing was changed", name)}
+		case <-time.After(lockPoll):
+		}
+	}
+}
+
+// holder names who holds the stack's lock, as far as the server tells.
+func (c *applyCommand) holder(ctx context.Context, st *spec.Stack) string {
+	var h string
+	var err error
+	if pg := st.Spec.Postgres; pg != nil {
+		h, err = lock.PostgresHolder(ctx, pg.URL, st.Metadata.Name, c.connectTimeout)
+	} else if r, oerr := redis.Open(st.Spec.Redis.URL, c.connectTimeout); oerr == nil {
+		h, err = lock.RedisHolder(ctx, r, st.Metadata.Name)
+		r.Close()
+	}
+	if err != nil || h == "" {
+		return "holder unknown"
+	}
+	return "lock held by " + h
+}
+
+type closing struct {
+	lock.Lock
+	close func()
+}
+
+func (l closing) Release(ctx context.Context) error {
+	defer l.close()
+	return l.Lock.Release(ctx)
+}
+
+type noLock struct{}
+
+func (noLock) Release(context.Context) error { return nil }

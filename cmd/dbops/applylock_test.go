@@ -1,0 +1,70 @@
+package main_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/amanat/dbops/internal/clitest"
+	"github.com/amanat/dbops/internal/testsrv"
+	"github.com/amanat/dbops/reconcile/lock"
+)
+
+// apply on a stack whose lock another dbops holds (a `dbops run` applying)
+// warns, naming the holder, and applies only once the lock is released:
+// never interleaved.
+func TestApplyWaitsForTheStackLock(t *testing.T) {
+	cases := []struct {
+		name  string
+		stack func(pg, redis string) string
+		take  func(t *testing.T, pgURL string, r *testsrv.Redis) (lock.Lock, string)
+	}{
+		{"postgres advisory lock",
+			func(pg, _ string) string {
+				return clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
+			},
+			func(t *testing.T, pgURL string, _ *testsrv.Redis) (lock.Lock, string) {
+				l, err := lock.Postgres(context.Background(), pgURL, "shop", 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return l, "(dbops-lock:shop) from"
+			}},
+		{"redis lock key",
+			func(_, redis string) string {
+				return clitest.StackYAML("shop", "  redis:\n    url: ${REDIS_URL}\n    config: {maxmemory: 64mb}\n")
+			},
+			func(t *testing.T, _ string, r *testsrv.Redis) (lock.Lock, string) {
+				l, err := lock.Redis(context.Background(), r.Client(t), "shop", "loop-host-42", 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return l, "lock held by loop-host-42"
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pgURL := testsrv.PostgresDB(t)
+			r := testsrv.NewRedis(t, testsrv.RedisOptions{})
+			f := clitest.NewFixture(t, clitest.ThreeMigrations)
+			f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
+			f.Write(t, "stack.yaml", tc.stack(pgURL, r.URL()))
+			l, holder := tc.take(t, pgURL, r)
+			p := startDbops(t, f, false, "apply", "--auto-approve", "stack.yaml")
+			p.waitFor(t, "Waiting for it to finish")
+			out := p.output()
+			if !strings.Contains(out, "warning: stack shop is being applied by another dbops") || !strings.Contains(out, holder) {
+				t.Errorf("warning does not name the holder %q:\n%s", holder, out)
+			}
+			if strings.Contains(out, "started") || strings.Contains(out, "stack shop (") {
+				t.Fatalf("planned or applied while the lock was held:\n%s", out)
+			}
+			if err := l.Release(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(t); code != 0 || !strings.Contains(p.output(), "the other dbops is done") {
+				t.Fatalf("exit %d after the lock was released:\n%s", code, p.output())
+			}
+		})
+	}
+}
