@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -258,5 +259,48 @@ func TestApplyCtrlCDuringMigration(t *testing.T) {
 					tableExists(t, db, "block_t"), tc.block, tableExists(t, db, "after_t"))
 			}
 		})
+	}
+}
+
+// On a terminal a running backup shows a live line (bytes written, rate)
+// redrawn in place; it is cleared before the next line.
+func TestApplyBackupLiveLineOnATerminal(t *testing.T) {
+	pgURL := testsrv.PostgresDB(t)
+	db := clitest.Monitor(t, pgURL)
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, "CREATE TABLE hold_t (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	// The backup reads every table: it waits while the test holds this lock.
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE hold_t IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	f := clitest.NewFixture(t, nil)
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n  backups:\n"+
+		"    - {name: pg, source: postgres, schedule: \"@daily\", destination: "+t.TempDir()+", retention: {keepLast: 1}}\n"))
+	f.Env["PG_URL"] = pgURL
+	p := startDbops(t, f, true, "apply", "stack.yaml")
+	p.waitFor(t, "Only 'yes' is accepted")
+	p.tty.Write([]byte("yes\n"))
+	eventually(t, "the live line of the running backup", func() bool {
+		return strings.Contains(p.output(), "\r\x1b[K  shop: backup pg: ") || p.exited()
+	})
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d:\n%q", code, p.output())
+	}
+	out := stripANSI(p.output())
+	if !regexp.MustCompile(`shop: backup pg: \d+(\.\d)? (B|KiB|MiB) written, .*/s`).MatchString(out) {
+		t.Errorf("no live line with bytes and rate:\n%q", out)
+	}
+	if !regexp.MustCompile(`shop: done backup pg in \S+ \(\d+(\.\d)? (B|KiB|MiB), `).MatchString(out) {
+		t.Errorf("the backup's done line lacks its size and rate:\n%s", out)
 	}
 }

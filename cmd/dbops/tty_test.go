@@ -50,9 +50,8 @@ func runOnTerminal(t *testing.T, f *clitest.Fixture, answer string, args ...stri
 func stripANSI(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		if s[i] == 0x1b {
-			for i < len(s) && s[i] != 'm' {
-				i++
+		if s[i] == 0x1b { // CSI: ESC [ parameters, then a final byte in @..~ ("m" colours, "K" clears)
+			for i++; i < len(s) && (s[i] == '[' || s[i] < 0x40 || s[i] > 0x7e); i++ {
 			}
 			continue
 		}
