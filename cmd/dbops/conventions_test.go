@@ -58,6 +58,9 @@ func TestUnknownSubcommandsAndFormats(t *testing.T) {
 		{[]string{"backup", "lst"}, 1, `unknown command "lst" for "dbops backup"; did you mean list?`},
 		{[]string{"migrations", "fix"}, 1, `unknown command "fix" for "dbops migrations"`},
 		{[]string{"backup"}, 0, ""}, // help
+		{[]string{"help", "backup", "run"}, 0, ""},
+		{[]string{"help", "backup", "lst"}, 1, `unknown help topic "backup lst"`},
+		{[]string{"completion", "tcsh"}, 1, `unknown command "tcsh" for "dbops completion"`},
 		{[]string{"version", "--format", "yaml"}, 1, `--format "yaml": use text or json`},
 		{[]string{"validate", "--format", "yaml", "stack.yaml"}, 1, `--format "yaml": use text or json`},
 		{[]string{"plan", "--format", "yaml", "stack.yaml"}, 1, `--format "yaml": use text or json or markdown`},

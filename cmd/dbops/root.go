@@ -53,6 +53,7 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.AddCommand(newMigrationsCommand(e))
 	root.AddCommand(newDriftCommand(e))
 	root.AddCommand(newManCommand())
+	root.SetHelpCommand(helpCommand())
 	root.Flags().BoolP("version", "v", false, "print the version, commit and Go version on one line (dbops version --format json for scripts)")
 	root.Version = currentBuild().String()
 	root.SetVersionTemplate("{{.Version}}\n")
