@@ -54,9 +54,16 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.AddCommand(newDriftCommand(e))
 	root.AddCommand(newManCommand())
 	root.SetHelpCommand(helpCommand())
-	root.Flags().BoolP("version", "v", false, "print the version, commit and Go version on one line (dbops version --format json for scripts)")
-	root.Version = currentBuild().String()
-	root.SetVersionTemplate("{{.Version}}\n")
+	// --version by hand: cobra's goes through text/template, whose
+	// reflection keeps every exported method in the binary (+17 MB).
+	showVersion := root.Flags().BoolP("version", "v", false, "print the version, commit and Go version on one line (dbops version --format json for scripts)")
+	root.RunE = func(cmd *cobra.Command, args []string) error {
+		if *showVersion {
+			fmt.Fprintln(e.stdout, currentBuild())
+			return nil
+		}
+		return cmd.Help()
+	}
 	root.InitDefaultCompletionCmd() // now, so that strictGroups covers it too
 	completions(root, e)
 	strictGroups(root)
