@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
 	"github.com/amanat/dbops/reconcile/render"
 	"github.com/amanat/dbops/spec"
@@ -74,7 +75,9 @@ func newBackupRunCommand(e *env) *cobra.Command {
 			t := targets[0]
 			o := e.options()
 			o.Backup.NoVerify = skipVerify
+			done := e.backupProgress(t, &o.Backup)
 			m, err := backup.Run(cmd.Context(), backup.NewJob(t.stack, t.job), o.Backup)
+			done(err)
 			if err != nil {
 				return exitError{code: 1, msg: err.Error()}
 			}
@@ -99,6 +102,27 @@ func newBackupRunCommand(e *env) *cobra.Command {
 	cmd.Flags().MarkHidden("skip-verify")
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json (schemas/backup-run.schema.json)")
 	return cmd
+}
+
+// backupProgress shows, on a terminal (stderr), the backup's live line of
+// bytes written and rate as apply does; the func returned ends it.
+func (e *env) backupProgress(t backupTarget, o *backup.Options) func(error) {
+	if !isTerminal(e.stderr) {
+		return func(error) {}
+	}
+	ch := reconcile.Change{Stack: t.stack.Metadata.Name, Kind: reconcile.ResourceBackup,
+		Resource: reconcile.ResourceBackup.Address(t.job.Name), Name: t.job.Name, Action: reconcile.ActionBackup}
+	p := newProgress(e.stderr, e.styleFor(e.stderr), true, DefaultProgressInterval)
+	p.Started(ch)
+	o.Written = func(n int64) { p.Written(ch, n) }
+	return func(err error) {
+		r := reconcile.ChangeResult{Change: ch, Status: reconcile.StatusDone}
+		if err != nil {
+			r.Status, r.Error = reconcile.StatusFailed, "see below"
+		}
+		p.Finished(r)
+		p.close()
+	}
 }
 
 func newBackupListCommand(e *env) *cobra.Command {

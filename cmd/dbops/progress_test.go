@@ -304,3 +304,38 @@ func TestApplyBackupLiveLineOnATerminal(t *testing.T) {
 		t.Errorf("the backup's done line lacks its size and rate:\n%s", out)
 	}
 }
+
+// backup run on a terminal shows the same live line as apply.
+func TestBackupRunLiveLineOnATerminal(t *testing.T) {
+	pgURL := testsrv.PostgresDB(t)
+	db := clitest.Monitor(t, pgURL)
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, "CREATE TABLE hold_t (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE hold_t IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	f := clitest.NewFixture(t, nil)
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n  backups:\n"+
+		"    - {name: pg, source: postgres, schedule: \"@daily\", destination: "+t.TempDir()+", retention: {keepLast: 1}}\n"))
+	f.Env["PG_URL"] = pgURL
+	p := startDbops(t, f, true, "backup", "run", "shop/pg", "stack.yaml")
+	eventually(t, "the live line of the running backup", func() bool {
+		return strings.Contains(p.output(), "\r\x1b[K  shop: backup pg: ") || p.exited()
+	})
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d:\n%q", code, p.output())
+	}
+	if out := stripANSI(p.output()); !strings.Contains(out, "shop: done backup pg in ") || !strings.Contains(out, "backup shop/pg: ") {
+		t.Errorf("output:\n%s", out)
+	}
+}
