@@ -24,6 +24,9 @@ type applyCommand struct {
 	grace       time.Duration
 	interval    time.Duration // of "still running" lines; a flag so tests need not wait 10 s
 	format      string
+	// loopIdle: dbops sessions idle this long are taken for a dbops run's
+	// pooled sessions (a flag so tests need not wait).
+	loopIdle time.Duration
 }
 
 // human is where the plan, the progress and the summary go: stdout, or
@@ -78,6 +81,8 @@ when the live state or the spec files no longer match the saved fingerprint.`,
 	cmd.Flags().DurationVar(&c.grace, "grace", reconcile.DefaultGrace, "on Ctrl-C, how long the running migration may finish before it is cancelled and rolled back")
 	cmd.Flags().DurationVar(&c.interval, "progress-interval", DefaultProgressInterval, "how often a long change says it is still running")
 	cmd.Flags().MarkHidden("progress-interval")
+	cmd.Flags().DurationVar(&c.loopIdle, "loop-idle", 30*time.Second, "dbops sessions idle this long are taken for a dbops run's")
+	cmd.Flags().MarkHidden("loop-idle")
 	return cmd
 }
 

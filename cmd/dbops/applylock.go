@@ -70,6 +70,12 @@ func (c *applyCommand) waitLock(ctx context.Context, st *spec.Stack) (lock.Lock,
 		case err == nil:
 			if warned {
 				fmt.Fprintf(c.human(), "stack %s: the other dbops is done; planning now.\n", name)
+			} else if pg := st.Spec.Postgres; pg != nil {
+				// No apply under way; a loop between cycles shows as its
+				// pooled plan sessions, idle since its last cycle.
+				if seen, _ := lock.IdleSessions(ctx, pg.URL, c.connectTimeout, c.loopIdle); seen != "" {
+					fmt.Fprintf(c.stderr, "warning: stack %s looks reconciled by a `dbops run` (%s): it puts back whatever is not committed to the repository.\n", name, seen)
+				}
 			}
 			return l, nil
 		case errors.Is(err, lock.ErrOutOfMemory):

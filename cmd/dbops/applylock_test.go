@@ -68,3 +68,34 @@ func TestApplyWaitsForTheStackLock(t *testing.T) {
 		})
 	}
 }
+
+// apply warns when a `dbops run` reconciles the stack between its cycles:
+// no lock is held then, but the loop's pooled plan sessions sit idle.
+func TestApplyWarnsOfAnIdleLoop(t *testing.T) {
+	pgURL := testsrv.PostgresDB(t)
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"] = pgURL
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	const warning = "warning: stack shop looks reconciled by a `dbops run` ("
+	// --loop-idle 1ms: any idle dbops session counts, so the test need not wait 30s.
+	apply := []string{"apply", "--auto-approve", "--loop-idle", "1ms", "stack.yaml"}
+
+	if res := f.Run(t, apply...); res.Code != 0 || strings.Contains(res.Stderr, warning) {
+		t.Fatalf("without a loop: exit %d, stderr:\n%s", res.Code, res.Stderr)
+	}
+	db := clitest.Monitor(t, pgURL)
+	p := startRun(t, f, freeAddrs(t, 1)[0], "--interval", "1h")
+	eventually(t, "the loop's pooled session idle after its first cycle", func() bool {
+		if p.exited() {
+			t.Fatalf("dbops run exited:\n%s", p.output())
+		}
+		var n int
+		clitest.QueryRow(t, db, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+			AND application_name = 'dbops' AND state = 'idle'`, nil, &n)
+		return n > 0
+	})
+	res := f.Run(t, apply...)
+	if res.Code != 0 || !strings.Contains(res.Stderr, warning) || !strings.Contains(res.Stderr, "idle dbops session(s) from ") {
+		t.Errorf("with a loop: exit %d, stderr:\n%s", res.Code, res.Stderr)
+	}
+}

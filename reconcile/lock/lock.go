@@ -154,3 +154,32 @@ func RedisHolder(ctx context.Context, c *goredis.Client, stack string) (string, 
 	}
 	return h, err
 }
+
+// IdleSessions describes the dbops sessions (application_name dbops) on the
+// database that have been idle at least idleFor, other than the caller's:
+// the pooled plan sessions a `dbops run` keeps between its cycles (a plan
+// or apply from a laptop does not sit idle). "" when there are none. It is
+// how apply sees a loop that reconciles the stack without holding its lock.
+func IdleSessions(ctx context.Context, rawURL string, connectTimeout, idleFor time.Duration) (string, error) {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("not a valid connection string %s", spec.Hidden)
+	}
+	cfg.ConnectTimeout = connectTimeout
+	cfg.RuntimeParams["application_name"] = "dbops-apply"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return "", fmt.Errorf("%s", spec.Scrub(err.Error(), cfg.Password))
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var n int
+	var addrs string
+	var since *time.Time
+	err = conn.QueryRow(ctx, `SELECT count(*), coalesce(string_agg(DISTINCT coalesce(host(client_addr), 'local socket'), ', '), ''), min(backend_start)
+		FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'dbops' AND state = 'idle'
+		AND pid <> pg_backend_pid() AND state_change < now() - make_interval(secs => $1)`, idleFor.Seconds()).Scan(&n, &addrs, &since)
+	if err != nil || n == 0 {
+		return "", err
+	}
+	return fmt.Sprintf("%d idle dbops session(s) from %s, connected since %s", n, addrs, since.UTC().Format(time.RFC3339)), nil
+}
