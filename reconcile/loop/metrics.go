@@ -33,6 +33,7 @@ type Metrics struct {
 	backupsPruned        *prometheus.CounterVec
 	backupSkipped        *prometheus.CounterVec
 	drill                drillMetrics
+	schemaDrift          *prometheus.GaugeVec // drift.go
 }
 
 // NewMetrics registers the dbops_ metrics and the Go runtime's.
@@ -108,6 +109,7 @@ func NewMetrics() *Metrics {
 		Help: "A stack this replica owns (value 1; absent for the stacks of other shards)."}, []string{"stack"})
 	m.Registry.MustRegister(m.shardInfo, m.shardStacks, m.shardStack)
 	m.drill = newDrillMetrics(m.Registry)
+	m.schemaDrift = newSchemaDriftMetric(m.Registry)
 	m.Registry.MustRegister(m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures,
 		m.backupVerifyFailures, m.backupsPruned, m.backupSkipped)
 	m.Registry.MustRegister(m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures,
@@ -123,6 +125,7 @@ func (m *Metrics) forget(stack string) {
 		m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures, m.lockHeld,
 		m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures, m.backupVerifyFailures,
 		m.backupsPruned, m.backupSkipped, m.shardStack, m.drill.lastSuccess, m.drill.duration, m.drill.failures,
+		m.schemaDrift,
 	} {
 		v.DeletePartialMatch(l)
 	}
