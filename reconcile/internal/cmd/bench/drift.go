@@ -62,7 +62,16 @@ func benchDrift(bin string, rounds, n int) error {
 	}
 	defer admin.Close()
 
-	fmt.Printf("dbops drift, %d rounds, PostgreSQL on 127.0.0.1:%d; cold: empty cache folder (replay into a scratch database), warm: expected schema from the cache\n\n", rounds, pg.Port)
+	var version string
+	var empty int64
+	if err := pg.CreateDatabase(ctx, "drift_empty"); err != nil {
+		return err
+	}
+	if err := admin.QueryRowContext(ctx, "SELECT current_setting('server_version'), pg_database_size('drift_empty')").Scan(&version, &empty); err != nil {
+		return err
+	}
+	fmt.Printf("dbops drift, %d rounds, PostgreSQL %s on 127.0.0.1:%d (an empty database is %s); cold: empty cache folder (replay into a scratch database), warm: expected schema from the cache\n\n",
+		rounds, version, pg.Port, humanMB(empty))
 	sets := []struct{ name, dir string }{{"amanat example", amanat}, {fmt.Sprintf("%d generated", n), generated}}
 	for i, set := range sets {
 		if err := os.WriteFile(filepath.Join(set.dir, "stack.yaml"), []byte(driftStack), 0o644); err != nil {
