@@ -82,7 +82,8 @@ func benchDrift(bin string, rounds, n int) error {
 			return err
 		}
 		env := []string{"PG_URL=" + pg.URL(db)}
-		if _, err := timeCmd(set.dir, env, bin, "apply", "--auto-approve", "stack.yaml"); err != nil {
+		// apply's plan checks drift too: its cache goes below work, not the user's.
+		if _, err := timeCmd(set.dir, append(env, "XDG_CACHE_HOME="+filepath.Join(work, "cache-apply")), bin, "apply", "--auto-approve", "stack.yaml"); err != nil {
 			return err
 		}
 		var migrated int64
