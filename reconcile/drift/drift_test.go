@@ -274,3 +274,61 @@ func TestCheckCancelledDropsScratch(t *testing.T) {
 		t.Errorf("scratch databases left: %v", left)
 	}
 }
+
+// TestCheckExtensionVersion: an extension updated by hand is reported with
+// both versions and the review SQL; putting the version back clears it.
+func TestCheckExtensionVersion(t *testing.T) {
+	url, db, m := migrated(t)
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_available_extension_versions WHERE name = 'hstore' AND version IN ('1.7', '1.8')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Skip("the server has no hstore 1.7 and 1.8 (contrib): extension versions not tested")
+	}
+	// A migration of its own, applied to the live database as to the scratch one.
+	if err := os.WriteFile(filepath.Join(m.Path, "00003_not_yet.sql"), []byte("-- +goose Up\nCREATE EXTENSION hstore VERSION '1.7';\n-- +goose Down\nDROP EXTENSION hstore;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.Target = spec.Target{Pinned: true, Version: 3}
+	ctx := context.Background()
+	eng := postgres.EngineFor(m)
+	live, err := eng.Observe(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := eng.Diff(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Migrate(ctx, db, p, time.Second, postgres.MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, sql string
+		want      []string
+	}{
+		{"as migrated", "", nil},
+		{"updated by hand", "ALTER EXTENSION hstore UPDATE TO '1.8'", []string{"extension hstore: 1.8 live, 1.7 expected\nALTER EXTENSION \"hstore\" UPDATE TO '1.7';"}},
+		{"put back", "DROP EXTENSION hstore; CREATE EXTENSION hstore VERSION '1.7'", nil},
+	}
+	cache := &MemCache{}
+	for _, tc := range tests {
+		if tc.sql != "" {
+			if _, err := db.Exec(tc.sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := Check(ctx, m, db, url, true, cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range r.Items {
+			got = append(got, it.String()+"\n"+it.SQL)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: items %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
