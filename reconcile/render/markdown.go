@@ -12,6 +12,7 @@ import (
 type Summary struct {
 	Stacks, Changes, Migrations, Settings, Backups, Risky, Deferred, Failed int
 	Ledger                                                                  int // checksum ledger records
+	Keyspace                                                                int // keyspace jobs
 }
 
 // Summarize counts the plan's changes.
@@ -30,6 +31,8 @@ func Summarize(p *reconcile.Plan) Summary {
 				s.Settings++
 			case reconcile.ResourceChecksums:
 				s.Ledger++
+			case reconcile.ResourceKeyspaceJob:
+				s.Keyspace++
 			default:
 				s.Backups++
 			}
@@ -57,6 +60,9 @@ func (s Summary) Line() string {
 		s.Changes, s.Stacks, s.Migrations, s.Settings, s.Backups)
 	if s.Ledger > 0 {
 		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d checksum record(s).", s.Ledger)
+	}
+	if s.Keyspace > 0 {
+		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d keyspace job(s).", s.Keyspace)
 	}
 	if s.Risky > 0 {
 		line += fmt.Sprintf(" %d risky", s.Risky)
