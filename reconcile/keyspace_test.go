@@ -12,6 +12,7 @@ import (
 	"github.com/amanat/dbops/internal/clitest"
 	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/inspect"
 	"github.com/amanat/dbops/reconcile/redis"
 	"github.com/amanat/dbops/spec"
 )
@@ -344,5 +345,49 @@ func TestKeyspaceJobSameApply(t *testing.T) {
 	}
 	if n := countKeys(t, c, "users:*"); n != 0 {
 		t.Errorf("%d keys left", n)
+	}
+}
+
+// TestKeyspaceJobLeastPrivilege: plan works with the read-only ACL the
+// README gives for keyspace jobs, apply with its apply ACL, and inspect's
+// Redis part with +info +slowlog|get.
+func TestKeyspaceJobLeastPrivilege(t *testing.T) {
+	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	c := r.Client(t)
+	fill(t, c, "payment:idem:", 20)
+	fill(t, c, "keep:", 40)
+	ctx := context.Background()
+	base := "resetkeys resetchannels -@all +ping +info +config|get"
+	for _, acl := range []string{
+		"ACL SETUSER planner on >planPw-1 " + base + " +scan +dbsize +hmget %R~dbops:keyspace-jobs +slowlog|get",
+		"ACL SETUSER applier on >applyPw-2 " + base + " +scan +dbsize +hmget +unlink +hsetnx +set +get +del +evalsha +eval ~payment:* ~dbops:*",
+	} {
+		var args []any
+		for _, a := range strings.Fields(acl) {
+			args = append(args, a)
+		}
+		if err := c.Do(ctx, args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	as := func(user, pw string) []spec.Stack {
+		f := clitest.NewFixture(t, nil)
+		f.Env["REDIS_URL"] = fmt.Sprintf("redis://%s:%s@%s:%d", user, pw, r.Host, r.Port)
+		return load(t, f, clitest.StackYAML("cache", "  redis:\n    url: ${REDIS_URL}\n    keyspaceJobs:\n      - {id: idem, delete: {match: \"payment:idem:*\"}}\n"))
+	}
+	p := plan(t, as("planner", "planPw-1"))
+	if p.HasErrors() || jobChange(t, p.Stacks[0], "idem") == nil {
+		t.Fatalf("plan with the read-only ACL:\n%s", planText(p))
+	}
+	mustApply(t, as("applier", "applyPw-2"), plan(t, as("applier", "applyPw-2")))
+	if n := countKeys(t, c, "payment:idem:*"); n != 0 {
+		t.Errorf("%d keys left", n)
+	}
+	if again := plan(t, as("planner", "planPw-1")); again.HasChanges() || again.HasErrors() {
+		t.Errorf("plan after apply:\n%s", planText(again))
+	}
+	rep := inspect.Stack(ctx, &as("planner", "planPw-1")[0], inspect.Options{})
+	if rep.Redis.Error != "" || rep.Redis.SlowlogNote != "" || len(rep.Redis.Keyspace) != 1 || rep.Redis.Keyspace[0].Keys != 41 {
+		t.Errorf("inspect with the read-only ACL: %+v", rep.Redis)
 	}
 }
