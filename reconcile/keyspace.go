@@ -105,10 +105,12 @@ func planKeyspace(ctx context.Context, st *spec.Stack, c *goredis.Client, sp *St
 				return serverError("redis", server, fmt.Errorf("DBSIZE: %w", err), spec.Password(r.URL))
 			}
 		}
-		ch.Risk, err = keyspaceRisk(ctx, c, j, n, dbsize, db)
+		var measured string
+		ch.Risk, measured, err = keyspaceRisk(ctx, c, j, n, dbsize, db)
 		if err != nil {
 			return serverError("redis", server, err, spec.Password(r.URL))
 		}
+		ch.Before += measured
 		sp.Changes = append(sp.Changes, ch)
 	}
 	return nil
@@ -125,28 +127,29 @@ func countText(js KeyspaceJobStatus) string {
 	return fmt.Sprintf("%d %s", js.Keys, word)
 }
 
-// keyspaceRisk says why deleting j's keys is risky, or "".
-func keyspaceRisk(ctx context.Context, c *goredis.Client, j spec.KeyspaceJob, n redis.Count, dbsize int64, db int) (string, error) {
+// keyspaceRisk says why deleting j's keys is risky, or "", and the share
+// of the keys it measured (for the plan's before). The reason holds no
+// count, so that a saved plan is not refused because the cache moved.
+func keyspaceRisk(ctx context.Context, c *goredis.Client, j spec.KeyspaceJob, n redis.Count, dbsize int64, db int) (risk, measured string, err error) {
 	if j.Delete.Match == "*" {
-		return fmt.Sprintf("match \"*\" deletes every key of db %d", db), nil
+		return fmt.Sprintf("match \"*\" deletes every key of db %d", db), "", nil
 	}
 	limit := j.Delete.Share()
+	over := fmt.Sprintf("matches more than riskyShare %.0f%% of the keys of db %d", 100*limit, db)
 	if n.Complete {
 		if dbsize > 0 && float64(n.Keys)/float64(dbsize) > limit {
-			return fmt.Sprintf("matches %d of the %d keys of db %d (%.0f%%), more than riskyShare %.0f%%",
-				n.Keys, dbsize, db, 100*float64(n.Keys)/float64(dbsize), 100*limit), nil
+			return over, fmt.Sprintf(" (%.0f%% of %d)", 100*float64(n.Keys)/float64(dbsize), dbsize), nil
 		}
-		return "", nil
+		return "", "", nil
 	}
 	share, examined, err := redis.Share(ctx, c, j.Delete.Match)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if share > limit {
-		return fmt.Sprintf("matches about %.0f%% of the keys of db %d (sampled %d of %d), more than riskyShare %.0f%%",
-			100*share, db, examined, dbsize, 100*limit), nil
+		return over + " (sampled)", fmt.Sprintf(" (about %.0f%% of %d, sampled %d)", 100*share, dbsize, examined), nil
 	}
-	return "", nil
+	return "", "", nil
 }
 
 func migrationApplied(sp *StackPlan, version int64) bool {

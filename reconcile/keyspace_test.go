@@ -186,10 +186,10 @@ func TestKeyspaceJobBound(t *testing.T) {
 		wantRisky string // "" not risky
 	}{
 		{"exact", "      - id: j\n        delete: {match: \"b:*\"}\n", redis.Bound{}, false, ""},
-		{"exact share over the limit", "      - id: j\n        delete: {match: \"a:*\"}\n", redis.Bound{}, false, "matches 1600 of the 2000 keys of db 0 (80%)"},
+		{"exact share over the limit", "      - id: j\n        delete: {match: \"a:*\"}\n", redis.Bound{}, false, "matches more than riskyShare 50% of the keys of db 0"},
 		{"exact share under its riskyShare", "      - id: j\n        delete: {match: \"a:*\", riskyShare: 0.9}\n", redis.Bound{}, false, ""},
 		{"bounded", "      - id: j\n        delete: {match: \"b:*\"}\n", redis.Bound{Calls: 1, Count: 10}, true, ""},
-		{"bounded, sampled share over the limit", "      - id: j\n        delete: {match: \"a:*\"}\n", redis.Bound{Calls: 1, Count: 10}, true, "of the keys of db 0 (sampled "},
+		{"bounded, sampled share over the limit", "      - id: j\n        delete: {match: \"a:*\"}\n", redis.Bound{Calls: 1, Count: 10}, true, "matches more than riskyShare 50% of the keys of db 0 (sampled)"},
 		{"everything", "      - id: j\n        delete: {match: \"*\"}\n", redis.Bound{}, false, `match "*" deletes every key of db 0`},
 	}
 	for _, tt := range tests {
@@ -212,6 +212,9 @@ func TestKeyspaceJobBound(t *testing.T) {
 			}
 			if (tt.wantRisky == "") != (ch.Risk == "") || !strings.Contains(ch.Risk, tt.wantRisky) {
 				t.Errorf("risk %q, want %q", ch.Risk, tt.wantRisky)
+			}
+			if tt.name == "exact share over the limit" && !strings.HasSuffix(ch.Before, "in db 0 (80% of 2000)") {
+				t.Errorf("before %q: want the share measured", ch.Before)
 			}
 		})
 	}

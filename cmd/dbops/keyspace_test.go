@@ -80,4 +80,19 @@ func TestKeyspaceJobsCLI(t *testing.T) {
 	if v := ajvtest.Validate(t, "schemas/plan.schema.json", []json.RawMessage{json.RawMessage(res.Stdout)})[0]; !v.Valid {
 		t.Errorf("ajv: plan JSON invalid: %v", v.Errors)
 	}
+
+	// a saved plan still applies when the cache moved: counts are not part
+	// of its fingerprint, the job deletes what matches when it runs
+	if res = f.Run(t, "plan", "--out", "saved.json", "stack.yaml"); res.Code != 0 {
+		t.Fatalf("plan --out: %+v", res)
+	}
+	for i := range 10 { // 42 of 92 keys match: still under riskyShare
+		c.Set(ctx, fmt.Sprintf("misc:%d", i), "v", 0)
+	}
+	c.Set(ctx, "keep:new1", "v", 0)
+	c.Set(ctx, "keep:new2", "v", 0)
+	res = f.Run(t, "apply", "saved.json")
+	if res.Code != 0 || !strings.Contains(res.Stdout, "done    keyspace job keep-v2: 42 key(s) deleted") {
+		t.Errorf("apply saved plan: %+v", res)
+	}
 }
