@@ -172,7 +172,7 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 		}
 	}
 	if len(jobs) > 0 { // after the migrations: a job may wait for one
-		sr.Changes = append(sr.Changes, applyKeyspace(ctx, st, c, jobs, o)...)
+		sr.Changes = append(sr.Changes, applyKeyspace(ctx, st, c, jobs, held, o)...)
 	}
 	if len(backups) > 0 {
 		sr.Changes = append(sr.Changes, applyBackups(ctx, st, backups, o)...)

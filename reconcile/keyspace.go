@@ -166,7 +166,10 @@ func migrationPlanned(sp *StackPlan, version int64) bool {
 // whose `after` migration is not applied by now waits. Each job runs under
 // a lease (a Redis lock key of its own, SET NX PX) and checks its record
 // under it, so two replicas or a stale plan never run a job twice.
-func applyKeyspace(ctx context.Context, st *spec.Stack, c *conns, jobs []Change, o Options) []ChangeResult {
+//
+// A job whose migration is held back (risky, outside a window) is held with
+// it: deferred with a deferred migration, not a failure.
+func applyKeyspace(ctx context.Context, st *spec.Stack, c *conns, jobs []Change, held []ChangeResult, o Options) []ChangeResult {
 	r := st.Spec.Redis
 	server := redis.Server(r.URL)
 	fail := func(err error) string {
@@ -193,6 +196,11 @@ func applyKeyspace(ctx context.Context, st *spec.Stack, c *conns, jobs []Change,
 		j := r.KeyspaceJobs[i]
 		if j.AfterName != "" && !slices.Contains(applied, j.AfterVersion) {
 			res.Status, res.Error = StatusSkipped, "waits for migration "+j.AfterName+", which is not applied"
+			if k := slices.IndexFunc(held, func(h ChangeResult) bool {
+				return h.Kind == ResourceMigration && h.Version == j.AfterVersion
+			}); k >= 0 {
+				res.Status, res.Error = held[k].Status, "waits for migration "+j.AfterName+", "+string(held[k].Status)+": "+held[k].Error
+			}
 			out = append(out, res)
 			continue
 		}
