@@ -36,9 +36,10 @@ type Postgres struct {
 	DataDir  string
 
 	maxConns int
-	args     []string // PostgresOptions.Args
-	base     string   // temp dir: data dir, sockets, log
-	as       *osUser  // OS user the server runs as; nil for the current one
+	base     string  // temp dir: data dir, sockets, log
+	as       *osUser // OS user the server runs as; nil for the current one
+
+	args []string // PostgresOptions.Args
 
 	mu      sync.Mutex
 	proc    *proc
