@@ -37,6 +37,8 @@ type ChangeResult struct {
 	// Stored is the value a server stored instead of After (Redis clamps
 	// some values); set only on such a failed change.
 	Stored string `json:"stored,omitempty"`
+	// Keys is how many keys a keyspace job deleted.
+	Keys *int64 `json:"keys,omitempty"`
 }
 
 // adjustedOutcome marks the parameters Redis stored differently as failed,
@@ -104,9 +106,11 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 	sr := StackResult{Stack: sp.Stack}
 	changes, held := gate(st, sp.Changes, o)
 	sr.Changes = held
-	var cfg, migs, backups, record []Change
+	var cfg, migs, backups, record, jobs []Change
 	for _, c := range changes {
 		switch c.Kind {
+		case ResourceKeyspaceJob:
+			jobs = append(jobs, c)
 		case ResourceRedisConfig:
 			cfg = append(cfg, c)
 		case ResourceMigration:
@@ -120,7 +124,7 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 	if len(migs) == 0 { // no migration left to back up for
 		backups = slices.DeleteFunc(backups, func(c Change) bool { return c.BeforeMigrate })
 	}
-	if len(cfg)+len(migs)+len(backups)+len(record) == 0 {
+	if len(cfg)+len(migs)+len(backups)+len(record)+len(jobs) == 0 {
 		return sr
 	}
 	c := openConns(st, o, false)
@@ -166,6 +170,9 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 			sr.PostgresVersion = &v
 			sr.PostgresLevel = eng.Name(v)
 		}
+	}
+	if len(jobs) > 0 { // after the migrations: a job may wait for one
+		sr.Changes = append(sr.Changes, applyKeyspace(ctx, st, c, jobs, held, o)...)
 	}
 	if len(backups) > 0 {
 		sr.Changes = append(sr.Changes, applyBackups(ctx, st, backups, o)...)

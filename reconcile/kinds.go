@@ -14,13 +14,16 @@ const (
 	ResourcePrune     Kind = "backup.prune" // a backup file retention deletes
 )
 
+// ResourceKeyspaceJob is a one-shot Redis keyspace job (keyspace.go).
+const ResourceKeyspaceJob Kind = "redis.keyspace"
+
 // Server is the managed thing a kind of change belongs to: "postgres",
 // "redis" or "backup" (the names of the loop's /status resources).
 func (k Kind) Server() string {
 	switch k {
 	case ResourceMigration, ResourceChecksums:
 		return "postgres"
-	case ResourceRedisConfig:
+	case ResourceRedisConfig, ResourceKeyspaceJob:
 		return "redis"
 	case ResourceBackup, ResourcePrune:
 		return "backup"

@@ -86,6 +86,8 @@ type RedisStatus struct {
 	// Observed holds the CONFIG GET answer of every managed parameter:
 	// part of a saved plan's fingerprint.
 	Observed map[string]string `json:"observed,omitempty"`
+	// KeyspaceJobs are the stack's keyspace jobs: done, pending or waiting.
+	KeyspaceJobs []KeyspaceJobStatus `json:"keyspaceJobs,omitempty"`
 }
 
 // Change is one difference between the spec and a live server.
@@ -171,6 +173,9 @@ type Options struct {
 	// Pool, when set, lends the plan its read-only sessions across cycles
 	// (`dbops run`); without it each plan connects and disconnects.
 	Pool *pool.Pool
+	// KeyspaceScan bounds plan's count of the keys a keyspace job matches;
+	// its Count is also apply's SCAN/UNLINK batch.
+	KeyspaceScan redis.Bound
 }
 
 func (o Options) now() time.Time {
@@ -326,6 +331,9 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 			sp.Warnings = append(sp.Warnings, warn)
 		}
 		if err != nil {
+			status.Error = err.Error()
+			sp.Errors = append(sp.Errors, err)
+		} else if err := planKeyspace(ctx, st, c.redis, &sp, o); err != nil {
 			status.Error = err.Error()
 			sp.Errors = append(sp.Errors, err)
 		}

@@ -22,3 +22,8 @@ var Drift []byte
 //
 //go:embed notification.schema.json
 var Notification []byte
+
+// Inspect is the JSON Schema of `dbops inspect --format json`.
+//
+//go:embed inspect.schema.json
+var Inspect []byte

@@ -63,6 +63,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 			}
 		}
 	}
+	checkKeyspaceJobs(s, adderr) // after the migrations: `after` names one of them
 	checkBackups(s, st.File, opts, adderr, addwarn)
 	checkWindows(s, adderr)
 	return errs, warns

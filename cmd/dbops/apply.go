@@ -33,7 +33,8 @@ Migrations run with lock_timeout 5s unless the stack or file says otherwise; a
 migration that times out waiting for a lock is retried up to 3 times (never a
 NO TRANSACTION one; for drizzle, the whole transaction). The SHA-256 of each
 goose migration applied is recorded beside goose's table (drizzle records its
-own hash).
+own hash). Redis keyspace jobs run after the migrations: SCAN + UNLINK of the
+matching keys, then the job is recorded once in the hash dbops:keyspace-jobs.
 
 On a terminal it asks before applying; without a terminal it refuses unless
 --auto-approve is given. Exit status: 0 when everything applied, 1 otherwise.

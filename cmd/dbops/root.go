@@ -51,6 +51,7 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newRunCommand(e), newHealthcheckCommand(e), newVersionCommand(e))
 	root.AddCommand(newMigrationsCommand(e))
 	root.AddCommand(newDriftCommand(e))
+	root.AddCommand(newInspectCommand(e))
 	return root
 }
 

@@ -13,6 +13,7 @@ type Summary struct {
 	Stacks, Changes, Migrations, Settings, Backups, Risky, Deferred, Failed int
 	Ledger                                                                  int // checksum ledger records
 	Drifted                                                                 int // stacks whose schema drifted
+	Keyspace                                                                int // keyspace jobs
 }
 
 // Summarize counts the plan's changes.
@@ -34,6 +35,8 @@ func Summarize(p *reconcile.Plan) Summary {
 				s.Settings++
 			case reconcile.ResourceChecksums:
 				s.Ledger++
+			case reconcile.ResourceKeyspaceJob:
+				s.Keyspace++
 			default:
 				s.Backups++
 			}
@@ -65,6 +68,9 @@ func (s Summary) Line() string {
 		s.Changes, s.Stacks, s.Migrations, s.Settings, s.Backups)
 	if s.Ledger > 0 {
 		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d checksum record(s).", s.Ledger)
+	}
+	if s.Keyspace > 0 {
+		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d keyspace job(s).", s.Keyspace)
 	}
 	if s.Risky > 0 {
 		line += fmt.Sprintf(" %d risky", s.Risky)

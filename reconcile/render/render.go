@@ -104,6 +104,7 @@ func PlanText(w io.Writer, p *reconcile.Plan, s Style) {
 				fmt.Fprintf(w, "    %s %-*s  %s → %s%s\n", s.action(c.Action), width, c.Name, quote(c.Before), quote(c.After), s.risk(c))
 			}
 		}
+		writeKeyspaceJobs(w, &sp, s)
 		writeBackups(w, &sp, s)
 		if len(sp.Changes) == 0 && len(sp.Errors) == 0 {
 			fmt.Fprintf(w, "    %s\n", s.green("in sync: no changes"))
@@ -203,6 +204,12 @@ func ResultText(w io.Writer, r *reconcile.Result, s Style) {
 			label := string(c.Action) + " " + c.Name
 			if c.Kind == reconcile.ResourceRedisConfig {
 				label = fmt.Sprintf("%s = %s", c.Name, quote(c.After))
+			}
+			if c.Kind == reconcile.ResourceKeyspaceJob {
+				label = "keyspace job " + c.Name
+				if c.Keys != nil {
+					label += fmt.Sprintf(": %d key(s) deleted", *c.Keys)
+				}
 			}
 			if c.Retries > 0 {
 				label += fmt.Sprintf(" (retried %d× after lock timeout)", c.Retries)
