@@ -41,6 +41,10 @@ var notInSchema = map[string]string{
 	"x-version-overflow.yaml":           "a migration version fits in 64 bits (numeric range of a string)",
 	"x-notification-unknown-stack.yaml": "a Notification's stacks name loaded stacks (a cross-reference between documents)",
 	"x-notification-url-scheme.yaml":    "a Notification URL is http(s), checked after ${VAR} expansion",
+	// spec.postgres extensions/settings (issue 15)
+	"x-extension-duplicate.yaml": "extension names unique within a stack (uniqueness of one property across array items)",
+	"x-reset-also-set.yaml":      "a parameter is not both in settings and resetSettings (a cross-reference)",
+	"x-setting-credential.yaml":  "parameters holding credentials are refused (kept out of the schema so editors still complete them)",
 }
 
 type corpusDoc struct {
