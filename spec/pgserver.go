@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -149,9 +148,6 @@ func checkPostgresServer(pg *Postgres, bad func(field, format string, args ...an
 		}
 		if _, ok := pg.Settings[name]; ok {
 			bad(field, "%s is also in spec.postgres.settings: a setting is either set or reset", name)
-		}
-		if slices.Index(pg.ResetSettings, name) != i {
-			bad(field, "%s is listed twice", name)
 		}
 	}
 }
