@@ -69,6 +69,9 @@ type PostgresStatus struct {
 	// Checksums compares the applied goose migrations with their files
 	// (dbops' ledger; drizzle's own hashes are checked by its Diff).
 	Checksums *ChecksumStatus `json:"checksums,omitempty"`
+	// PendingRestart lists the managed settings whose value waits for a
+	// server restart (pgserver.go).
+	PendingRestart []string `json:"pendingRestart,omitempty"`
 }
 
 // RedisStatus describes the observed Redis server.
@@ -303,6 +306,9 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 			sp.Warnings = append(sp.Warnings, cs.Warning)
 		}
 		if err != nil {
+			status.Error = err.Error()
+			sp.Errors = append(sp.Errors, err)
+		} else if err := planServerState(ctx, st, c.pg, o, &sp); err != nil {
 			status.Error = err.Error()
 			sp.Errors = append(sp.Errors, err)
 		}

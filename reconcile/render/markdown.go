@@ -12,6 +12,9 @@ import (
 type Summary struct {
 	Stacks, Changes, Migrations, Settings, Backups, Risky, Deferred, Failed int
 	Ledger                                                                  int // checksum ledger records
+	// Postgres server state (extensions and settings) and the stacks
+	// whose settings wait for a restart.
+	PGServer, PendingRestart int
 }
 
 // Summarize counts the plan's changes.
@@ -20,6 +23,9 @@ func Summarize(p *reconcile.Plan) Summary {
 	for _, sp := range p.Stacks {
 		if len(sp.Errors) > 0 {
 			s.Failed++
+		}
+		if sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0 {
+			s.PendingRestart++
 		}
 		for _, c := range sp.Changes {
 			s.Changes++
@@ -30,6 +36,8 @@ func Summarize(p *reconcile.Plan) Summary {
 				s.Settings++
 			case reconcile.ResourceChecksums:
 				s.Ledger++
+			case reconcile.ResourceSetting, reconcile.ResourceExtension:
+				s.PGServer++
 			default:
 				s.Backups++
 			}
@@ -47,7 +55,10 @@ func Summarize(p *reconcile.Plan) Summary {
 // Line is the one-line summary shared by the text and markdown renderings.
 func (s Summary) Line() string {
 	if s.Changes == 0 {
-		line := fmt.Sprintf("No changes: %d stack(s) in sync.", s.Stacks-s.Failed)
+		line := fmt.Sprintf("No changes: %d stack(s) in sync.", s.Stacks-s.Failed-s.PendingRestart)
+		if s.PendingRestart > 0 {
+			line += fmt.Sprintf(" %d stack(s) pending a server restart.", s.PendingRestart)
+		}
 		if s.Failed > 0 {
 			line += fmt.Sprintf(" %d stack(s) could not be planned.", s.Failed)
 		}
@@ -57,6 +68,12 @@ func (s Summary) Line() string {
 		s.Changes, s.Stacks, s.Migrations, s.Settings, s.Backups)
 	if s.Ledger > 0 {
 		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d checksum record(s).", s.Ledger)
+	}
+	if s.PGServer > 0 {
+		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d Postgres setting/extension change(s).", s.PGServer)
+	}
+	if s.PendingRestart > 0 {
+		line += fmt.Sprintf(" %d stack(s) pending a server restart.", s.PendingRestart)
 	}
 	if s.Risky > 0 {
 		line += fmt.Sprintf(" %d risky", s.Risky)
@@ -71,7 +88,7 @@ func (s Summary) Line() string {
 	return line
 }
 
-var mdIcons = map[reconcile.Action]string{reconcile.ActionUp: "➕", reconcile.ActionUpdate: "✏️", reconcile.ActionDown: "➖", reconcile.ActionBaseline: "📌", reconcile.ActionBackup: "💾", reconcile.ActionDelete: "🗑️", reconcile.ActionRecord: "🔏"}
+var mdIcons = map[reconcile.Action]string{reconcile.ActionUp: "➕", reconcile.ActionUpdate: "✏️", reconcile.ActionDown: "➖", reconcile.ActionBaseline: "📌", reconcile.ActionBackup: "💾", reconcile.ActionDelete: "🗑️", reconcile.ActionRecord: "🔏", reconcile.ActionCreate: "➕", reconcile.ActionDrop: "➖", reconcile.ActionReset: "↩️"}
 
 // Markdown renders the plan for a pull request comment: a one-line
 // summary, then per stack a table of changes with risks flagged.
@@ -109,7 +126,8 @@ func Markdown(w io.Writer, p *reconcile.Plan) {
 			fmt.Fprint(w, ".")
 		}
 		fmt.Fprintln(w)
-		if len(sp.Changes) == 0 && len(sp.Errors) == 0 {
+		pending := sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0
+		if len(sp.Changes) == 0 && len(sp.Errors) == 0 && !pending {
 			fmt.Fprintln(w, "\nIn sync: no changes.")
 		}
 		if len(sp.Changes) > 0 {
