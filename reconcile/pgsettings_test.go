@@ -150,6 +150,21 @@ func TestPostgresSettingsApplied(t *testing.T) {
 		}
 	}
 
+	// the same values in other spellings compare equal, as the server parses them
+	same := pgStack(t, url, `    settings:
+      statement_timeout: "30000"
+      idle_in_transaction_session_timeout: 300s
+      log_min_duration_statement: 0.5s
+      work_mem: 8192kB
+      shared_buffers: 128MB
+      jit: "no"
+      log_min_messages: warning
+      random_page_cost: "1.50"
+`)
+	if p := plan(t, same); len(p.Stacks[0].Changes) != 0 || planErrors(p) != "" {
+		t.Fatalf("equal values in other units planned changes:\n%s", planText(p))
+	}
+
 	// a setting dropped from the spec is left alone; resetSettings resets it
 	left := pgStack(t, url, "    settings: {statement_timeout: 30s}\n")
 	if p := plan(t, left); len(p.Stacks[0].Changes) != 0 {

@@ -108,9 +108,11 @@ func ObserveSettings(ctx context.Context, db *sql.DB, names []string) (Settings,
 
 // readAutoConf reads what ALTER SYSTEM wrote. pg_file_settings is for
 // superusers unless granted: "permission denied" is nil, not an error.
+// Rows with an error are kept: a postmaster setting waiting for a restart
+// is "setting could not be applied".
 func readAutoConf(ctx context.Context, db *sql.DB) (map[string]string, error) {
 	rows, err := db.QueryContext(ctx, `SELECT name, coalesce(setting, '') FROM pg_file_settings
-		WHERE sourcefile LIKE '%/postgresql.auto.conf' AND error IS NULL ORDER BY seqno`)
+		WHERE sourcefile LIKE '%/postgresql.auto.conf' ORDER BY seqno`)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "42501" {
 		return nil, nil

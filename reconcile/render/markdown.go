@@ -56,8 +56,12 @@ func Summarize(p *reconcile.Plan) Summary {
 func (s Summary) Line() string {
 	if s.Changes == 0 {
 		line := fmt.Sprintf("No changes: %d stack(s) in sync.", s.Stacks-s.Failed-s.PendingRestart)
-		if s.PendingRestart > 0 {
-			line += fmt.Sprintf(" %d stack(s) pending a server restart.", s.PendingRestart)
+		if s.PendingRestart > 0 { // never "in sync" while a setting waits for a restart
+			line = fmt.Sprintf("No changes: %d stack(s) pending a server restart", s.PendingRestart)
+			if n := s.Stacks - s.Failed - s.PendingRestart; n > 0 {
+				line += fmt.Sprintf(", %d in sync", n)
+			}
+			line += "."
 		}
 		if s.Failed > 0 {
 			line += fmt.Sprintf(" %d stack(s) could not be planned.", s.Failed)
