@@ -137,10 +137,9 @@ func TestPostgresSettingsApplied(t *testing.T) {
 	}
 	validPlanJSON(t, p)
 	mustApply(t, stacks, p)
-	after := eventually(t, stacks, reconcile.Options{}, "settings in force", func(p *reconcile.Plan) bool {
-		return len(p.Stacks[0].Changes) == 0 && len(p.Stacks[0].Errors) == 0
-	})
-	if !strings.Contains(planText(after), "in sync") {
+	// apply returns once the reload is in force: the next plan sees it
+	after := plan(t, stacks)
+	if len(after.Stacks[0].Changes) != 0 || !strings.Contains(planText(after), "in sync") {
 		t.Errorf("plan after apply:\n%s", planText(after))
 	}
 	// the server stores them in its own units: 30s as 30000 (ms), 8MB as 8192 (kB)
@@ -177,9 +176,9 @@ func TestPostgresSettingsApplied(t *testing.T) {
 	}
 	validPlanJSON(t, p)
 	mustApply(t, reset, p)
-	eventually(t, reset, reconcile.Options{}, "reset in force", func(p *reconcile.Plan) bool {
-		return len(p.Stacks[0].Changes) == 0 && len(p.Stacks[0].Errors) == 0
-	})
+	if p := plan(t, reset); len(p.Stacks[0].Changes) != 0 || planErrors(p) != "" {
+		t.Fatalf("after reset:\n%s", planText(p))
+	}
 	if got := showSetting(t, pg, "work_mem"); got != "4096" {
 		t.Errorf("work_mem after reset = %q, want the default 4096", got)
 	}

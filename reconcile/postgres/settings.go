@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -273,6 +274,15 @@ func settingRisk(s Setting, want string, live Settings) string {
 // reload, after which the changes are written but not in force.
 func ApplySettings(ctx context.Context, db *sql.DB, changes []SettingChange) ([]error, error) {
 	out := make([]error, len(changes))
+	// one session: its pg_conf_load_time() tells when the reload reached it
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		for i := range out {
+			out[i] = err
+		}
+		return out, nil
+	}
+	defer conn.Close()
 	wrote := false
 	for i, c := range changes {
 		stmt := "ALTER SYSTEM RESET " + c.Name
@@ -281,7 +291,7 @@ func ApplySettings(ctx context.Context, db *sql.DB, changes []SettingChange) ([]
 		}
 		// names are checked by spec (lower-case, prefix.name); ALTER
 		// SYSTEM takes no bind parameters
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
 			out[i] = fmt.Errorf("%s: %w", strings.SplitN(stmt, " = ", 2)[0], err)
 			continue
 		}
@@ -290,10 +300,33 @@ func ApplySettings(ctx context.Context, db *sql.DB, changes []SettingChange) ([]
 	if !wrote {
 		return out, nil
 	}
-	if _, err := db.ExecContext(ctx, "SELECT pg_reload_conf()"); err != nil {
+	var before time.Time
+	if err := conn.QueryRowContext(ctx, "SELECT pg_conf_load_time()").Scan(&before); err != nil {
+		return out, fmt.Errorf("read pg_conf_load_time(): %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "SELECT pg_reload_conf()"); err != nil {
 		return out, fmt.Errorf("settings written to postgresql.auto.conf, but pg_reload_conf() failed, so they are not in force: %w", err)
 	}
+	waitReload(ctx, conn, before)
 	return out, nil
+}
+
+// waitReload waits (at most 10 s) until the session has re-read the
+// configuration. The postmaster reloads before it signals its children, so
+// from then on new sessions (the next plan) see the new values.
+func waitReload(ctx context.Context, conn *sql.Conn, before time.Time) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var t time.Time
+		if err := conn.QueryRowContext(ctx, "SELECT pg_conf_load_time()").Scan(&t); err != nil || t.After(before) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // literals quotes a value for ALTER SYSTEM SET: one literal, or one per
