@@ -27,7 +27,8 @@ func TestPendingRestartInStatusAndMetrics(t *testing.T) {
 	var logs testsrv.Buffer
 	l := newLoop(t, r.source(t), &logs)
 	l.o.Reconcile.AllowRisky = true // the setting is risky: it needs a restart
-	cycle(t, l) // applies
+	// the first cycle applies it
+	cycle(t, l)
 	gauge := func() string { return grep(scrape(t, l), "dbops_postgres_pending_restart{") }
 	cases := []struct {
 		name, state, gauge, message string
