@@ -119,7 +119,8 @@ func TestPostgresPreloadAndRestart(t *testing.T) {
 		t.Fatalf("warnings %q, want %q", p.Stacks[0].Warnings, want)
 	}
 
-	set := pgStack(t, url, "    settings:\n      shared_preload_libraries: pg_stat_statements\n")
+	// pg_stat_statements.track exists once the library is loaded: set after the restart
+	set := pgStack(t, url, "    settings:\n      shared_preload_libraries: pg_stat_statements\n      pg_stat_statements.track: all\n")
 	p = plan(t, set)
 	c, ok := byKind(p, reconcile.ResourceSetting)["shared_preload_libraries"]
 	if !ok || !strings.Contains(c.Risk, "takes effect only when the server restarts") {
@@ -139,6 +140,9 @@ func TestPostgresPreloadAndRestart(t *testing.T) {
 		t.Fatalf("before the restart, want no change, pending restart and never \"in sync\":\n%s", text)
 	}
 	validPlanJSON(t, pending)
+	if w := strings.Join(pending.Stacks[0].Warnings, "\n"); !strings.Contains(w, "pg_stat_statements.track belongs to pg_stat_statements, which the server loads when it restarts") {
+		t.Errorf("warnings before restart: %s", w)
+	}
 	// the spec's setting is known now: the extension's plan says it waits for the restart
 	both := pgStack(t, url, "    settings:\n      shared_preload_libraries: pg_stat_statements\n    extensions:\n      - name: pg_stat_statements\n")
 	if w := strings.Join(plan(t, both).Stacks[0].Warnings, "\n"); !strings.Contains(w, "the spec sets it, and it takes effect when the server restarts") {
@@ -150,9 +154,15 @@ func TestPostgresPreloadAndRestart(t *testing.T) {
 	if err := pg.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// after the restart the library's parameter is known, and set
+	p = plan(t, set)
+	if c := byKind(p, reconcile.ResourceSetting); len(c) != 1 || c["pg_stat_statements.track"].After != "all" || p.Stacks[0].Postgres.PendingRestart != nil {
+		t.Fatalf("after the restart, want only pg_stat_statements.track set:\n%s", planText(p))
+	}
+	mustApply(t, set, p)
 	p = plan(t, set)
 	if text := planText(p); len(p.Stacks[0].Changes) != 0 || p.Stacks[0].Postgres.PendingRestart != nil || !strings.Contains(text, "in sync") {
-		t.Fatalf("after the restart, want in sync:\n%s", text)
+		t.Fatalf("after the restart and apply, want in sync:\n%s", text)
 	}
 	p = plan(t, both)
 	if len(p.Stacks[0].Warnings) != 0 || byKind(p, reconcile.ResourceExtension)["pg_stat_statements"].Action != reconcile.ActionCreate {

@@ -175,7 +175,24 @@ func DiffSettings(want map[string]spec.PGValue, reset []string, live Settings) (
 			}
 		}
 	})
+	// a library's parameters (pg_stat_statements.track) exist once it is
+	// loaded: when the spec preloads it and the server waits for the
+	// restart, they are set after the restart, not refused
+	waiting := map[string]bool{}
+	if v, ok := want["shared_preload_libraries"]; ok {
+		loaded := ListElements(live.Values["shared_preload_libraries"].Setting)
+		for _, lib := range ListElements(string(v)) {
+			waiting[lib] = !slices.Contains(loaded, lib)
+		}
+	}
+	var later []string
 	for _, n := range append(slices.Clone(names), reset...) {
+		prefix, _, custom := strings.Cut(n, ".")
+		if _, ok := live.Unknown[n]; ok && custom && waiting[prefix] {
+			later = append(later, n)
+			p.Warnings = append(p.Warnings, fmt.Sprintf("%s belongs to %s, which the server loads when it restarts (shared_preload_libraries): dbops sets it after the restart", n, prefix))
+			continue
+		}
 		if msg, ok := live.Unknown[n]; ok {
 			errs = append(errs, fmt.Sprintf("%s: the server does not know it (%s); check the name against pg_settings (a library's parameters exist once it is loaded)", n, msg))
 			continue
@@ -187,6 +204,8 @@ func DiffSettings(want map[string]spec.PGValue, reset []string, live Settings) (
 	if len(errs) > 0 {
 		return p, errors.New(strings.Join(errs, "; "))
 	}
+	names = slices.DeleteFunc(names, func(n string) bool { return slices.Contains(later, n) })
+	reset = slices.DeleteFunc(slices.Clone(reset), func(n string) bool { return slices.Contains(later, n) })
 	for _, n := range names {
 		s := live.Values[n]
 		w := string(want[n])
