@@ -224,7 +224,7 @@ func applyMigrations(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conn
 	if sp.Postgres != nil {
 		p.From = sp.Postgres.VersionBefore
 	}
-	if msg := blockedByDrift(ctx, st, c, p); msg != "" {
+	if msg := blockedByDrift(ctx, st, c, p, o); msg != "" {
 		return outcome(migs, StatusFailed, msg), nil
 	}
 	done, err := postgres.EngineFor(pg.Migrations).Migrate(ctx, c.pg, p, o.grace(), postgres.MigrateOptions{

@@ -31,6 +31,10 @@ const (
 	EventDeferred        = "deferred"
 	EventBackupSucceeded = "backupSucceeded"
 	EventBackupFailed    = "backupFailed"
+	// EventSchemaDrift: dbops run's schema drift check found the live
+	// schema differing from the migrations, differently than last time, or
+	// no longer differing.
+	EventSchemaDrift = "schemaDrift"
 )
 
 // DefaultEvents is what a Notification without events reports: failures only.

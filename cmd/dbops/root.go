@@ -12,6 +12,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/drift"
 	"github.com/amanat/dbops/reconcile/render"
 	"github.com/amanat/dbops/spec"
 )
@@ -76,8 +77,14 @@ func (e *env) load(paths []string, offline bool) (*spec.Result, error) {
 }
 
 func (e *env) options() reconcile.Options {
-	return reconcile.Options{ConnectTimeout: e.connectTimeout, SkipBackups: e.noBackups,
+	o := reconcile.Options{ConnectTimeout: e.connectTimeout, SkipBackups: e.noBackups,
 		Backup: backup.Options{PgDumpPath: e.pgDump, PgRestorePath: e.pgRestore, ConnectTimeout: e.connectTimeout}}
+	// Expected schemas of drift checks are cached per migration set; without
+	// a cache folder each check replays the migrations again.
+	if dir, err := drift.DefaultDir(); err == nil {
+		o.DriftCache = drift.DirCache{Dir: dir}
+	}
+	return o
 }
 
 // style colours output only for a terminal, and never under NO_COLOR.

@@ -31,6 +31,7 @@ func (l *Loop) Status() Status {
 				ss.Resources = []ResourceStatus{}
 			}
 			ss.Backups = l.backupStatus(&s)
+			ss.SchemaDrift = l.schemaDriftStatus(s.Metadata.Name)
 			st.Stacks = append(st.Stacks, ss)
 		}
 	}

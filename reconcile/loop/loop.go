@@ -20,6 +20,7 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/drift"
 	"github.com/amanat/dbops/reconcile/notify"
 	"github.com/amanat/dbops/reconcile/shard"
 	"github.com/amanat/dbops/reconcile/source"
@@ -81,6 +82,7 @@ type Loop struct {
 	backupSem     chan struct{}
 	backupResults map[string]*BackupResult
 	drillState    *drillState
+	schema        *schemaDrift // schema drift checks (drift.go)
 }
 
 type revision struct {
@@ -123,6 +125,10 @@ func New(o Options) *Loop {
 	}
 	o.Metrics.shardInfo.WithLabelValues(strconv.Itoa(o.Shard.Index), strconv.Itoa(o.Shard.Count)).Set(1)
 	o.Reconcile.SkipBackups = true // scheduled by the loop itself
+	o.Reconcile.SkipDrift = true   // so is schema drift (drift.go)
+	if o.Reconcile.DriftCache == nil {
+		o.Reconcile.DriftCache = &drift.MemCache{}
+	}
 	return &Loop{
 		o:             o,
 		trigger:       make(chan struct{}, 1),
@@ -133,6 +139,7 @@ func New(o Options) *Loop {
 		backupSem:     make(chan struct{}, o.BackupConcurrency),
 		backupResults: map[string]*BackupResult{},
 		drillState:    newDrillState(),
+		schema:        newSchemaDrift(o.Metrics),
 	}
 }
 
@@ -202,6 +209,7 @@ func (l *Loop) Cycle(ctx context.Context) {
 	}
 	l.backups(ctx, cur)
 	l.drills(ctx, cur, time.Now())
+	l.schemaDriftChecks(ctx, cur, time.Now())
 }
 
 // Wait blocks until no stack is being reconciled.

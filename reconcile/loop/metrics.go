@@ -33,6 +33,7 @@ type Metrics struct {
 	backupsPruned        *prometheus.CounterVec
 	backupSkipped        *prometheus.CounterVec
 	drill                drillMetrics
+	schemaDrift          *prometheus.GaugeVec // drift.go
 
 	// Postgres settings waiting for a server restart (issue 15).
 	pendingRestart *prometheus.GaugeVec
@@ -111,6 +112,7 @@ func NewMetrics() *Metrics {
 		Help: "A stack this replica owns (value 1; absent for the stacks of other shards)."}, []string{"stack"})
 	m.Registry.MustRegister(m.shardInfo, m.shardStacks, m.shardStack)
 	m.drill = newDrillMetrics(m.Registry)
+	m.schemaDrift = newSchemaDriftMetric(m.Registry)
 	m.pendingRestart = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "dbops_postgres_pending_restart",
 		Help: "Managed Postgres settings applied but waiting for a server restart (pg_settings.pending_restart); dbops never restarts a server.",
@@ -131,6 +133,7 @@ func (m *Metrics) forget(stack string) {
 		m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures, m.lockHeld,
 		m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures, m.backupVerifyFailures,
 		m.backupsPruned, m.backupSkipped, m.shardStack, m.drill.lastSuccess, m.drill.duration, m.drill.failures,
+		m.schemaDrift,
 		m.pendingRestart,
 	} {
 		v.DeletePartialMatch(l)

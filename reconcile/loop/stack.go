@@ -381,6 +381,7 @@ func (l *Loop) releaseSnapshots() {
 		}
 	}
 	l.mu.Unlock()
+	keep = append(keep, l.schemaDriftRevs()...) // drift.go
 	if len(keep) > 0 {
 		l.o.Source.Release(keep...)
 	}

@@ -94,6 +94,8 @@ type StackStatus struct {
 	RetryAt *time.Time `json:"retryAt,omitempty"`
 	// Backups are the stack's backup jobs: last result and next run.
 	Backups []BackupStatus `json:"backups,omitempty"`
+	// SchemaDrift is the last schema drift check (spec.postgres.drift).
+	SchemaDrift *SchemaDriftStatus `json:"schemaDrift,omitempty"`
 }
 
 // ResourceStatus is the state of one managed thing of a stack.

@@ -12,6 +12,7 @@ import (
 type Summary struct {
 	Stacks, Changes, Migrations, Settings, Backups, Risky, Deferred, Failed int
 	Ledger                                                                  int // checksum ledger records
+	Drifted                                                                 int // stacks whose schema drifted
 	// Postgres server state (extensions and settings) and the stacks
 	// whose settings wait for a restart.
 	PGServer, PendingRestart int
@@ -26,6 +27,9 @@ func Summarize(p *reconcile.Plan) Summary {
 		}
 		if sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0 {
 			s.PendingRestart++
+		}
+		if pg := sp.Postgres; pg != nil && pg.Drift != nil && len(pg.Drift.Items) > 0 {
+			s.Drifted++
 		}
 		for _, c := range sp.Changes {
 			s.Changes++
@@ -54,6 +58,10 @@ func Summarize(p *reconcile.Plan) Summary {
 
 // Line is the one-line summary shared by the text and markdown renderings.
 func (s Summary) Line() string {
+	drifted := ""
+	if s.Drifted > 0 {
+		drifted = fmt.Sprintf(" %d stack(s) with schema drift (reported, never applied).", s.Drifted)
+	}
 	if s.Changes == 0 {
 		line := fmt.Sprintf("No changes: %d stack(s) in sync.", s.Stacks-s.Failed-s.PendingRestart)
 		if s.PendingRestart > 0 { // never "in sync" while a setting waits for a restart
@@ -66,7 +74,7 @@ func (s Summary) Line() string {
 		if s.Failed > 0 {
 			line += fmt.Sprintf(" %d stack(s) could not be planned.", s.Failed)
 		}
-		return line
+		return line + drifted
 	}
 	line := fmt.Sprintf("%d change(s) in %d stack(s): %d migration(s), %d Redis setting(s), %d backup change(s).",
 		s.Changes, s.Stacks, s.Migrations, s.Settings, s.Backups)
@@ -89,7 +97,7 @@ func (s Summary) Line() string {
 	if s.Failed > 0 {
 		line += fmt.Sprintf(" %d stack(s) could not be planned.", s.Failed)
 	}
-	return line
+	return line + drifted
 }
 
 var mdIcons = map[reconcile.Action]string{reconcile.ActionUp: "➕", reconcile.ActionUpdate: "✏️", reconcile.ActionDown: "➖", reconcile.ActionBaseline: "📌", reconcile.ActionBackup: "💾", reconcile.ActionDelete: "🗑️", reconcile.ActionRecord: "🔏", reconcile.ActionCreate: "➕", reconcile.ActionDrop: "➖", reconcile.ActionReset: "↩️"}
@@ -130,6 +138,9 @@ func Markdown(w io.Writer, p *reconcile.Plan) {
 			fmt.Fprint(w, ".")
 		}
 		fmt.Fprintln(w)
+		if sp.Postgres != nil {
+			writeDriftMarkdown(w, sp.Stack, sp.Postgres.Drift)
+		}
 		pending := sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0
 		if len(sp.Changes) == 0 && len(sp.Errors) == 0 && !pending {
 			fmt.Fprintln(w, "\nIn sync: no changes.")

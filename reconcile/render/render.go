@@ -63,6 +63,7 @@ func PlanText(w io.Writer, p *reconcile.Plan, s Style) {
 				fmt.Fprintf(w, "  checksums of applied migrations: %d verified, %d recorded at adoption, %d changed, %d not recorded\n",
 					cs.Verified, cs.Adopted, len(cs.Changed), cs.Unrecorded)
 			}
+			writeDriftText(w, pg.Drift, s)
 		}
 		for _, c := range sp.Changes {
 			if c.Kind == reconcile.ResourceChecksums {
