@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amanat/dbops/internal/clitest"
 	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
 )
@@ -217,4 +218,40 @@ func TestPostgresSettingsLeastGrant(t *testing.T) {
 	eventually(t, stacks, reconcile.Options{}, "granted setting in force", func(p *reconcile.Plan) bool {
 		return len(p.Stacks[0].Changes) == 0 && len(p.Stacks[0].Errors) == 0
 	})
+}
+
+// TestManagedExtensionsAreNotDrift: an extension spec.postgres.extensions
+// manages is not schema drift (the migrations do not create it, dbops does).
+func TestManagedExtensionsAreNotDrift(t *testing.T) {
+	url := testsrv.PostgresDB(t)
+	f := clitest.NewFixture(t, map[string]string{"00001_t.sql": clitest.Mig("CREATE TABLE t (id int);", "DROP TABLE t;")})
+	f.Env["PG_URL"] = url
+	stacks := load(t, f, `apiVersion: dbops/v1
+kind: Stack
+metadata: {name: drifty}
+spec:
+  postgres:
+    url: ${PG_URL}
+    migrations: {dir: ./migrations}
+    drift: {}
+    extensions: [{name: pg_trgm}]
+`)
+	o := reconcile.Options{} // no cache: the expected schema is built each time
+	mustApply(t, stacks, reconcile.PlanStacks(context.Background(), stacks, o))
+	if v := extVersion(t, url, "pg_trgm"); v == "absent" {
+		t.Fatal("pg_trgm not created")
+	}
+	p := reconcile.PlanStacks(context.Background(), stacks, o)
+	d := p.Stacks[0].Postgres.Drift
+	if d == nil || d.Error != "" || len(d.Items) != 0 {
+		t.Fatalf("drift of a managed extension: %+v\n%s", d, planText(p))
+	}
+	// an extension the spec does not manage is still drift
+	if _, err := testsrv.OpenDB(t, url).Exec("CREATE EXTENSION btree_gin"); err != nil {
+		t.Fatal(err)
+	}
+	p = reconcile.PlanStacks(context.Background(), stacks, o)
+	if d := p.Stacks[0].Postgres.Drift; d == nil || len(d.Items) != 1 || d.Items[0].Name != "btree_gin" {
+		t.Fatalf("unmanaged extension not reported as drift: %+v", d)
+	}
 }
