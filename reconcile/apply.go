@@ -106,7 +106,7 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 	sr := StackResult{Stack: sp.Stack}
 	changes, held := gate(st, sp.Changes, o)
 	sr.Changes = held
-	var cfg, migs, backups, record, jobs []Change
+	var cfg, migs, backups, record, jobs, server []Change
 	for _, c := range changes {
 		switch c.Kind {
 		case ResourceKeyspaceJob:
@@ -117,6 +117,8 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 			migs = append(migs, c)
 		case ResourceChecksums:
 			record = append(record, c)
+		case ResourceSetting, ResourceExtension:
+			server = append(server, c)
 		default:
 			backups = append(backups, c)
 		}
@@ -124,7 +126,7 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 	if len(migs) == 0 { // no migration left to back up for
 		backups = slices.DeleteFunc(backups, func(c Change) bool { return c.BeforeMigrate })
 	}
-	if len(cfg)+len(migs)+len(backups)+len(record)+len(jobs) == 0 {
+	if len(cfg)+len(migs)+len(backups)+len(record)+len(jobs)+len(server) == 0 {
 		return sr
 	}
 	c := openConns(st, o, false)
@@ -154,6 +156,9 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 				migs = nil
 			}
 		}
+	}
+	if len(server) > 0 { // settings and extensions first: migrations may use them
+		sr.Changes = append(sr.Changes, applyServerState(ctx, st, c, server)...)
 	}
 	if len(record) > 0 { // before migrations: adoption covers what ran before dbops
 		sr.Changes = append(sr.Changes, applyRecord(ctx, st, c, record)...)

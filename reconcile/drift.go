@@ -54,6 +54,11 @@ func checkDrift(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (dri
 		}
 		return r, e
 	}
+	// extensions spec.postgres.extensions manages are dbops' doing, not
+	// drift from the migrations (objects they own are already left out)
+	r.Items = slices.DeleteFunc(r.Items, func(it drift.Item) bool {
+		return it.Kind == "extension" && slices.ContainsFunc(pg.Extensions, func(e spec.Extension) bool { return e.Name == it.Name })
+	})
 	return r, nil
 }
 

@@ -72,6 +72,9 @@ type PostgresStatus struct {
 	Checksums *ChecksumStatus `json:"checksums,omitempty"`
 	// Drift is the live schema compared with the applied migrations'.
 	Drift *DriftStatus `json:"drift,omitempty"`
+	// PendingRestart lists the managed settings whose value waits for a
+	// server restart (pgserver.go).
+	PendingRestart []string `json:"pendingRestart,omitempty"`
 }
 
 // RedisStatus describes the observed Redis server.
@@ -319,8 +322,14 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 		if err != nil {
 			status.Error = err.Error()
 			sp.Errors = append(sp.Errors, err)
-		} else if pg.Drift != nil && pg.Migrations != nil && !o.SkipDrift {
-			status.Drift = planDrift(ctx, st, c.pg, o)
+		} else {
+			if pg.Drift != nil && pg.Migrations != nil && !o.SkipDrift {
+				status.Drift = planDrift(ctx, st, c.pg, o)
+			}
+			if err := planServerState(ctx, st, c.pg, o, &sp); err != nil {
+				status.Error = err.Error()
+				sp.Errors = append(sp.Errors, err)
+			}
 		}
 	}
 	if r := st.Spec.Redis; r != nil {

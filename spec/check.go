@@ -38,6 +38,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 		if pg.Drift != nil {
 			checkDrift(pg, st.File, opts, adderr, addwarn)
 		}
+		checkPostgresServer(pg, adderr)
 	}
 	if r := s.Redis; r != nil {
 		r.URL = expandURL(r.URL, "spec.redis.url", st.File, opts, adderr, addwarn, checkRedisURL)

@@ -74,6 +74,9 @@ type Postgres struct {
 	Migrations *Migrations `json:"migrations,omitempty"`
 	// Drift configures schema drift detection (drift.go).
 	Drift *Drift `json:"drift,omitempty"`
+
+	// ServerState: extensions, settings, resetSettings (pgserver.go).
+	ServerState
 }
 
 // Migrations is the migration level a database should be at.

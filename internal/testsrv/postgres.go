@@ -120,6 +120,27 @@ func (p *Postgres) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return p.startOn(ctx, port)
+}
+
+// Restart stops the server (fast shutdown, as an operator's restart) and
+// starts it again on the same port and data directory, so settings that
+// need a restart (postmaster context) take effect.
+func (p *Postgres) Restart(ctx context.Context) error {
+	p.mu.Lock()
+	pr, stopped := p.proc, p.stopped
+	p.mu.Unlock()
+	if stopped || pr == nil {
+		return errors.New("testsrv: restart of a stopped server")
+	}
+	if err := pr.stop(os.Interrupt, time.Minute); err != nil {
+		return fmt.Errorf("testsrv: restart: %w", err)
+	}
+	return p.startOn(ctx, p.Port)
+}
+
+// startOn runs postgres on port and waits until it accepts logins.
+func (p *Postgres) startOn(ctx context.Context, port int) error {
 	args := []string{
 		"-D", p.DataDir, "-p", strconv.Itoa(port), "-k", p.base,
 		"-c", "listen_addresses=127.0.0.1",

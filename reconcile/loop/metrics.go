@@ -34,6 +34,9 @@ type Metrics struct {
 	backupSkipped        *prometheus.CounterVec
 	drill                drillMetrics
 	schemaDrift          *prometheus.GaugeVec // drift.go
+
+	// Postgres settings waiting for a server restart (issue 15).
+	pendingRestart *prometheus.GaugeVec
 }
 
 // NewMetrics registers the dbops_ metrics and the Go runtime's.
@@ -110,6 +113,11 @@ func NewMetrics() *Metrics {
 	m.Registry.MustRegister(m.shardInfo, m.shardStacks, m.shardStack)
 	m.drill = newDrillMetrics(m.Registry)
 	m.schemaDrift = newSchemaDriftMetric(m.Registry)
+	m.pendingRestart = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "dbops_postgres_pending_restart",
+		Help: "Managed Postgres settings applied but waiting for a server restart (pg_settings.pending_restart); dbops never restarts a server.",
+	}, []string{"stack"})
+	m.Registry.MustRegister(m.pendingRestart)
 	m.Registry.MustRegister(m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures,
 		m.backupVerifyFailures, m.backupsPruned, m.backupSkipped)
 	m.Registry.MustRegister(m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures,
@@ -126,6 +134,7 @@ func (m *Metrics) forget(stack string) {
 		m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures, m.backupVerifyFailures,
 		m.backupsPruned, m.backupSkipped, m.shardStack, m.drill.lastSuccess, m.drill.duration, m.drill.failures,
 		m.schemaDrift,
+		m.pendingRestart,
 	} {
 		v.DeletePartialMatch(l)
 	}

@@ -122,7 +122,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	case len(sp.Changes) == 0 && len(stalled) > 0:
 		return stalledOutcome(sp, stalled)
 	case len(sp.Changes) == 0:
-		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
+		return outcome{reason: ReasonSucceeded, message: inSync(sp), resources: resources(sp, StateInSync)}
 	case st.Spec.Suspend:
 		return outcome{reason: ReasonSuspended, message: fmt.Sprintf("suspended: %d difference(s) not applied", len(sp.Changes)), resources: resources(sp, StateSuspended)}
 	case st.Spec.DriftPolicy == spec.DriftReport:
@@ -149,7 +149,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 		return stalledOutcome(sp, stalled)
 	}
 	if len(sp.Changes) == 0 {
-		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
+		return outcome{reason: ReasonSucceeded, message: inSync(sp), resources: resources(sp, StateInSync)}
 	}
 	l.setResources(st.Metadata.Name, resources(sp, StateApplying))
 	l.o.Logger.Info("applying", "stack", st.Metadata.Name, "changes", len(sp.Changes))
@@ -289,6 +289,9 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	m.duration.WithLabelValues(name).Observe(now.Sub(start).Seconds())
 	for _, r := range out.resources {
 		m.drift.WithLabelValues(name, r.Resource).Set(float64(len(r.Changes)))
+		if r.Resource == "postgres" {
+			m.pendingRestart.WithLabelValues(name).Set(float64(len(r.PendingRestart)))
+		}
 	}
 	for kind, n := range out.applied {
 		m.applied.WithLabelValues(name, string(kind)).Add(float64(n))

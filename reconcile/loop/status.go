@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"strings"
 	"time"
 
 	"github.com/amanat/dbops/reconcile"
@@ -15,6 +16,10 @@ const (
 	StateFailed    = "Failed"
 	StateSuspended = "Suspended"
 )
+
+// StatePendingRestart: nothing left to apply, but Postgres settings wait
+// for a server restart (dbops never restarts a server).
+const StatePendingRestart = "PendingRestart"
 
 // Reasons of a stack's Ready condition, as in Flux's conditions.
 const (
@@ -99,6 +104,9 @@ type ResourceStatus struct {
 	State    string             `json:"state"`
 	Error    string             `json:"error,omitempty"`
 	Changes  []reconcile.Change `json:"changes,omitempty"` // drift found in the last cycle
+	// PendingRestart lists the Postgres settings applied but waiting for a
+	// server restart (postgres only).
+	PendingRestart []string `json:"pendingRestart,omitempty"`
 }
 
 // Condition is a Kubernetes-style condition with a machine-readable reason.
@@ -131,6 +139,13 @@ func resources(sp *reconcile.StackPlan, drifted string) []ResourceStatus {
 	}
 	if sp.Postgres != nil {
 		add("postgres", sp.Postgres.Error)
+		if p := sp.Postgres.PendingRestart; len(p) > 0 {
+			rs := &out[len(out)-1]
+			rs.PendingRestart = p
+			if rs.State == StateInSync {
+				rs.State = StatePendingRestart
+			}
+		}
 	}
 	if sp.Redis != nil {
 		add("redis", sp.Redis.Error)
@@ -139,4 +154,13 @@ func resources(sp *reconcile.StackPlan, drifted string) []ResourceStatus {
 		out = append(out, ResourceStatus{Resource: "stack", State: StateFailed, Error: sp.Errors[0].Error()})
 	}
 	return out
+}
+
+// inSync is the message of a cycle that found nothing to apply: "in sync",
+// unless settings wait for a restart, which is never called in sync.
+func inSync(sp *reconcile.StackPlan) string {
+	if sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0 {
+		return "nothing to apply; pending a server restart (dbops never restarts it): " + strings.Join(sp.Postgres.PendingRestart, ", ")
+	}
+	return "in sync"
 }

@@ -14,6 +14,9 @@ type Summary struct {
 	Ledger                                                                  int // checksum ledger records
 	Drifted                                                                 int // stacks whose schema drifted
 	Keyspace                                                                int // keyspace jobs
+	// Postgres server state (extensions and settings) and the stacks
+	// whose settings wait for a restart.
+	PGServer, PendingRestart int
 }
 
 // Summarize counts the plan's changes.
@@ -22,6 +25,9 @@ func Summarize(p *reconcile.Plan) Summary {
 	for _, sp := range p.Stacks {
 		if len(sp.Errors) > 0 {
 			s.Failed++
+		}
+		if sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0 {
+			s.PendingRestart++
 		}
 		if pg := sp.Postgres; pg != nil && pg.Drift != nil && len(pg.Drift.Items) > 0 {
 			s.Drifted++
@@ -37,6 +43,8 @@ func Summarize(p *reconcile.Plan) Summary {
 				s.Ledger++
 			case reconcile.ResourceKeyspaceJob:
 				s.Keyspace++
+			case reconcile.ResourceSetting, reconcile.ResourceExtension:
+				s.PGServer++
 			default:
 				s.Backups++
 			}
@@ -58,7 +66,14 @@ func (s Summary) Line() string {
 		drifted = fmt.Sprintf(" %d stack(s) with schema drift (reported, never applied).", s.Drifted)
 	}
 	if s.Changes == 0 {
-		line := fmt.Sprintf("No changes: %d stack(s) in sync.", s.Stacks-s.Failed)
+		line := fmt.Sprintf("No changes: %d stack(s) in sync.", s.Stacks-s.Failed-s.PendingRestart)
+		if s.PendingRestart > 0 { // never "in sync" while a setting waits for a restart
+			line = fmt.Sprintf("No changes: %d stack(s) pending a server restart", s.PendingRestart)
+			if n := s.Stacks - s.Failed - s.PendingRestart; n > 0 {
+				line += fmt.Sprintf(", %d in sync", n)
+			}
+			line += "."
+		}
 		if s.Failed > 0 {
 			line += fmt.Sprintf(" %d stack(s) could not be planned.", s.Failed)
 		}
@@ -71,6 +86,12 @@ func (s Summary) Line() string {
 	}
 	if s.Keyspace > 0 {
 		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d keyspace job(s).", s.Keyspace)
+	}
+	if s.PGServer > 0 {
+		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d Postgres setting/extension change(s).", s.PGServer)
+	}
+	if s.PendingRestart > 0 {
+		line += fmt.Sprintf(" %d stack(s) pending a server restart.", s.PendingRestart)
 	}
 	if s.Risky > 0 {
 		line += fmt.Sprintf(" %d risky", s.Risky)
@@ -85,7 +106,7 @@ func (s Summary) Line() string {
 	return line + drifted
 }
 
-var mdIcons = map[reconcile.Action]string{reconcile.ActionUp: "➕", reconcile.ActionUpdate: "✏️", reconcile.ActionDown: "➖", reconcile.ActionBaseline: "📌", reconcile.ActionBackup: "💾", reconcile.ActionDelete: "🗑️", reconcile.ActionRecord: "🔏"}
+var mdIcons = map[reconcile.Action]string{reconcile.ActionUp: "➕", reconcile.ActionUpdate: "✏️", reconcile.ActionDown: "➖", reconcile.ActionBaseline: "📌", reconcile.ActionBackup: "💾", reconcile.ActionDelete: "🗑️", reconcile.ActionRecord: "🔏", reconcile.ActionCreate: "➕", reconcile.ActionDrop: "➖", reconcile.ActionReset: "↩️"}
 
 // Markdown renders the plan for a pull request comment: a one-line
 // summary, then per stack a table of changes with risks flagged.
@@ -126,7 +147,8 @@ func Markdown(w io.Writer, p *reconcile.Plan) {
 		if sp.Postgres != nil {
 			writeDriftMarkdown(w, sp.Stack, sp.Postgres.Drift)
 		}
-		if len(sp.Changes) == 0 && len(sp.Errors) == 0 {
+		pending := sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0
+		if len(sp.Changes) == 0 && len(sp.Errors) == 0 && !pending {
 			fmt.Fprintln(w, "\nIn sync: no changes.")
 		}
 		if len(sp.Changes) > 0 {
