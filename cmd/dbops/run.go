@@ -185,6 +185,7 @@ func (c *runCommand) run(ctx context.Context) error {
 		Metrics:     metrics,
 		Notify:      notifier,
 		Shard:       sh,
+		RepoURL:     c.git.URL,
 		Source:      src,
 		Interval:    c.interval,
 		Concurrency: c.concurrency,

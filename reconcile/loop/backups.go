@@ -123,7 +123,7 @@ func (l *Loop) runBackup(ctx context.Context, st *spec.Stack, job backup.Job, sc
 		res.Error = err.Error()
 		m.backupVerifyFailures.WithLabelValues(job.Stack, job.Name).Inc()
 		l.o.Logger.Error("backup failed verification; kept for inspection, not counted", "stack", job.Stack, "job", job.Name, "err", err)
-		l.o.Notify.Publish(notify.Event{Event: spec.EventBackupFailed, Stack: job.Stack,
+		l.o.Notify.Publish(notify.Event{Event: spec.EventVerificationFailed, Stack: job.Stack,
 			Summary: fmt.Sprintf("backup %s failed verification", job.Name), Errors: maskAll([]string{err.Error()})})
 	case err != nil:
 		res.Error = err.Error()

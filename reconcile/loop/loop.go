@@ -52,6 +52,9 @@ type Options struct {
 	// Notify receives the loop's events for the Notification documents of
 	// the revision in force [none]. Its deliveries never block a cycle.
 	Notify *notify.Dispatcher
+	// RepoURL is the repository's URL (--repo): github and gitlab
+	// Notifications take their repository or project from it.
+	RepoURL string
 	// Shard is this replica's share of the stacks: it reconciles and backs
 	// up only those shard.Of maps to its index [all of them].
 	Shard shard.Spec
@@ -238,7 +241,7 @@ func (l *Loop) fetch(ctx context.Context) {
 	if l.rejected != nil && rev.ID == l.rejected.ID {
 		return // already reported
 	}
-	res, err := spec.Load([]string{rev.Path}, spec.Options{Root: rev.Root})
+	res, err := spec.Load([]string{rev.Path}, spec.Options{Root: rev.Root, RepoURL: l.o.RepoURL})
 	if err != nil {
 		var msgs []string
 		var list spec.ErrorList

@@ -30,6 +30,10 @@ type stackState struct {
 	// receivers (failed, drift, deferred): a retry in the same state is not
 	// reported again. The Ready condition cannot tell: "applying" replaces it.
 	notified string
+	// failStreak counts failed cycles in a row (failureThreshold).
+	failStreak int
+	// commit is the last commit status posted for the stack (github/gitlab).
+	commit struct{ rev, state string }
 }
 
 // outcome is the result of one stack cycle.
@@ -89,7 +93,7 @@ func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry b
 		}
 		defer func() { <-l.sem }()
 		start := time.Now()
-		out := l.reconcileStack(ctx, st)
+		out := l.reconcileStack(ctx, rev, st)
 		l.finish(st, rev, out, start)
 	}()
 	return started
@@ -112,7 +116,7 @@ func (l *Loop) retryStack(ctx context.Context, name string) {
 
 // reconcileStack observes, plans and, when the stack's policy allows and
 // its lock is free, applies — through the same code as `dbops plan/apply`.
-func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
+func (l *Loop) reconcileStack(ctx context.Context, rev string, st *spec.Stack) outcome {
 	stacks := []spec.Stack{*st}
 	sp := l.plan(ctx, stacks)
 	stalled := l.dropAdjusted(st.Metadata.Name, sp)
@@ -151,8 +155,13 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	if len(sp.Changes) == 0 {
 		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
 	}
-	l.setResources(st.Metadata.Name, resources(sp, StateApplying))
-	l.o.Logger.Info("applying", "stack", st.Metadata.Name, "changes", len(sp.Changes))
+	if held := heldBack(sp); held < len(sp.Changes) {
+		// Only when something will be applied: a cycle whose risky changes
+		// all wait for a window says so once, as RiskyChangeDeferred.
+		l.setResources(st.Metadata.Name, resources(sp, StateApplying))
+		l.o.Logger.Info("applying", "stack", st.Metadata.Name, "changes", len(sp.Changes)-held, "deferred", held)
+		l.commitStarted(st.Metadata.Name, rev, len(sp.Changes)-held)
+	}
 	plan := &reconcile.Plan{FormatVersion: reconcile.FormatVersion, Stacks: []reconcile.StackPlan{*sp}}
 	res := reconcile.Apply(ctx, stacks, plan, l.o.Reconcile)
 	l.recordAdjusted(st.Metadata.Name, res.Stacks[0].Changes)
@@ -209,6 +218,23 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 		out.reason, out.message = ReasonSucceeded, fmt.Sprintf("applied %d change(s)", len(sp.Changes))
 	}
 	return out
+}
+
+// heldBack counts the changes apply will defer to a maintenance window:
+// risky ones the plan marked Deferred, and migrations after a deferred one
+// (they run in order).
+func heldBack(sp *reconcile.StackPlan) int {
+	held, blocked := 0, false
+	for _, c := range sp.Changes {
+		switch {
+		case c.Deferred != "":
+			held++
+			blocked = blocked || c.Kind == reconcile.ResourceMigration
+		case blocked && c.Kind == reconcile.ResourceMigration:
+			held++
+		}
+	}
+	return held
 }
 
 // planFailed is the outcome of a plan with errors. When every error is
