@@ -330,9 +330,10 @@ func (l *Loop) own(all []spec.Stack) []spec.Stack {
 // servers as they are.
 func (l *Loop) forgetRemovedStacks(stacks []spec.Stack) {
 	keep := map[string]bool{}
-	for _, st := range stacks {
-		keep[st.Metadata.Name] = true
-		l.o.Metrics.shardStack.WithLabelValues(st.Metadata.Name).Set(1)
+	for i := range stacks {
+		keep[stacks[i].Metadata.Name] = true
+		l.o.Metrics.shardStack.WithLabelValues(stacks[i].Metadata.Name).Set(1)
+		l.o.Metrics.initStack(&stacks[i])
 	}
 	for name, s := range l.stacks {
 		if !keep[name] && !s.running {
