@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -226,12 +228,26 @@ func (l *Loop) fetch(ctx context.Context) {
 			return
 		}
 		l.o.Metrics.fetchFailures.Inc()
+		// Each event is logged once: a failure like the last one (the same
+		// unsigned commit, the same unreachable remote) only at debug level.
+		seen := err.Error() == l.lastErr
 		l.lastErr = err.Error()
 		if errors.Is(err, source.ErrUnverified) {
+			if l.rejected != nil && rev.ID != "" && l.rejected.ID == rev.ID {
+				return
+			}
 			l.reject(rev.ID, []string{err.Error()}, now)
+			return
+		}
+		if seen {
+			l.o.Logger.Debug("fetch failed again; the revision in force stays", "err", err)
+			return
 		}
 		l.o.Logger.Error("fetch failed; the revision in force stays", "err", err)
 		return
+	}
+	if l.lastErr != "" {
+		l.o.Logger.Info("fetch succeeded again", "revision", rev.ID)
 	}
 	l.lastErr = ""
 	l.o.Logger.Debug("fetched", "revision", rev.ID)
@@ -251,6 +267,11 @@ func (l *Loop) fetch(ctx context.Context) {
 			}
 		} else {
 			msgs = []string{err.Error()}
+		}
+		// Files are named by their path in the repository, not in the
+		// cache folder the revision is checked out to.
+		for i, m := range msgs {
+			msgs[i] = strings.ReplaceAll(m, rev.Root+string(filepath.Separator), "")
 		}
 		l.reject(rev.ID, msgs, now)
 		return
