@@ -30,6 +30,9 @@ type stackState struct {
 	// receivers (failed, drift, deferred): a retry in the same state is not
 	// reported again. The Ready condition cannot tell: "applying" replaces it.
 	notified string
+	// settled is the Ready condition of the last finished cycle: the
+	// "applying" condition in between is not a transition of it.
+	settled Condition
 	// failStreak counts failed cycles in a row (failureThreshold).
 	failStreak int
 	// commit is the last commit status posted for the stack (github/gitlab).
@@ -351,9 +354,10 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	if out.reason == ReasonSucceeded {
 		ready.Status = "True"
 	}
-	if len(prev.Conditions) > 0 && prev.Conditions[0].Status == ready.Status && prev.Conditions[0].Reason == ready.Reason {
-		ready.Since = prev.Conditions[0].Since
+	if s.settled.Status == ready.Status && s.settled.Reason == ready.Reason {
+		ready.Since = s.settled.Since
 	}
+	s.settled = ready
 	s.status.Conditions = []Condition{ready}
 	l.notifyOutcome(s, name, rev, out, now)
 

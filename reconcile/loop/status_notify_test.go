@@ -90,9 +90,14 @@ func TestLoopCommitStatuses(t *testing.T) {
 	if readyOf(l, "shop").Reason != ReasonApplyFail {
 		t.Fatalf("condition %+v, want ApplyFailed", readyOf(l, "shop"))
 	}
-	// Retried, failing the same way: no new status.
+	// Retried, failing the same way: no new status, and the condition's
+	// lastTransitionTime stays (the "applying" in between is no transition).
+	since := readyOf(l, "shop").Since
 	failing := cycles(t, l, "shop")
 	eventually(t, "a retry", func() bool { cycle(t, l); return cycles(t, l, "shop") > failing })
+	if c := readyOf(l, "shop"); c.Reason != ReasonApplyFail || !c.Since.Equal(since) {
+		t.Errorf("after a retry failing the same way: %+v, want ApplyFailed since %v", c, since)
+	}
 	sha3 := r.commit(map[string]string{"migrations/00002_b.sql": "-- +goose Up\nCREATE TABLE b (id int);\n-- +goose Down\nDROP TABLE b;\n"})
 	eventually(t, "the fixed commit applied", func() bool { cycle(t, l); return readyOf(l, "shop").Reason == ReasonSucceeded })
 
