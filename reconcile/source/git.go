@@ -165,7 +165,7 @@ func (g *Git) fetch(ctx context.Context) (plumbing.Hash, error) {
 		Force:      true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return plumbing.ZeroHash, err
+		return plumbing.ZeroHash, g.explainRefusal(err)
 	}
 	ref, err := g.repo.Reference(local, true)
 	if err != nil {
