@@ -340,6 +340,7 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	s.status = StackStatus{
 		Name: name, Suspended: st.Spec.Suspend, DriftPolicy: string(st.Spec.DriftPolicy),
 		LastCycle: now, LastSuccess: prev.LastSuccess, Duration: now.Sub(start).Round(time.Millisecond).String(),
+		DurationSeconds:       seconds(now.Sub(start)),
 		Resources:             out.resources,
 		LastAttemptedRevision: rev, LastAppliedRevision: prev.LastAppliedRevision,
 	}
@@ -383,7 +384,7 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	s.retryAt = now.Add(delay)
 	retryAt := s.retryAt
 	s.status.RetryAt = &retryAt
-	l.o.Logger.Error("stack failed", "stack", name, "reason", out.reason, "err", out.message, "attempt", s.failures, "retry_in", delay.Round(time.Millisecond).String())
+	l.o.Logger.Error("stack failed", "stack", name, "reason", out.reason, "err", out.message, "attempt", s.failures, "retry_in_seconds", seconds(delay))
 	if run := l.runCtx; run != nil && run.Err() == nil {
 		if s.retry != nil {
 			s.retry.Stop()
@@ -391,6 +392,10 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 		s.retry = time.AfterFunc(delay, func() { l.retryStack(run, name) })
 	}
 }
+
+// seconds is d in seconds, to the millisecond: durations in /status and
+// logs are numbers.
+func seconds(d time.Duration) float64 { return d.Round(time.Millisecond).Seconds() }
 
 // releaseSnapshots deletes the snapshots of revisions that are neither in
 // force nor still read by a running stack cycle.

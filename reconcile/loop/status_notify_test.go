@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -290,5 +291,21 @@ func TestLoopBackupEventsToSlack(t *testing.T) {
 	}
 	if ok == "" || bad == "" || len(got()) != 2 {
 		t.Errorf("Slack messages:\n%s\nwant one backupSucceeded for rdb and one backupFailed for bad", strings.Join(got(), "\n---\n"))
+	}
+	// Durations in /status are numbers too, equal to the text form.
+	st, _ := stateOf(l, "cache")
+	if d, err := time.ParseDuration(st.Duration); err != nil || d.Seconds() != st.DurationSeconds {
+		t.Errorf("stack duration %q, durationSeconds %v", st.Duration, st.DurationSeconds)
+	}
+	for _, b := range st.Backups {
+		if b.Last == nil {
+			t.Fatalf("backup %s has no last run", b.Job)
+		}
+		if d, err := time.ParseDuration(b.Last.Duration); err != nil || d.Seconds() != b.Last.DurationSeconds {
+			t.Errorf("backup %s duration %q, durationSeconds %v", b.Job, b.Last.Duration, b.Last.DurationSeconds)
+		}
+	}
+	if !regexp.MustCompile(`"msg":"backup taken".*"duration_seconds":[0-9.e-]+[,}]`).MatchString(logs.String()) {
+		t.Errorf("the backup log line has no duration_seconds number:\n%s", logs.String())
 	}
 }
