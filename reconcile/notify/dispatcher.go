@@ -15,7 +15,8 @@ import (
 type Options struct {
 	Logger *slog.Logger // [discard]
 	// QueueSize bounds events waiting for delivery; more are dropped and
-	// logged [100].
+	// logged [1000: a commit reaching every stack of a large fleet posts
+	// two commit statuses per stack and receiver].
 	QueueSize int
 	// Attempts per delivery, the first included [4].
 	Attempts int
@@ -56,7 +57,7 @@ func New(o Options) *Dispatcher {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.QueueSize <= 0 {
-		o.QueueSize = 100
+		o.QueueSize = 1000
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 4
