@@ -9,10 +9,12 @@ import (
 )
 
 // notifyOutcome publishes a stack's outcome on changes of state only: an
-// apply that changed something, the first failure of a run of failures
-// (not one per retry), drift or deferral when first seen, and "resolved"
-// when a failing stack is in sync again. Called with l.mu held; Publish
-// never blocks.
+// apply that changed something, drift or deferral when first seen, and
+// "resolved" when a failing stack is in sync again. Failures carry the
+// length of the run of failures and whether the state changed, and the
+// dispatcher tells each receiver once, when the run reaches its
+// failureThreshold (not once per retry). It also moves the stack's commit
+// status. Called with l.mu held; Publish never blocks.
 func (l *Loop) notifyOutcome(s *stackState, name, rev string, out outcome, now time.Time) {
 	prev := s.notified
 	failing := out.failed || out.stalled
