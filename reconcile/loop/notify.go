@@ -65,6 +65,13 @@ func (l *Loop) notifyOutcome(s *stackState, name, rev string, out outcome, now t
 	if ev.Event != "" {
 		l.o.Notify.Publish(ev)
 	}
+	if out.driftCorrected {
+		// Drift found and put back: news to receivers of drift too.
+		corrected := true
+		fix := ev
+		fix.Event, fix.Corrected, fix.Summary = spec.EventDrift, &corrected, "drift corrected: "+firstLine(ev.Summary)
+		l.o.Notify.Publish(fix)
+	}
 }
 
 // commitStarted posts a pending commit status when applying a revision to

@@ -48,6 +48,9 @@ type outcome struct {
 	stalled                bool
 	applied, failedChanges map[reconcile.Kind]int
 	changes                []string // applied, as "resource: before -> after"
+	// driftCorrected: changes were applied to a stack that had already
+	// reached this revision, i.e. drift put back.
+	driftCorrected bool
 }
 
 // dispatch starts reconciling st unless it is already running, or backing
@@ -347,6 +350,7 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	if out.reason == ReasonSucceeded {
 		s.status.LastAppliedRevision = rev
 	}
+	out.driftCorrected = prev.LastAppliedRevision == rev && len(out.changes) > 0
 	s.stalledAt = ""
 	if out.stalled {
 		s.stalledAt = rev
