@@ -60,8 +60,8 @@ func TestCountersStartAtZero(t *testing.T) {
 	for _, want := range []string{
 		`dbops_reconcile_failures_total{stack="cache"} 0`,
 		`dbops_stack_lock_held_elsewhere_total{stack="cache"} 0`,
-		`dbops_changes_applied_total{resource="redis.config",stack="cache"} 0`,
-		`dbops_changes_failed_total{resource="redis.config",stack="cache"} 0`,
+		`dbops_changes_applied_total{resource="redis",stack="cache"} 0`,
+		`dbops_changes_failed_total{resource="redis",stack="cache"} 0`,
 		`dbops_backup_failures_total{job="rdb",stack="cache"} 0`,
 		`dbops_backup_verification_failures_total{job="rdb",stack="cache"} 0`,
 		`dbops_backup_skipped_total{job="rdb",stack="cache"} 0`,
@@ -71,7 +71,7 @@ func TestCountersStartAtZero(t *testing.T) {
 			t.Errorf("no %s after the stack was loaded", want)
 		}
 	}
-	if strings.Contains(m, `resource="postgres.migration"`) {
+	if strings.Contains(m, `resource="postgres"`) {
 		t.Errorf("a Redis-only stack has postgres series:\n%s", grep(m, "postgres"))
 	}
 }

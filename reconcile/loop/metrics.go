@@ -58,11 +58,11 @@ func NewMetrics() *Metrics {
 		}, []string{"stack", "resource"}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dbops_changes_applied_total",
-			Help: "Changes applied, per resource.",
+			Help: "Changes applied, per resource (postgres, redis: as in /status and dbops_drift_resources).",
 		}, []string{"stack", "resource"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dbops_changes_failed_total",
-			Help: "Changes that failed to apply, per resource.",
+			Help: "Changes that failed to apply, per resource (postgres, redis).",
 		}, []string{"stack", "resource"}),
 		stackFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dbops_reconcile_failures_total",
@@ -148,16 +148,16 @@ func (m *Metrics) initStack(st *spec.Stack) {
 	name := st.Metadata.Name
 	m.stackFailures.WithLabelValues(name).Add(0)
 	m.lockHeld.WithLabelValues(name).Add(0)
-	var kinds []reconcile.Kind
+	var resources []string
 	if st.Spec.Postgres != nil {
-		kinds = append(kinds, reconcile.ResourceMigration)
+		resources = append(resources, reconcile.ResourceMigration.Server())
 	}
 	if st.Spec.Redis != nil {
-		kinds = append(kinds, reconcile.ResourceRedisConfig)
+		resources = append(resources, reconcile.ResourceRedisConfig.Server())
 	}
-	for _, k := range kinds {
-		m.applied.WithLabelValues(name, string(k)).Add(0)
-		m.failed.WithLabelValues(name, string(k)).Add(0)
+	for _, r := range resources {
+		m.applied.WithLabelValues(name, r).Add(0)
+		m.failed.WithLabelValues(name, r).Add(0)
 	}
 	for _, b := range st.Spec.Backups {
 		for _, c := range []*prometheus.CounterVec{m.backupFailures, m.backupVerifyFailures, m.backupsPruned, m.backupSkipped} {

@@ -322,11 +322,13 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	for _, r := range out.resources {
 		m.drift.WithLabelValues(name, r.Resource).Set(float64(len(r.Changes)))
 	}
+	// One resource vocabulary across metrics and /status: the server a
+	// change is made on ("postgres", "redis"), not the kind of change.
 	for kind, n := range out.applied {
-		m.applied.WithLabelValues(name, string(kind)).Add(float64(n))
+		m.applied.WithLabelValues(name, kind.Server()).Add(float64(n))
 	}
 	for kind, n := range out.failedChanges {
-		m.failed.WithLabelValues(name, string(kind)).Add(float64(n))
+		m.failed.WithLabelValues(name, kind.Server()).Add(float64(n))
 	}
 
 	l.mu.Lock()

@@ -225,6 +225,10 @@ func TestLoopDeferredOnly(t *testing.T) {
 	if got := testsrv.ConfigGet(t, c, "appendonly"); got != "no" {
 		t.Fatalf("in the window: appendonly=%s", got)
 	}
+	// The resource label is the server, as in /status and drift_resources.
+	if m := scrape(t, l); !strings.Contains(m, `dbops_changes_applied_total{resource="redis",stack="cache"} 1`+"\n") {
+		t.Errorf("applied change not counted under resource=redis:\n%s", grep(m, "changes_applied"))
+	}
 	eventually(t, "the applied event", func() bool { return len(hook.got()) >= 2 })
 	var kinds []string
 	for _, ev := range hook.got() {
