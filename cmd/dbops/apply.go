@@ -37,7 +37,8 @@ own hash). Redis keyspace jobs run after the migrations: SCAN + UNLINK of the
 matching keys, then the job is recorded once in the hash dbops:keyspace-jobs.
 
 On a terminal it asks before applying; without a terminal it refuses unless
---auto-approve is given. Exit status: 0 when everything applied, 1 otherwise.
+--auto-approve is given. Exit status: 0 when everything applied, 3 when the
+rest applied but risky changes wait for a maintenance window, 1 otherwise.
 
 Given a plan saved with ` + "`dbops plan --out PLAN.json`" + `, apply applies exactly that
 plan, without asking: it first observes again and refuses, naming what moved,
@@ -85,11 +86,32 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 	fmt.Fprintln(c.stdout)
 	result := reconcile.Apply(cmd.Context(), res.Stacks, plan, c.applyOptions())
 	render.ResultText(c.stdout, result, style)
-	if result.Failed() || plan.HasErrors() {
+	return applyExit(result, plan.HasErrors())
+}
+
+// applyExit is apply's exit status: 1 when anything failed, 3 when nothing
+// failed but risky changes were deferred to a maintenance window (so a
+// script cannot take "deferred" for "done"), 0 when everything applied.
+func applyExit(result *reconcile.Result, planErrors bool) error {
+	if result.Failed() || planErrors {
 		return exitError{code: 1}
+	}
+	deferred := 0
+	for _, s := range result.Stacks {
+		for _, c := range s.Changes {
+			if c.Status == reconcile.StatusDeferred {
+				deferred++
+			}
+		}
+	}
+	if deferred > 0 {
+		return exitError{code: exitDeferred, msg: fmt.Sprintf("%d risky change(s) deferred to the next maintenance window (listed above); the rest applied", deferred)}
 	}
 	return nil
 }
+
+// exitDeferred: apply made every change it could; risky ones wait for a window.
+const exitDeferred = 3
 
 // readSaved reads a saved plan when the only argument is one.
 func readSaved(args []string) (*reconcile.Saved, bool, error) {
@@ -128,10 +150,7 @@ func (c *applyCommand) applySaved(cmd *cobra.Command, file string, saved *reconc
 	fmt.Fprintln(c.stdout)
 	result := reconcile.Apply(cmd.Context(), res.Stacks, saved.Plan, c.applyOptions())
 	render.ResultText(c.stdout, result, c.style())
-	if result.Failed() {
-		return exitError{code: 1}
-	}
-	return nil
+	return applyExit(result, false)
 }
 
 func (c *applyCommand) applyOptions() reconcile.Options {

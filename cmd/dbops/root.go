@@ -14,6 +14,7 @@ import (
 	"github.com/amanat/dbops/reconcile/backup"
 	"github.com/amanat/dbops/reconcile/drift"
 	"github.com/amanat/dbops/reconcile/render"
+	"github.com/amanat/dbops/reconcile/source"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -58,7 +59,11 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 // load reads and validates the spec. Offline validation keeps unset ${VAR}s
 // as warnings; plan and apply need them.
 func (e *env) load(paths []string, offline bool) (*spec.Result, error) {
-	res, err := spec.Load(paths, spec.Options{Root: e.root, KeepUnsetVars: offline})
+	first := "."
+	if len(paths) > 0 {
+		first = paths[0]
+	}
+	res, err := spec.Load(paths, spec.Options{Root: e.root, KeepUnsetVars: offline, RepoURL: source.OriginURL(first)})
 	if res != nil {
 		for _, w := range res.Warnings {
 			fmt.Fprintln(e.stderr, "warning:", w.Error())

@@ -77,14 +77,16 @@ type Rejection struct {
 
 // StackStatus is one stack's state after its last cycle.
 type StackStatus struct {
-	Name        string           `json:"name"`
-	Suspended   bool             `json:"suspended"`
-	DriftPolicy string           `json:"driftPolicy"`
-	LastCycle   time.Time        `json:"lastCycle"`
-	LastSuccess time.Time        `json:"lastSuccess"`
-	Duration    string           `json:"duration"`
-	Resources   []ResourceStatus `json:"resources"`
-	Conditions  []Condition      `json:"conditions"`
+	Name        string    `json:"name"`
+	Suspended   bool      `json:"suspended"`
+	DriftPolicy string    `json:"driftPolicy"`
+	LastCycle   time.Time `json:"lastCycle"`
+	LastSuccess time.Time `json:"lastSuccess"`
+	Duration    string    `json:"duration"`
+	// DurationSeconds is Duration as a number, for scripts.
+	DurationSeconds float64          `json:"durationSeconds"`
+	Resources       []ResourceStatus `json:"resources"`
+	Conditions      []Condition      `json:"conditions"`
 	// LastAttemptedRevision is the revision of the last cycle;
 	// LastAppliedRevision the last one the stack fully reached (in sync
 	// after the cycle). They differ while a revision fails to apply.
