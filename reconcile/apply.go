@@ -37,6 +37,8 @@ type ChangeResult struct {
 	// Stored is the value a server stored instead of After (Redis clamps
 	// some values); set only on such a failed change.
 	Stored string `json:"stored,omitempty"`
+	// Keys is how many keys a keyspace job deleted.
+	Keys *int64 `json:"keys,omitempty"`
 }
 
 // adjustedOutcome marks the parameters Redis stored differently as failed,
@@ -104,15 +106,19 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 	sr := StackResult{Stack: sp.Stack}
 	changes, held := gate(st, sp.Changes, o)
 	sr.Changes = held
-	var cfg, migs, backups, record []Change
+	var cfg, migs, backups, record, jobs, server []Change
 	for _, c := range changes {
 		switch c.Kind {
+		case ResourceKeyspaceJob:
+			jobs = append(jobs, c)
 		case ResourceRedisConfig:
 			cfg = append(cfg, c)
 		case ResourceMigration:
 			migs = append(migs, c)
 		case ResourceChecksums:
 			record = append(record, c)
+		case ResourceSetting, ResourceExtension:
+			server = append(server, c)
 		default:
 			backups = append(backups, c)
 		}
@@ -120,7 +126,7 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 	if len(migs) == 0 { // no migration left to back up for
 		backups = slices.DeleteFunc(backups, func(c Change) bool { return c.BeforeMigrate })
 	}
-	if len(cfg)+len(migs)+len(backups)+len(record) == 0 {
+	if len(cfg)+len(migs)+len(backups)+len(record)+len(jobs)+len(server) == 0 {
 		return sr
 	}
 	c := openConns(st, o, false)
@@ -157,9 +163,12 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 			}
 		}
 	}
-	if res, stop := interrupted(ctx, slices.Concat(record, migs, backups)); stop {
+	if res, stop := interrupted(ctx, slices.Concat(server, record, migs, jobs, backups)); stop {
 		sr.Changes = append(sr.Changes, res...)
 		return sr
+	}
+	if len(server) > 0 { // settings and extensions first: migrations may use them
+		sr.Changes = append(sr.Changes, o.around(server, func() []ChangeResult { return applyServerState(ctx, st, c, server) })...)
 	}
 	if len(record) > 0 { // before migrations: adoption covers what ran before dbops
 		sr.Changes = append(sr.Changes, o.around(record, func() []ChangeResult { return applyRecord(ctx, st, c, record) })...)
@@ -177,9 +186,12 @@ func applyStack(ctx context.Context, st *spec.Stack, sp *StackPlan, o Options) S
 			sr.PostgresLevel = eng.Name(v)
 		}
 	}
-	if res, stop := interrupted(ctx, backups); stop {
+	if res, stop := interrupted(ctx, slices.Concat(jobs, backups)); stop {
 		sr.Changes = append(sr.Changes, res...)
 		return sr
+	}
+	if len(jobs) > 0 { // after the migrations: a job may wait for one
+		sr.Changes = append(sr.Changes, o.around(jobs, func() []ChangeResult { return applyKeyspace(ctx, st, c, jobs, held, o) })...)
 	}
 	if len(backups) > 0 {
 		sr.Changes = append(sr.Changes, applyBackups(ctx, st, backups, o)...)
@@ -233,7 +245,7 @@ func applyMigrations(ctx context.Context, st *spec.Stack, sp *StackPlan, c *conn
 	if sp.Postgres != nil {
 		p.From = sp.Postgres.VersionBefore
 	}
-	if msg := blockedByDrift(ctx, st, c, p); msg != "" {
+	if msg := blockedByDrift(ctx, st, c, p, o); msg != "" {
 		return outcome(migs, StatusFailed, msg), nil
 	}
 	fail := func(err error) string { return serverError("postgres", server, err, spec.Password(pg.URL)).Error() }

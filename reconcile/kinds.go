@@ -14,13 +14,22 @@ const (
 	ResourcePrune     Kind = "backup.prune" // a backup file retention deletes
 )
 
+// ResourceKeyspaceJob is a one-shot Redis keyspace job (keyspace.go).
+const ResourceKeyspaceJob Kind = "redis.keyspace"
+
+// Kinds of the Postgres server state (issue 15: extensions and settings).
+const (
+	ResourceExtension Kind = "postgres.extension" // CREATE / ALTER ... UPDATE TO / DROP EXTENSION
+	ResourceSetting   Kind = "postgres.setting"   // ALTER SYSTEM SET / RESET
+)
+
 // Server is the managed thing a kind of change belongs to: "postgres",
 // "redis" or "backup" (the names of the loop's /status resources).
 func (k Kind) Server() string {
 	switch k {
-	case ResourceMigration, ResourceChecksums:
+	case ResourceMigration, ResourceChecksums, ResourceExtension, ResourceSetting:
 		return "postgres"
-	case ResourceRedisConfig:
+	case ResourceRedisConfig, ResourceKeyspaceJob:
 		return "redis"
 	case ResourceBackup, ResourcePrune:
 		return "backup"
@@ -41,6 +50,13 @@ const (
 	ActionRecord   Action = "record"
 	ActionBackup   Action = "backup"
 	ActionDelete   Action = "delete"
+)
+
+// Actions of extensions and settings.
+const (
+	ActionCreate Action = "create" // CREATE EXTENSION
+	ActionDrop   Action = "drop"   // DROP EXTENSION
+	ActionReset  Action = "reset"  // ALTER SYSTEM RESET
 )
 
 // Status is the outcome of an applied Change.

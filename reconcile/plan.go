@@ -16,6 +16,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/drift"
 	"github.com/amanat/dbops/reconcile/pool"
 	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/redis"
@@ -73,6 +74,11 @@ type PostgresStatus struct {
 	// Checksums compares the applied goose migrations with their files
 	// (dbops' ledger; drizzle's own hashes are checked by its Diff).
 	Checksums *ChecksumStatus `json:"checksums,omitempty"`
+	// Drift is the live schema compared with the applied migrations'.
+	Drift *DriftStatus `json:"drift,omitempty"`
+	// PendingRestart lists the managed settings whose value waits for a
+	// server restart (pgserver.go).
+	PendingRestart []string `json:"pendingRestart,omitempty"`
 }
 
 // RedisStatus describes the observed Redis server.
@@ -87,6 +93,8 @@ type RedisStatus struct {
 	// Observed holds the CONFIG GET answer of every managed parameter:
 	// part of a saved plan's fingerprint.
 	Observed map[string]string `json:"observed,omitempty"`
+	// KeyspaceJobs are the stack's keyspace jobs: done, pending or waiting.
+	KeyspaceJobs []KeyspaceJobStatus `json:"keyspaceJobs,omitempty"`
 }
 
 // Change is one difference between the spec and a live server.
@@ -163,11 +171,20 @@ type Options struct {
 	// LockRetry bounds the retries of a migration that timed out waiting
 	// for a lock; the zero value is postgres.DefaultLockRetries after 1 s.
 	LockRetry postgres.Retry
+	// SkipDrift leaves schema drift out of plans (plan --no-drift; dbops
+	// run checks it on spec.postgres.drift.interval instead).
+	SkipDrift bool
+	// DriftCache keeps expected schemas between drift checks; nil rebuilds
+	// them every time.
+	DriftCache drift.Cache
 	// Pool, when set, lends the plan its read-only sessions across cycles
 	// (`dbops run`); without it each plan connects and disconnects.
 	Pool *pool.Pool
 	// Progress, when set, hears of each change Apply starts and ends.
 	Progress Progress
+	// KeyspaceScan bounds plan's count of the keys a keyspace job matches;
+	// its Count is also apply's SCAN/UNLINK batch.
+	KeyspaceScan redis.Bound
 }
 
 func (o Options) now() time.Time {
@@ -311,6 +328,14 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 		if err != nil {
 			status.Error = err.Error()
 			sp.Errors = append(sp.Errors, err)
+		} else {
+			if pg.Drift != nil && pg.Migrations != nil && !o.SkipDrift {
+				status.Drift = planDrift(ctx, st, c.pg, o)
+			}
+			if err := planServerState(ctx, st, c.pg, o, &sp); err != nil {
+				status.Error = err.Error()
+				sp.Errors = append(sp.Errors, err)
+			}
 		}
 	}
 	if r := st.Spec.Redis; r != nil {
@@ -321,6 +346,9 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 			sp.Warnings = append(sp.Warnings, warn)
 		}
 		if err != nil {
+			status.Error = err.Error()
+			sp.Errors = append(sp.Errors, err)
+		} else if err := planKeyspace(ctx, st, c.redis, &sp, o); err != nil {
 			status.Error = err.Error()
 			sp.Errors = append(sp.Errors, err)
 		}
@@ -337,6 +365,7 @@ func planStack(ctx context.Context, st *spec.Stack, c *conns, o Options) StackPl
 		}
 	}
 	deferRisky(&sp, st, o)
+	driftWarning(&sp, st)
 	if job := st.Spec.BackupBeforeMigrate; job != "" && hasKind(sp.Changes, ResourceMigration) &&
 		!slices.ContainsFunc(sp.Changes, func(c Change) bool { return c.Kind == ResourceBackup && c.Name == job }) {
 		sp.Changes = append(sp.Changes, Change{Stack: st.Metadata.Name, Kind: ResourceBackup, Resource: ResourceBackup.Address(job),

@@ -23,6 +23,11 @@ var Drift []byte
 //go:embed notification.schema.json
 var Notification []byte
 
+// Inspect is the JSON Schema of `dbops inspect --format json`.
+//
+//go:embed inspect.schema.json
+var Inspect []byte
+
 // Apply, Validate, BackupRun, BackupList and Restore are the JSON Schemas of
 // the --format json output of those commands.
 var (

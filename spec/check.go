@@ -38,6 +38,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 		if pg.Drift != nil {
 			checkDrift(pg, st.File, opts, adderr, addwarn)
 		}
+		checkPostgresServer(pg, adderr)
 	}
 	if r := s.Redis; r != nil {
 		r.URL = expandURL(r.URL, "spec.redis.url", st.File, opts, adderr, addwarn, checkRedisURL)
@@ -63,6 +64,7 @@ func check(st *Stack, opts Options) (errs ErrorList, warns []FieldError) {
 			}
 		}
 	}
+	checkKeyspaceJobs(s, adderr) // after the migrations: `after` names one of them
 	checkBackups(s, st.File, opts, adderr, addwarn)
 	checkWindows(s, adderr)
 	return errs, warns

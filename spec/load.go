@@ -28,6 +28,10 @@ type Options struct {
 	// KeepUnsetVars leaves ${VAR} unexpanded when VAR is unset and reports it
 	// as a warning instead of an error (for offline validation).
 	KeepUnsetVars bool
+	// RepoURL is the URL of the repository the files come from (dbops run
+	// --repo, or the work tree's origin remote): github and gitlab
+	// Notifications without repository/project take theirs from it.
+	RepoURL string
 }
 
 // Result is a loaded, validated set of stacks.

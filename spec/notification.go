@@ -31,10 +31,16 @@ const (
 	EventDeferred        = "deferred"
 	EventBackupSucceeded = "backupSucceeded"
 	EventBackupFailed    = "backupFailed"
+	// EventSchemaDrift: dbops run's schema drift check found the live
+	// schema differing from the migrations, differently than last time, or
+	// no longer differing.
+	EventSchemaDrift = "schemaDrift"
+	// EventVerificationFailed: a backup was taken but failed verification.
+	EventVerificationFailed = "verificationFailed"
 )
 
 // DefaultEvents is what a Notification without events reports: failures only.
-var DefaultEvents = []string{EventFailed, EventRejected, EventBackupFailed}
+var DefaultEvents = []string{EventFailed, EventRejected, EventBackupFailed, EventVerificationFailed}
 
 // Notification is one receiver of the loop's events.
 type Notification struct {
@@ -48,7 +54,8 @@ type Notification struct {
 
 // NotificationSpec is a receiver's configuration. After Load, URL, Secret
 // and Token hold the expanded values (registered as secrets, so masked
-// wherever dbops prints) and Events is never empty.
+// wherever dbops prints), Events is never empty, and a github/gitlab
+// receiver has its Repository/Project and APIURL.
 type NotificationSpec struct {
 	Type       string   `json:"type"`
 	URL        string   `json:"url,omitempty"`
@@ -59,6 +66,10 @@ type NotificationSpec struct {
 	APIURL     string   `json:"apiURL,omitempty"`
 	Events     []string `json:"events,omitempty"`
 	Stacks     []string `json:"stacks,omitempty"`
+	// FailureThreshold: a failing stack is reported when this many cycles
+	// in a row failed (1 after Load when not set); "resolved" follows only
+	// a failure that was reported.
+	FailureThreshold int `json:"failureThreshold,omitempty"`
 }
 
 // Wants reports whether the receiver subscribes to event for stack.
@@ -157,6 +168,12 @@ func loadNotification(file string, doc document, opts Options) (*Notification, E
 	}
 	if len(s.Events) == 0 {
 		s.Events = slices.Clone(DefaultEvents)
+	}
+	if s.FailureThreshold == 0 {
+		s.FailureThreshold = 1
+	}
+	if s.Type == NotifyGitHub || s.Type == NotifyGitLab {
+		resolveCommitStatus(s, opts.RepoURL, bad)
 	}
 	if len(errs) > 0 {
 		return nil, errs, warns

@@ -41,6 +41,15 @@ var notInSchema = map[string]string{
 	"x-version-overflow.yaml":           "a migration version fits in 64 bits (numeric range of a string)",
 	"x-notification-unknown-stack.yaml": "a Notification's stacks name loaded stacks (a cross-reference between documents)",
 	"x-notification-url-scheme.yaml":    "a Notification URL is http(s), checked after ${VAR} expansion",
+	// keyspace jobs (issue 15 part 3)
+	"x-keyspace-job-id-duplicate.yaml":         "keyspace job ids unique within a stack (uniqueness of one property across array items)",
+	"x-keyspace-after-no-migrations.yaml":      "a keyspace job's after names a migration: the stack needs spec.postgres.migrations (a cross-reference)",
+	"x-keyspace-after-not-in-dir.yaml":         "a keyspace job's after is a migration present in dir (the file system)",
+	"x-keyspace-after-tag-not-in-journal.yaml": "a keyspace job's after is a tag of dir's meta/_journal.json (the file system)",
+	// spec.postgres extensions/settings (issue 15)
+	"x-extension-duplicate.yaml": "extension names unique within a stack (uniqueness of one property across array items)",
+	"x-reset-also-set.yaml":      "a parameter is not both in settings and resetSettings (a cross-reference)",
+	"x-setting-credential.yaml":  "parameters holding credentials are refused (kept out of the schema so editors still complete them)",
 }
 
 type corpusDoc struct {

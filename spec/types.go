@@ -74,6 +74,9 @@ type Postgres struct {
 	Migrations *Migrations `json:"migrations,omitempty"`
 	// Drift configures schema drift detection (drift.go).
 	Drift *Drift `json:"drift,omitempty"`
+
+	// ServerState: extensions, settings, resetSettings (pgserver.go).
+	ServerState
 }
 
 // Migrations is the migration level a database should be at.
@@ -178,6 +181,9 @@ type Redis struct {
 	URL string `json:"url"`
 	// Config lists the CONFIG parameters dbops manages; others are left alone.
 	Config map[string]RedisValue `json:"config,omitempty"`
+	// KeyspaceJobs are one-shot jobs on the keys of the URL's database
+	// (keyspace.go).
+	KeyspaceJobs []KeyspaceJob `json:"keyspaceJobs,omitempty"`
 }
 
 // RedisValue is a CONFIG value as written in YAML. YAML may read it as a

@@ -52,7 +52,8 @@ Migrations run with lock_timeout 5s unless the stack or file says otherwise; a
 migration that times out waiting for a lock is retried up to 3 times (never a
 NO TRANSACTION one; for drizzle, the whole transaction). The SHA-256 of each
 goose migration applied is recorded beside goose's table (drizzle records its
-own hash).
+own hash). Redis keyspace jobs run after the migrations: SCAN + UNLINK of the
+matching keys, then the job is recorded once in the hash dbops:keyspace-jobs.
 
 On a terminal it asks before applying; without a terminal it refuses unless
 --auto-approve is given. Each change is printed when it starts and when it
@@ -67,7 +68,8 @@ Apply takes each stack's lock, the one dbops run takes to apply, for its whole
 run: when a dbops run (or another apply) is applying to a stack, apply warns,
 naming the holder, and waits for it rather than interleaving.
 
-Exit status: 0 when everything applied, 1 otherwise, 130 when interrupted.
+Exit status: 0 when everything applied, 3 when the rest applied but risky
+changes wait for a maintenance window, 130 when interrupted, 1 otherwise.
 
 Given a plan saved with ` + "`dbops plan --out PLAN.json`" + `, apply applies exactly that
 plan, without asking: it first observes again and refuses, naming what moved,
@@ -139,8 +141,26 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if result.Failed() || plan.HasErrors() {
+	return applyExit(result, plan.HasErrors())
+}
+
+// applyExit is apply's exit status: 1 when anything failed, 3 when nothing
+// failed but risky changes were deferred to a maintenance window (so a
+// script cannot take "deferred" for "done"), 0 when everything applied.
+func applyExit(result *reconcile.Result, planErrors bool) error {
+	if result.Failed() || planErrors {
 		return exitError{code: 1}
+	}
+	deferred := 0
+	for _, s := range result.Stacks {
+		for _, c := range s.Changes {
+			if c.Status == reconcile.StatusDeferred {
+				deferred++
+			}
+		}
+	}
+	if deferred > 0 {
+		return exitError{code: exitDeferred, msg: fmt.Sprintf("%d risky change(s) deferred to the next maintenance window (listed above); the rest applied", deferred)}
 	}
 	return nil
 }
@@ -215,6 +235,9 @@ func unapplied(p *reconcile.Plan) *reconcile.Result {
 	return r
 }
 
+// exitDeferred: apply made every change it could; risky ones wait for a window.
+const exitDeferred = 3
+
 // readSaved reads a saved plan when the only argument is one.
 func readSaved(args []string) (*reconcile.Saved, bool, error) {
 	if len(args) != 1 || !strings.HasSuffix(args[0], ".json") {
@@ -259,10 +282,7 @@ func (c *applyCommand) applySaved(cmd *cobra.Command, file string, saved *reconc
 	if err != nil {
 		return err
 	}
-	if result.Failed() {
-		return exitError{code: 1}
-	}
-	return nil
+	return applyExit(result, false)
 }
 
 func (c *applyCommand) applyOptions() reconcile.Options {

@@ -25,7 +25,7 @@ func completions(root *cobra.Command, e *env) {
 			c.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
 		}
 		switch c.CommandPath() {
-		case "dbops drift", "dbops migrations repair":
+		case "dbops drift", "dbops migrations repair", "dbops inspect":
 			c.ValidArgsFunction = e.completeFirst(false)
 		case "dbops backup run", "dbops backup drill", "dbops restore", "dbops backup list":
 			c.ValidArgsFunction = e.completeFirst(true)

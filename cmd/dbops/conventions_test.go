@@ -70,6 +70,7 @@ func TestUnknownSubcommandsAndFormats(t *testing.T) {
 		{[]string{"backup", "drill", "shop/pg", "--format", "yaml"}, 1, `--format "yaml": use text or json`},
 		{[]string{"restore", "shop/pg", "--format", "yaml"}, 1, `--format "yaml": use text or json`},
 		{[]string{"drift", "shop", "--format", "yaml"}, 1, `--format "yaml": use text or json`},
+		{[]string{"inspect", "shop", "--format", "yaml"}, 1, `--format "yaml": use text or json`},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -196,6 +197,35 @@ func TestCommandsJSON(t *testing.T) {
 			if !v.Valid {
 				t.Errorf("dbops %s: output does not match %s: %v\n%s", strings.Join(s.args, " "), s.schema, v.Errors, res.Stdout)
 			}
+		}
+	}
+}
+
+// apply.schema.json's change carries every field of plan.schema.json's
+// (apply reports the plan's changes with their outcome): a field added to
+// the plan must be added there too.
+func TestApplySchemaCoversPlanChanges(t *testing.T) {
+	read := func(name string) map[string]any {
+		t.Helper()
+		b, err := os.ReadFile("../../schemas/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d map[string]any
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return d
+	}
+	props := func(d map[string]any, def string) map[string]any {
+		return d["$defs"].(map[string]any)[def].(map[string]any)["properties"].(map[string]any)
+	}
+	plan, apply := props(read("plan.schema.json"), "change"), props(read("apply.schema.json"), "changeResult")
+	for k, v := range plan {
+		pb, _ := json.Marshal(v)
+		ab, _ := json.Marshal(apply[k])
+		if string(pb) != string(ab) {
+			t.Errorf("change.%s: plan schema %s, apply schema %s", k, pb, ab)
 		}
 	}
 }

@@ -15,7 +15,7 @@ import (
 
 func newDriftCommand(e *env) *cobra.Command {
 	var format string
-	var showSQL bool
+	var showSQL, noCache bool
 	cmd := &cobra.Command{
 		Use:   "drift STACK [PATH...]",
 		Short: "Compare a stack's live schema with what its applied migrations produce",
@@ -27,6 +27,11 @@ read-only catalog queries, and prints every object that differs: tables, columns
 views, functions and procedures, sequences, enum types, extensions, schemas and
 row-level security policies. Version tables of goose and drizzle and dbops'
 checksum ledger are ignored.
+
+The expected schema is cached per migration set (the checksums of the applied
+migrations, the server's major version and the scratch location) in
+${XDG_CACHE_HOME:-~/.cache}/dbops/drift, so it is replayed again only when the
+migrations change; --no-cache replays it regardless and leaves the cache alone.
 
 With --sql, each item carries the SQL that would make the live database match,
 for a human to review; dbops never runs it. Exit status 0: no drift; 2: drift found; 1: error.
@@ -51,7 +56,11 @@ STACK is the metadata.name of a stack in the spec files at PATH.`,
 				return exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", args[0], strings.Join(e.paths(args[1:]), ", "), strings.Join(names, ", "))}
 			}
 			st := &res.Stacks[i]
-			r, err := reconcile.Drift(cmd.Context(), st, e.options())
+			o := e.options()
+			if noCache {
+				o.DriftCache = nil
+			}
+			r, err := reconcile.Drift(cmd.Context(), st, o)
 			if err != nil {
 				return exitError{code: 1, msg: fmt.Sprintf("stack %s: %v", st.Metadata.Name, err)}
 			}
@@ -73,8 +82,8 @@ STACK is the metadata.name of a stack in the spec files at PATH.`,
 				}
 				fmt.Fprintln(e.stdout, string(out))
 			} else {
-				fmt.Fprintf(e.stdout, "Schema drift of stack %s at migration level %s (%d objects compared, expected schema built on %s in %dms):\n",
-					st.Metadata.Name, r.Level, r.Objects, r.Scratch, r.ElapsedMS)
+				fmt.Fprintf(e.stdout, "Schema drift of stack %s at migration level %s (%d objects compared, expected schema %s, in %dms):\n",
+					st.Metadata.Name, r.Level, r.Objects, expectedFrom(r), r.ElapsedMS)
 				for _, it := range r.Items {
 					fmt.Fprintf(e.stdout, "  - %s\n", it)
 					if it.SQL != "" {
@@ -95,6 +104,15 @@ STACK is the metadata.name of a stack in the spec files at PATH.`,
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json (schemas/drift.schema.json)")
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "replay the migrations into a scratch database even when the expected schema is cached, and do not cache it")
 	cmd.Flags().BoolVar(&showSQL, "sql", false, "show, for each item, the SQL that would make the live database match (never run)")
 	return cmd
+}
+
+// expectedFrom says where the report's expected schema came from.
+func expectedFrom(r drift.Report) string {
+	if r.Expected == drift.FromCache {
+		return "from the cache"
+	}
+	return "built on " + r.Scratch
 }

@@ -18,6 +18,7 @@ type planCommand struct {
 	detailedExitCode bool
 	out              string
 	concurrency      int
+	noDrift          bool
 }
 
 func newPlanCommand(e *env) *cobra.Command {
@@ -31,13 +32,22 @@ prints every change apply would make: each Redis parameter that differs
 The Postgres session is opened with default_transaction_read_only=on.
 
 Exit status: 0 on success, 1 on error. With --detailed-exitcode: 0 no changes,
-1 error, 2 changes pending.`,
+1 error, 2 changes pending.
+
+Schema drift: for a stack with spec.postgres.drift, plan also compares the live
+schema with what its applied migrations produce (see dbops drift). The expected
+schema comes from the cache (${XDG_CACHE_HOME:-~/.cache}/dbops/drift) when the
+migration set is unchanged, else it is replayed into a scratch database (never the
+live one). Without a cache entry and without CREATEDB, plan says "expected schema
+unavailable" and goes on. Drift items are reported, never applied, and do not
+change the exit status. --no-drift skips the check.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return c.run(cmd, args) },
 	}
 	cmd.Flags().StringVar(&c.format, "format", "text", "output format: text, json (schemas/plan.schema.json) or markdown (for a pull request comment)")
 	cmd.Flags().StringVar(&c.out, "out", "", "also save the plan to `FILE`, with a fingerprint of what it observed, for dbops apply FILE")
 	cmd.Flags().IntVar(&c.concurrency, "concurrency", 8, "stacks observed at once")
+	cmd.Flags().BoolVar(&c.noDrift, "no-drift", false, "skip the schema drift check of stacks with spec.postgres.drift")
 	cmd.Flags().BoolVar(&c.detailedExitCode, "detailed-exitcode", false, "exit 2 when changes are pending, 0 when none")
 	return cmd
 }
@@ -57,6 +67,7 @@ func (c *planCommand) run(cmd *cobra.Command, args []string) error {
 	}
 	o := c.options()
 	o.Concurrency = c.concurrency
+	o.SkipDrift = c.noDrift
 	// Stacks sharing a Redis URL share its connections for the run.
 	o.Pool = pool.New(pool.Options{})
 	defer o.Pool.Close()

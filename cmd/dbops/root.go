@@ -13,7 +13,9 @@ import (
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/drift"
 	"github.com/amanat/dbops/reconcile/render"
+	"github.com/amanat/dbops/reconcile/source"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -52,6 +54,7 @@ Redis settings, shows how the live servers differ (plan) and makes them match (a
 	root.AddCommand(newValidateCommand(e), newPlanCommand(e), newApplyCommand(e), newRunCommand(e), newHealthcheckCommand(e), newVersionCommand(e))
 	root.AddCommand(newMigrationsCommand(e))
 	root.AddCommand(newDriftCommand(e))
+	root.AddCommand(newInspectCommand(e))
 	root.AddCommand(newManCommand())
 	root.SetHelpCommand(helpCommand())
 	// --version by hand: cobra's goes through text/template, whose
@@ -83,7 +86,11 @@ func (e *env) paths(args []string) []string {
 // load reads and validates the spec. Offline validation keeps unset ${VAR}s
 // as warnings; plan and apply need them.
 func (e *env) load(paths []string, offline bool) (*spec.Result, error) {
-	res, err := spec.Load(paths, spec.Options{Root: e.root, KeepUnsetVars: offline})
+	first := "."
+	if len(paths) > 0 {
+		first = paths[0]
+	}
+	res, err := spec.Load(paths, spec.Options{Root: e.root, KeepUnsetVars: offline, RepoURL: source.OriginURL(first)})
 	if res != nil {
 		for _, w := range res.Warnings {
 			fmt.Fprintln(e.stderr, "warning:", w.Error())
@@ -103,8 +110,14 @@ func (e *env) load(paths []string, offline bool) (*spec.Result, error) {
 }
 
 func (e *env) options() reconcile.Options {
-	return reconcile.Options{ConnectTimeout: e.connectTimeout, SkipBackups: e.noBackups,
+	o := reconcile.Options{ConnectTimeout: e.connectTimeout, SkipBackups: e.noBackups,
 		Backup: backup.Options{PgDumpPath: e.pgDump, PgRestorePath: e.pgRestore, ConnectTimeout: e.connectTimeout}}
+	// Expected schemas of drift checks are cached per migration set; without
+	// a cache folder each check replays the migrations again.
+	if dir, err := drift.DefaultDir(); err == nil {
+		o.DriftCache = drift.DirCache{Dir: dir}
+	}
+	return o
 }
 
 // style colours output only for a terminal, and never under NO_COLOR.

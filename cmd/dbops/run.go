@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ type runCommand struct {
 	listen      string
 	concurrency int
 	logFormat   string
+	logLevel    string
 	grace       time.Duration
 	hookEnv     string
 	hookFile    string
@@ -80,6 +82,7 @@ transaction; locks are released, and dbops exits 0.`,
 	f.StringVar(&c.listen, "listen", "127.0.0.1:9090", "HTTP address for health, metrics, status and the webhook (0.0.0.0:9090 in a container)")
 	f.IntVar(&c.concurrency, "concurrency", 4, "stacks reconciled at once")
 	f.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&c.logLevel, "log-level", "info", "least severe log level written: debug, info, warn or error")
 	f.DurationVar(&c.grace, "grace", reconcile.DefaultGrace, "on shutdown, how long a running migration may finish before it is cancelled")
 	f.StringVar(&c.hookEnv, "webhook-secret-env", "", "environment variable holding the webhook secret")
 	f.StringVar(&c.hookFile, "webhook-secret-file", "", "file holding the webhook secret")
@@ -100,13 +103,30 @@ func defaultCacheDir() string {
 }
 
 func (c *runCommand) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil || !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(c.logLevel)) {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", c.logLevel)
+	}
+	o := &slog.HandlerOptions{Level: level}
 	switch c.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(c.stderr, nil)), nil
+		return slog.New(slog.NewTextHandler(c.stderr, o)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(c.stderr, nil)), nil
+		return slog.New(slog.NewJSONHandler(c.stderr, o)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: use text or json", c.logFormat)
+}
+
+// config is the effective configuration, logged at start: secrets are
+// named by where they come from, never shown; the repository URL redacted.
+func (c *runCommand) config(sh shard.Spec) []any {
+	return []any{"repo", spec.Redact(c.git.URL), "ref", c.git.Ref, "path", c.git.Path, "dir", c.dir, "cache_dir", c.cacheDir,
+		"token_env", c.git.TokenEnv, "token_file", c.git.TokenFile, "ssh_key", c.git.SSHKeyFile, "known_hosts", c.git.KnownHostsFile,
+		"verify_commits", c.git.VerifyKeyRing, "interval", c.interval.String(), "listen", c.listen, "concurrency", c.concurrency,
+		"log_format", c.logFormat, "log_level", c.logLevel, "grace", c.grace.String(), "connect_timeout", c.connectTimeout.String(),
+		"webhook_secret_env", c.hookEnv, "webhook_secret_file", c.hookFile, "allow_risky", c.allowRisky,
+		"pool", !c.noPool, "pool_idle", c.pool.Idle.String(), "pool_per_server", c.pool.MaxPerServer,
+		"shard", sh.Index, "shards", sh.Count, "skip_backups", c.noBackups}
 }
 
 func (c *runCommand) source() (loop.Source, error) {
@@ -179,12 +199,16 @@ func (c *runCommand) run(ctx context.Context) error {
 	o := c.options()
 	o.Concurrency, o.Grace, o.AllowRisky, o.Pool = 1, c.grace, c.allowRisky, plans
 	metrics := loop.NewMetrics()
+	build := loop.ReadBuildInfo(version)
+	metrics.SetBuildInfo(build)
+	log.Info("dbops starting", append([]any{"version", build.Version, "revision", build.Revision, "goversion", build.GoVersion}, c.config(sh)...)...)
 	notifier := notify.New(notify.Options{Logger: log, Count: metrics.CountNotification})
 	notifier.Start(ctx)
 	l := loop.New(loop.Options{
 		Metrics:     metrics,
 		Notify:      notifier,
 		Shard:       sh,
+		RepoURL:     c.git.URL,
 		Source:      src,
 		Interval:    c.interval,
 		Concurrency: c.concurrency,

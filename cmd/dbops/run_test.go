@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -398,6 +399,9 @@ func TestRunLogFormat(t *testing.T) {
 				s := stackStatus(t, p, "cache-"+name)
 				return len(s.Conditions) > 0 && s.Conditions[0].Reason == loop.ReasonSucceeded
 			})
+			if m := p.get(t, "/metrics"); !regexp.MustCompile(`(?m)^dbops_build_info\{goversion="go[^"]+",revision="[^"]+",version="[^"]+"\} 1$`).MatchString(m) {
+				t.Errorf("no dbops_build_info{goversion,revision,version} 1 in /metrics")
+			}
 			if code := p.stop(t); code != 0 {
 				t.Fatalf("exit %d after SIGTERM:\n%s", code, p.output())
 			}
@@ -428,6 +432,12 @@ func TestRunLogFormat(t *testing.T) {
 				msgs = append(msgs, m)
 			}
 			joined := strings.Join(msgs, "\n")
+			// The start line names the build and the effective configuration.
+			for _, want := range []string{"dbops starting", "version", "goversion", "interval", "log_level", "dir"} {
+				if !strings.Contains(p.stderr.String(), want) {
+					t.Errorf("no %q in the log:\n%s", want, p.stderr.String())
+				}
+			}
 			for _, want := range []string{"dbops run started", "applied", "stopped"} {
 				if !strings.Contains(joined, want) {
 					t.Errorf("no %q message in the log:\n%s", want, p.stderr.String())
@@ -435,11 +445,31 @@ func TestRunLogFormat(t *testing.T) {
 			}
 		})
 	}
-	t.Run("unknown", func(t *testing.T) {
+	for _, flag := range []string{"--log-format", "--log-level"} {
+		t.Run("unknown "+flag, func(t *testing.T) {
+			f := clitest.NewFixture(t, nil)
+			res := f.Run(t, "run", "--dir", f.Dir, "--listen", freeAddrs(t, 1)[0], "--cache-dir", t.TempDir(), flag, "xml")
+			if res.Code != 1 || !strings.Contains(res.Stderr, flag+` "xml"`) {
+				t.Errorf("%s xml: %+v", flag, res)
+			}
+		})
+	}
+	t.Run("log level warn", func(t *testing.T) {
+		rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
 		f := clitest.NewFixture(t, nil)
-		res := f.Run(t, "run", "--dir", f.Dir, "--listen", freeAddrs(t, 1)[0], "--cache-dir", t.TempDir(), "--log-format", "xml")
-		if res.Code != 1 || !strings.Contains(res.Stderr, "--log-format") {
-			t.Errorf("--log-format xml: %+v", res)
+		f.Env["REDIS_URL"] = rd.URL()
+		f.Write(t, "stack.yaml", clitest.StackYAML("cache-warn", "  redis:\n    url: ${REDIS_URL}\n    config: {maxmemory-policy: allkeys-lru}\n"))
+		p := startRun(t, f, freeAddrs(t, 1)[0], "--log-level", "warn")
+		p.waitUp(t)
+		eventually(t, "stack in sync", func() bool {
+			s := stackStatus(t, p, "cache-warn")
+			return len(s.Conditions) > 0 && s.Conditions[0].Reason == loop.ReasonSucceeded
+		})
+		if code := p.stop(t); code != 0 {
+			t.Fatalf("exit %d after SIGTERM:\n%s", code, p.output())
+		}
+		if strings.Contains(p.stderr.String(), "level=INFO") {
+			t.Errorf("--log-level warn wrote INFO lines:\n%s", p.stderr.String())
 		}
 	})
 }

@@ -35,7 +35,9 @@ type Fixture struct {
 // NewFixture makes a fixture holding migrations under migrations/.
 func NewFixture(t *testing.T, migrations map[string]string) *Fixture {
 	t.Helper()
-	f := &Fixture{Dir: t.TempDir(), Env: map[string]string{}}
+	// A cache folder of its own: dbops caches expected schemas of drift
+	// checks below XDG_CACHE_HOME, never in the user's.
+	f := &Fixture{Dir: t.TempDir(), Env: map[string]string{"XDG_CACHE_HOME": t.TempDir()}}
 	f.Write(t, ".git/HEAD", "ref: refs/heads/main\n")
 	for name, body := range migrations {
 		f.Write(t, filepath.Join("migrations", name), body)

@@ -21,6 +21,9 @@ type PostgresOptions struct {
 	Password string // password of the superuser "postgres"; a random one when empty
 	// MaxConnections is the server's max_connections; 200 when zero.
 	MaxConnections int
+	// Args are extra server arguments, e.g. "-c",
+	// "shared_preload_libraries=pg_stat_statements".
+	Args []string
 }
 
 // Postgres is a throwaway PostgreSQL cluster started by StartPostgres.
@@ -35,6 +38,8 @@ type Postgres struct {
 	maxConns int
 	base     string  // temp dir: data dir, sockets, log
 	as       *osUser // OS user the server runs as; nil for the current one
+
+	args []string // PostgresOptions.Args
 
 	mu      sync.Mutex
 	proc    *proc
@@ -66,6 +71,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 		base:     base,
 		as:       as,
 		maxConns: opts.MaxConnections,
+		args:     opts.Args,
 	}
 	if p.maxConns <= 0 {
 		p.maxConns = 200
@@ -114,6 +120,27 @@ func (p *Postgres) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return p.startOn(ctx, port)
+}
+
+// Restart stops the server (fast shutdown, as an operator's restart) and
+// starts it again on the same port and data directory, so settings that
+// need a restart (postmaster context) take effect.
+func (p *Postgres) Restart(ctx context.Context) error {
+	p.mu.Lock()
+	pr, stopped := p.proc, p.stopped
+	p.mu.Unlock()
+	if stopped || pr == nil {
+		return errors.New("testsrv: restart of a stopped server")
+	}
+	if err := pr.stop(os.Interrupt, time.Minute); err != nil {
+		return fmt.Errorf("testsrv: restart: %w", err)
+	}
+	return p.startOn(ctx, p.Port)
+}
+
+// startOn runs postgres on port and waits until it accepts logins.
+func (p *Postgres) startOn(ctx context.Context, port int) error {
 	args := []string{
 		"-D", p.DataDir, "-p", strconv.Itoa(port), "-k", p.base,
 		"-c", "listen_addresses=127.0.0.1",
@@ -122,6 +149,7 @@ func (p *Postgres) start(ctx context.Context) error {
 		"-c", "synchronous_commit=off",
 		"-c", "max_connections=" + strconv.Itoa(p.maxConns),
 	}
+	args = append(args, p.args...)
 	pr, err := startProc(filepath.Join(p.BinDir, "postgres"), args, p.base, p.logPath(), p.as)
 	if err != nil {
 		return err

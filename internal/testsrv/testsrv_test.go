@@ -116,6 +116,28 @@ func TestPostgres(t *testing.T) {
 		}
 	}
 
+	// Restart keeps the port, the data and ALTER SYSTEM settings, and puts
+	// postmaster-context ones in force.
+	port := pg.Port
+	if err := pg.Exec(ctx, "postgres", "ALTER SYSTEM SET shared_buffers = '64MB'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err = pgx.Connect(ctx, pg.URLAs("app", "apppw", "App-DB"))
+	if err != nil {
+		t.Fatalf("after Restart: %v", err)
+	}
+	var buffers string
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 2 || pg.Port != port {
+		t.Fatalf("after Restart: count = %d, %v; port %d, was %d", n, err, pg.Port, port)
+	}
+	if err := conn.QueryRow(ctx, "SHOW shared_buffers").Scan(&buffers); err != nil || buffers != "64MB" {
+		t.Fatalf("after Restart: shared_buffers %q, %v; want 64MB", buffers, err)
+	}
+	conn.Close(ctx)
+
 	dataDir := pg.DataDir
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)

@@ -36,37 +36,103 @@ type Report struct {
 	Objects int `json:"objects"`
 	// Elapsed is how long the check took, in milliseconds.
 	ElapsedMS int64 `json:"elapsedMs"`
+	// Expected says where the expected schema came from: "cache" or
+	// "scratch" (replayed in a scratch database for this check).
+	Expected string `json:"expected"`
+	// CacheKey identifies the migration set (see Key).
+	CacheKey string `json:"cacheKey"`
 }
 
+// Where an expected schema came from (Report.Expected).
+const (
+	FromCache   = "cache"
+	FromScratch = "scratch"
+)
+
+// ErrUnavailable: the expected schema is neither cached nor buildable
+// (e.g. plan with read-only credentials and no CREATEDB).
+var ErrUnavailable = errors.New("expected schema unavailable")
+
+// ErrMoved: the live migration level changed while the check ran (a
+// migration was applied meanwhile); check again.
+var ErrMoved = errors.New("the migration level changed during the check")
+
 // Check compares the live database db (read with read-only queries) with
-// what its applied migrations produce. scratchURL is where the scratch
-// database is created (any database of that server; the role needs
-// CREATEDB): the stack's URL for same-server. The scratch database is
-// dropped before Check returns, also when the replay fails or ctx is
-// cancelled.
-func Check(ctx context.Context, m *spec.Migrations, db *sql.DB, scratchURL string) (Report, error) {
+// what its applied migrations produce. The expected schema comes from cache
+// when it holds one for this migration set (Key; cache may be nil), else it
+// is built in a scratch database on scratchURL's server (any database of
+// that server; the role needs CREATEDB), the stack's URL for same-server,
+// and cached. sameServer says scratchURL is the stack's own server. The
+// scratch database is dropped before Check returns, also when the replay
+// fails or ctx is cancelled. A schema neither cached nor buildable is an
+// error wrapping ErrUnavailable.
+func Check(ctx context.Context, m *spec.Migrations, db *sql.DB, scratchURL string, sameServer bool, cache Cache) (Report, error) {
 	start := time.Now()
 	eng := postgres.EngineFor(m)
 	live, err := eng.Observe(ctx, db)
 	if err != nil {
 		return Report{}, fmt.Errorf("read the applied migrations: %w", err)
 	}
-	ig := ignoreFor(m)
-	expected, err := Expected(ctx, m, live.Applied, scratchURL, ig)
+	r := Report{Level: eng.Name(live.Version()), Scratch: postgres.Server(scratchURL)}
+	steps, err := replaySteps(m, live.Applied)
 	if err != nil {
-		return Report{}, err
+		return r, err
+	}
+	major, err := serverMajor(ctx, db)
+	if err != nil {
+		return r, fmt.Errorf("live schema: %w", err)
+	}
+	where := "same-server"
+	if !sameServer {
+		where = r.Scratch
+	}
+	r.CacheKey, err = Key(m, steps, major, where)
+	if err != nil {
+		return r, err
+	}
+	ig := ignoreFor(m)
+	expected, ok := Schema(nil), false
+	if cache != nil {
+		expected, ok = cache.Get(r.CacheKey)
+	}
+	r.Expected = FromCache
+	if !ok {
+		r.Expected = FromScratch
+		expected, err = build(ctx, m, steps, scratchURL, ig)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, errReplay) {
+				err = fmt.Errorf("%w: no cached expected schema for level %s, and building one failed: %w", ErrUnavailable, r.Level, err)
+			}
+			return r, err
+		}
+		if cache != nil {
+			_ = cache.Put(r.CacheKey, expected) // a cache that cannot be written is rebuilt next time
+		}
 	}
 	got, err := Read(ctx, db, ig)
 	if err != nil {
-		return Report{}, fmt.Errorf("live schema: %w", err)
+		return r, fmt.Errorf("live schema: %w", err)
 	}
-	return Report{
-		Level:     eng.Name(live.Version()),
-		Scratch:   postgres.Server(scratchURL),
-		Items:     Compare(expected, got),
-		Objects:   len(expected),
-		ElapsedMS: time.Since(start).Milliseconds(),
-	}, nil
+	// A migration applied while the schemas were read would show as drift.
+	again, err := eng.Observe(ctx, db)
+	if err != nil {
+		return r, fmt.Errorf("read the applied migrations: %w", err)
+	}
+	if !slices.Equal(again.Applied, live.Applied) {
+		return r, fmt.Errorf("%w (from %s to %s)", ErrMoved, r.Level, eng.Name(again.Version()))
+	}
+	r.Items, r.Objects = Compare(expected, got), len(expected)
+	r.ElapsedMS = time.Since(start).Milliseconds()
+	return r, nil
+}
+
+// serverMajor is the server's major version (18 for 18.4).
+func serverMajor(ctx context.Context, db *sql.DB) (int, error) {
+	var num int
+	if err := db.QueryRowContext(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+		return 0, err
+	}
+	return num / 10000, nil
 }
 
 // ignoreFor lists the version tables of m's format: goose's table and
@@ -83,14 +149,13 @@ func ignoreFor(m *spec.Migrations) Ignore {
 	return Ignore{Tables: []string{shown(m.Table), shown(postgres.LedgerTable(m.Table))}}
 }
 
-// Expected replays the migrations applied (goose versions or drizzle
-// created_at values) into a new scratch database on scratchURL's server
+// errReplay marks a migration that failed in the scratch database: the
+// server worked, the migration set did not replay.
+var errReplay = errors.New("replay the applied migrations")
+
+// build replays steps into a new scratch database on scratchURL's server
 // and reads its schema. The scratch database is always dropped.
-func Expected(ctx context.Context, m *spec.Migrations, applied []int64, scratchURL string, ig Ignore) (_ Schema, err error) {
-	steps, err := replaySteps(m, applied)
-	if err != nil {
-		return nil, err
-	}
+func build(ctx context.Context, m *spec.Migrations, steps []postgres.Step, scratchURL string, ig Ignore) (_ Schema, err error) {
 	admin, err := postgres.Open(scratchURL, 10*time.Second, false)
 	if err != nil {
 		return nil, err
@@ -124,7 +189,7 @@ func Expected(ctx context.Context, m *spec.Migrations, applied []int64, scratchU
 	if len(steps) > 0 {
 		plan := postgres.Plan{To: steps[len(steps)-1].Version, Steps: steps}
 		if _, err := postgres.EngineFor(m).Migrate(ctx, sdb, plan, 0, postgres.MigrateOptions{}); err != nil {
-			return nil, fmt.Errorf("replay the applied migrations into scratch database %s on %s: %w", name, server, err)
+			return nil, fmt.Errorf("%w into scratch database %s on %s: %w", errReplay, name, server, err)
 		}
 	}
 	s, err := Read(ctx, sdb, ig)

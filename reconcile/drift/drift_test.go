@@ -34,8 +34,13 @@ BEGIN NEW.updated_at := now(); RETURN NEW; END $$;
 -- +goose StatementEnd
 CREATE TRIGGER payments_touch BEFORE UPDATE ON payments FOR EACH ROW EXECUTE FUNCTION touch();
 CREATE VIEW big_payments AS SELECT id, amount FROM payments WHERE amount > 100;
+CREATE TYPE payment_state AS ENUM ('new', 'paid');
+ALTER TABLE payments ADD COLUMN state payment_state NOT NULL DEFAULT 'new';
+CREATE SEQUENCE invoice_no START 1000;
+ALTER TABLE payments ENABLE ROW LEVEL SECURITY;
+CREATE POLICY payments_owner ON payments USING (user_id = current_setting('app.user_id')::bigint);
 -- +goose Down
-DROP VIEW big_payments; DROP TABLE payments; DROP FUNCTION touch();
+DROP VIEW big_payments; DROP TABLE payments; DROP FUNCTION touch(); DROP TYPE payment_state; DROP SEQUENCE invoice_no;
 `,
 	"00003_not_yet.sql": `-- +goose Up
 CREATE TABLE later (id int);
@@ -144,6 +149,42 @@ BEGIN NEW.updated_at := now(); RETURN NEW; END $$`,
 			want:   []string{"constraint payments.payments_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE RESTRICT live, FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE expected"},
 		},
 		{
+			name:   "sequence increment",
+			change: "ALTER SEQUENCE invoice_no INCREMENT BY 10",
+			revert: "ALTER SEQUENCE invoice_no INCREMENT BY 1",
+			want:   []string{"sequence invoice_no: bigint increment 10 min 1 max 9223372036854775807 start 1000 cache 1 live, bigint increment 1 min 1 max 9223372036854775807 start 1000 cache 1 expected"},
+		},
+		{
+			name:   "extra sequence",
+			change: "CREATE SEQUENCE ticket_no AS integer",
+			revert: "DROP SEQUENCE ticket_no",
+			want:   []string{"sequence ticket_no exists live, not in migrations"},
+		},
+		{
+			name:   "renamed enum label",
+			change: "ALTER TYPE payment_state RENAME VALUE 'paid' TO 'settled'",
+			revert: "ALTER TYPE payment_state RENAME VALUE 'settled' TO 'paid'",
+			want:   []string{"enum payment_state: 'new', 'settled' live, 'new', 'paid' expected"},
+		},
+		{
+			name:   "policy widened",
+			change: "ALTER POLICY payments_owner ON payments USING (true)",
+			revert: "ALTER POLICY payments_owner ON payments USING (user_id = current_setting('app.user_id')::bigint)",
+			want:   []string{"policy payments.payments_owner: permissive * to public using (true) check () live, permissive * to public using ((user_id = (current_setting('app.user_id'::text))::bigint)) check () expected"},
+		},
+		{
+			name:   "row-level security disabled",
+			change: "ALTER TABLE payments DISABLE ROW LEVEL SECURITY",
+			revert: "ALTER TABLE payments ENABLE ROW LEVEL SECURITY",
+			want:   []string{"table payments: r p live, r p rls expected"},
+		},
+		{
+			name:   "extra policy",
+			change: "CREATE POLICY payments_admin ON payments FOR SELECT TO pg_monitor USING (true)",
+			revert: "DROP POLICY payments_admin ON payments",
+			want:   []string{"policy payments.payments_admin exists live, not in migrations"},
+		},
+		{
 			name:   "extra table",
 			change: "CREATE TABLE scratchpad (id int, note text)",
 			revert: "DROP TABLE scratchpad",
@@ -152,16 +193,21 @@ BEGIN NEW.updated_at := now(); RETURN NEW; END $$`,
 	}
 	url, db, m := migrated(t)
 	ctx := context.Background()
-	for _, tc := range tests {
+	cache := &MemCache{}
+	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.change != "" {
 				if _, err := db.Exec(tc.change); err != nil {
 					t.Fatal(err)
 				}
 			}
-			r, err := Check(ctx, m, db, url)
+			r, err := Check(ctx, m, db, url, true, cache)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The migrations do not change: replayed once, then cached.
+			if want := map[bool]string{true: FromScratch, false: FromCache}[i == 0]; r.Expected != want {
+				t.Errorf("expected schema from %q, want %q", r.Expected, want)
 			}
 			var got []string
 			for _, it := range r.Items {
@@ -186,7 +232,7 @@ BEGIN NEW.updated_at := now(); RETURN NEW; END $$`,
 			if _, err := db.Exec(tc.revert); err != nil {
 				t.Fatal(err)
 			}
-			r, err = Check(ctx, m, db, url)
+			r, err = Check(ctx, m, db, url, true, cache)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,7 +250,7 @@ func TestCheckReplayFailsDropsScratch(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(m.Path, "00002_payments.sql"), []byte("-- +goose Up\nSELECT no_such_function();\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Check(context.Background(), m, db, url)
+	_, err := Check(context.Background(), m, db, url, true, nil)
 	if err == nil || !strings.Contains(err.Error(), "replay the applied migrations") {
 		t.Fatalf("err = %v, want a replay error", err)
 	}
@@ -221,10 +267,68 @@ func TestCheckCancelledDropsScratch(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := Check(ctx, m, db, url); err == nil {
+	if _, err := Check(ctx, m, db, url, true, nil); err == nil {
 		t.Fatal("a cancelled check succeeded")
 	}
 	if left := scratchDatabases(t, db); len(left) > 0 {
 		t.Errorf("scratch databases left: %v", left)
+	}
+}
+
+// TestCheckExtensionVersion: an extension updated by hand is reported with
+// both versions and the review SQL; putting the version back clears it.
+func TestCheckExtensionVersion(t *testing.T) {
+	url, db, m := migrated(t)
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_available_extension_versions WHERE name = 'hstore' AND version IN ('1.7', '1.8')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Skip("the server has no hstore 1.7 and 1.8 (contrib): extension versions not tested")
+	}
+	// A migration of its own, applied to the live database as to the scratch one.
+	if err := os.WriteFile(filepath.Join(m.Path, "00003_not_yet.sql"), []byte("-- +goose Up\nCREATE EXTENSION hstore VERSION '1.7';\n-- +goose Down\nDROP EXTENSION hstore;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.Target = spec.Target{Pinned: true, Version: 3}
+	ctx := context.Background()
+	eng := postgres.EngineFor(m)
+	live, err := eng.Observe(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := eng.Diff(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Migrate(ctx, db, p, time.Second, postgres.MigrateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, sql string
+		want      []string
+	}{
+		{"as migrated", "", nil},
+		{"updated by hand", "ALTER EXTENSION hstore UPDATE TO '1.8'", []string{"extension hstore: 1.8 live, 1.7 expected\nALTER EXTENSION \"hstore\" UPDATE TO '1.7';"}},
+		{"put back", "DROP EXTENSION hstore; CREATE EXTENSION hstore VERSION '1.7'", nil},
+	}
+	cache := &MemCache{}
+	for _, tc := range tests {
+		if tc.sql != "" {
+			if _, err := db.Exec(tc.sql); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r, err := Check(ctx, m, db, url, true, cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range r.Items {
+			got = append(got, it.String()+"\n"+it.SQL)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: items %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -30,8 +30,10 @@ type BackupResult struct {
 	File     string    `json:"file,omitempty"`
 	Size     int64     `json:"size,omitempty"`
 	Duration string    `json:"duration"`
-	Pruned   int       `json:"pruned"`
-	Error    string    `json:"error,omitempty"`
+	// DurationSeconds is Duration as a number.
+	DurationSeconds float64 `json:"durationSeconds"`
+	Pruned          int     `json:"pruned"`
+	Error           string  `json:"error,omitempty"`
 }
 
 // backups fires the backup jobs of the revision in force that are due.
@@ -116,14 +118,15 @@ func (l *Loop) runBackup(ctx context.Context, st *spec.Stack, job backup.Job, sc
 	opts.Logger = l.o.Logger
 	start := time.Now()
 	man, err := backup.Run(ctx, job, opts)
-	res := &BackupResult{At: start, OK: err == nil, Duration: time.Since(start).Round(time.Millisecond).String()}
+	took := time.Since(start)
+	res := &BackupResult{At: start, OK: err == nil, Duration: took.Round(time.Millisecond).String(), DurationSeconds: seconds(took)}
 	var verr *backup.VerifyError
 	switch {
 	case errors.As(err, &verr):
 		res.Error = err.Error()
 		m.backupVerifyFailures.WithLabelValues(job.Stack, job.Name).Inc()
 		l.o.Logger.Error("backup failed verification; kept for inspection, not counted", "stack", job.Stack, "job", job.Name, "err", err)
-		l.o.Notify.Publish(notify.Event{Event: spec.EventBackupFailed, Stack: job.Stack,
+		l.o.Notify.Publish(notify.Event{Event: spec.EventVerificationFailed, Stack: job.Stack,
 			Summary: fmt.Sprintf("backup %s failed verification", job.Name), Errors: maskAll([]string{err.Error()})})
 	case err != nil:
 		res.Error = err.Error()
@@ -136,7 +139,7 @@ func (l *Loop) runBackup(ctx context.Context, st *spec.Stack, job backup.Job, sc
 		m.backupLastSuccess.WithLabelValues(job.Stack, job.Name).Set(float64(man.FinishedAt.Unix()))
 		m.backupDuration.WithLabelValues(job.Stack, job.Name).Set(man.Duration().Seconds())
 		m.backupSize.WithLabelValues(job.Stack, job.Name).Set(float64(man.Size))
-		l.o.Logger.Info("backup taken", "stack", job.Stack, "job", job.Name, "file", man.File, "size", man.Size, "duration", man.Duration().String())
+		l.o.Logger.Info("backup taken", "stack", job.Stack, "job", job.Name, "file", man.File, "size", man.Size, "duration_seconds", seconds(man.Duration()))
 		l.o.Notify.Publish(notify.Event{Event: spec.EventBackupSucceeded, Stack: job.Stack,
 			Summary: fmt.Sprintf("backup %s taken: %s, %d bytes in %s", job.Name, man.File, man.Size, man.Duration().Round(time.Millisecond))})
 		res.Pruned = l.prune(ctx, job)

@@ -109,7 +109,7 @@ func (l *Loop) runDrill(ctx context.Context, st *spec.Stack, job backup.Job) {
 		m.lastSuccess.WithLabelValues(job.Stack, job.Name).Set(float64(time.Now().Unix()))
 		m.duration.WithLabelValues(job.Stack, job.Name).Set(rep.RecoveryTime)
 		l.o.Logger.Info("restore drill passed", "stack", job.Stack, "job", job.Name, "backup", rep.Backup,
-			"recovery_time", time.Duration(rep.RecoveryTime*float64(time.Second)).Round(time.Millisecond).String(), "detail", rep.Detail)
+			"recovery_time_seconds", rep.RecoveryTime, "detail", rep.Detail)
 	}
 	l.drillState.mu.Lock()
 	l.drillState.last[job.Key()] = &rep

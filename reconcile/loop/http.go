@@ -31,36 +31,27 @@ func (l *Loop) Status() Status {
 				ss.Resources = []ResourceStatus{}
 			}
 			ss.Backups = l.backupStatus(&s)
+			ss.SchemaDrift = l.schemaDriftStatus(s.Metadata.Name)
 			st.Stacks = append(st.Stacks, ss)
 		}
 	}
 	return st
 }
 
-// Ready reports whether a good revision is loaded and the last cycle did not
-// fail for every stack.
+// Ready reports whether this process is serving: a good revision is
+// loaded. Stacks failing (a database outage) are stack conditions in
+// /status and metrics, not a failing readiness probe: that would stall a
+// Kubernetes rollout of dbops over an outage it cannot fix.
 func (l *Loop) Ready() (bool, string) {
-	st := l.Status()
-	if st.Revision == nil {
-		if st.Rejected != nil {
-			return false, "no valid revision yet; newest rejected: " + st.Rejected.ID
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.current == nil {
+		if l.rejected != nil {
+			return false, "no valid revision yet; newest rejected: " + l.rejected.ID
 		}
 		return false, "no revision loaded yet"
 	}
-	failed, seen := 0, 0
-	for _, s := range st.Stacks {
-		if s.LastCycle.IsZero() {
-			continue
-		}
-		seen++
-		if len(s.Conditions) > 0 && (s.Conditions[0].Reason == ReasonPlanFailed || s.Conditions[0].Reason == ReasonApplyFail) {
-			failed++
-		}
-	}
-	if seen > 0 && failed == seen {
-		return false, "every stack failed in its last cycle"
-	}
-	return true, "ok"
+	return true, "ok: revision " + l.current.ID + " in force"
 }
 
 // HandlerOptions configure the HTTP endpoints.

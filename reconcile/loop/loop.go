@@ -14,12 +14,15 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/backup"
+	"github.com/amanat/dbops/reconcile/drift"
 	"github.com/amanat/dbops/reconcile/notify"
 	"github.com/amanat/dbops/reconcile/shard"
 	"github.com/amanat/dbops/reconcile/source"
@@ -52,6 +55,9 @@ type Options struct {
 	// Notify receives the loop's events for the Notification documents of
 	// the revision in force [none]. Its deliveries never block a cycle.
 	Notify *notify.Dispatcher
+	// RepoURL is the repository's URL (--repo): github and gitlab
+	// Notifications take their repository or project from it.
+	RepoURL string
 	// Shard is this replica's share of the stacks: it reconciles and backs
 	// up only those shard.Of maps to its index [all of them].
 	Shard shard.Spec
@@ -81,6 +87,7 @@ type Loop struct {
 	backupSem     chan struct{}
 	backupResults map[string]*BackupResult
 	drillState    *drillState
+	schema        *schemaDrift // schema drift checks (drift.go)
 }
 
 type revision struct {
@@ -123,6 +130,10 @@ func New(o Options) *Loop {
 	}
 	o.Metrics.shardInfo.WithLabelValues(strconv.Itoa(o.Shard.Index), strconv.Itoa(o.Shard.Count)).Set(1)
 	o.Reconcile.SkipBackups = true // scheduled by the loop itself
+	o.Reconcile.SkipDrift = true   // so is schema drift (drift.go)
+	if o.Reconcile.DriftCache == nil {
+		o.Reconcile.DriftCache = &drift.MemCache{}
+	}
 	return &Loop{
 		o:             o,
 		trigger:       make(chan struct{}, 1),
@@ -133,6 +144,7 @@ func New(o Options) *Loop {
 		backupSem:     make(chan struct{}, o.BackupConcurrency),
 		backupResults: map[string]*BackupResult{},
 		drillState:    newDrillState(),
+		schema:        newSchemaDrift(o.Metrics),
 	}
 }
 
@@ -202,6 +214,7 @@ func (l *Loop) Cycle(ctx context.Context) {
 	}
 	l.backups(ctx, cur)
 	l.drills(ctx, cur, time.Now())
+	l.schemaDriftChecks(ctx, cur, time.Now())
 }
 
 // Wait blocks until no stack is being reconciled.
@@ -223,12 +236,26 @@ func (l *Loop) fetch(ctx context.Context) {
 			return
 		}
 		l.o.Metrics.fetchFailures.Inc()
+		// Each event is logged once: a failure like the last one (the same
+		// unsigned commit, the same unreachable remote) only at debug level.
+		seen := err.Error() == l.lastErr
 		l.lastErr = err.Error()
 		if errors.Is(err, source.ErrUnverified) {
+			if l.rejected != nil && rev.ID != "" && l.rejected.ID == rev.ID {
+				return
+			}
 			l.reject(rev.ID, []string{err.Error()}, now)
+			return
+		}
+		if seen {
+			l.o.Logger.Debug("fetch failed again; the revision in force stays", "err", err)
+			return
 		}
 		l.o.Logger.Error("fetch failed; the revision in force stays", "err", err)
 		return
+	}
+	if l.lastErr != "" {
+		l.o.Logger.Info("fetch succeeded again", "revision", rev.ID)
 	}
 	l.lastErr = ""
 	l.o.Logger.Debug("fetched", "revision", rev.ID)
@@ -238,7 +265,7 @@ func (l *Loop) fetch(ctx context.Context) {
 	if l.rejected != nil && rev.ID == l.rejected.ID {
 		return // already reported
 	}
-	res, err := spec.Load([]string{rev.Path}, spec.Options{Root: rev.Root})
+	res, err := spec.Load([]string{rev.Path}, spec.Options{Root: rev.Root, RepoURL: l.o.RepoURL})
 	if err != nil {
 		var msgs []string
 		var list spec.ErrorList
@@ -248,6 +275,11 @@ func (l *Loop) fetch(ctx context.Context) {
 			}
 		} else {
 			msgs = []string{err.Error()}
+		}
+		// Files are named by their path in the repository, not in the
+		// cache folder the revision is checked out to.
+		for i, m := range msgs {
+			msgs[i] = strings.ReplaceAll(m, rev.Root+string(filepath.Separator), "")
 		}
 		l.reject(rev.ID, msgs, now)
 		return
@@ -327,9 +359,10 @@ func (l *Loop) own(all []spec.Stack) []spec.Stack {
 // servers as they are.
 func (l *Loop) forgetRemovedStacks(stacks []spec.Stack) {
 	keep := map[string]bool{}
-	for _, st := range stacks {
-		keep[st.Metadata.Name] = true
-		l.o.Metrics.shardStack.WithLabelValues(st.Metadata.Name).Set(1)
+	for i := range stacks {
+		keep[stacks[i].Metadata.Name] = true
+		l.o.Metrics.shardStack.WithLabelValues(stacks[i].Metadata.Name).Set(1)
+		l.o.Metrics.initStack(&stacks[i])
 	}
 	for name, s := range l.stacks {
 		if !keep[name] && !s.running {

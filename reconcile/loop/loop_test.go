@@ -58,6 +58,21 @@ func TestCommitsAppliedAndBadCommitRejected(t *testing.T) {
 		`stacks/cache.yaml: stack "cache": spec.redis.config.maxmemory: "12xb" is not a memory size`) {
 		t.Fatalf("rejection = %+v", st.Rejected)
 	}
+	// Files are named by their path in the repository, not the cache folder.
+	for _, e := range st.Rejected.Errors {
+		if !strings.HasPrefix(e, "stacks/") {
+			t.Errorf("rejection error does not start with the repository path: %s", e)
+		}
+	}
+	// Seen again on later cycles: logged once, its time of rejection kept.
+	cycle(t, l)
+	cycle(t, l)
+	if again := l.Status().Rejected; again == nil || !again.At.Equal(st.Rejected.At) {
+		t.Errorf("rejected.at moved: %v, then %+v", st.Rejected.At, again)
+	}
+	if n := strings.Count(logs.String(), `"msg":"revision rejected; nothing of it is applied"`); n != len(st.Rejected.Errors) {
+		t.Errorf("rejection logged %d times for %d error(s)", n, len(st.Rejected.Errors))
+	}
 	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "100663296" {
 		t.Errorf("a rejected revision changed maxmemory to %s", got)
 	}

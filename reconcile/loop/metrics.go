@@ -3,6 +3,9 @@ package loop
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/spec"
 )
 
 // Metrics are the loop's Prometheus metrics, on their own registry.
@@ -20,6 +23,7 @@ type Metrics struct {
 	rejected      *prometheus.GaugeVec
 	fetchFailures prometheus.Counter
 	notifications *prometheus.CounterVec
+	buildInfo     *prometheus.GaugeVec
 
 	shardInfo   *prometheus.GaugeVec
 	shardStacks *prometheus.GaugeVec
@@ -33,6 +37,10 @@ type Metrics struct {
 	backupsPruned        *prometheus.CounterVec
 	backupSkipped        *prometheus.CounterVec
 	drill                drillMetrics
+	schemaDrift          *prometheus.GaugeVec // drift.go
+
+	// Postgres settings waiting for a server restart (issue 15).
+	pendingRestart *prometheus.GaugeVec
 }
 
 // NewMetrics registers the dbops_ metrics and the Go runtime's.
@@ -54,11 +62,11 @@ func NewMetrics() *Metrics {
 		}, []string{"stack", "resource"}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dbops_changes_applied_total",
-			Help: "Changes applied, per resource.",
+			Help: "Changes applied, per resource (postgres, redis: as in /status and dbops_drift_resources).",
 		}, []string{"stack", "resource"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dbops_changes_failed_total",
-			Help: "Changes that failed to apply, per resource.",
+			Help: "Changes that failed to apply, per resource (postgres, redis).",
 		}, []string{"stack", "resource"}),
 		stackFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dbops_reconcile_failures_total",
@@ -80,6 +88,10 @@ func NewMetrics() *Metrics {
 			Name: "dbops_notifications_total",
 			Help: "Notification deliveries by provider (slack, webhook) and result (sent, failed, dropped).",
 		}, []string{"provider", "result"}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "dbops_build_info",
+			Help: "The dbops build serving (value 1): its version, VCS revision and Go version.",
+		}, []string{"version", "revision", "goversion"}),
 		fetchFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dbops_source_fetch_failures_total",
 			Help: "Failed fetches of the git repository or folder.",
@@ -108,10 +120,16 @@ func NewMetrics() *Metrics {
 		Help: "A stack this replica owns (value 1; absent for the stacks of other shards)."}, []string{"stack"})
 	m.Registry.MustRegister(m.shardInfo, m.shardStacks, m.shardStack)
 	m.drill = newDrillMetrics(m.Registry)
+	m.schemaDrift = newSchemaDriftMetric(m.Registry)
+	m.pendingRestart = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "dbops_postgres_pending_restart",
+		Help: "Managed Postgres settings applied but waiting for a server restart (pg_settings.pending_restart); dbops never restarts a server.",
+	}, []string{"stack"})
+	m.Registry.MustRegister(m.pendingRestart)
 	m.Registry.MustRegister(m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures,
 		m.backupVerifyFailures, m.backupsPruned, m.backupSkipped)
 	m.Registry.MustRegister(m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures,
-		m.lockHeld, m.revision, m.rejected, m.fetchFailures, m.notifications,
+		m.lockHeld, m.revision, m.rejected, m.fetchFailures, m.notifications, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -123,8 +141,43 @@ func (m *Metrics) forget(stack string) {
 		m.duration, m.lastSuccess, m.drift, m.applied, m.failed, m.stackFailures, m.lockHeld,
 		m.backupLastSuccess, m.backupDuration, m.backupSize, m.backupFailures, m.backupVerifyFailures,
 		m.backupsPruned, m.backupSkipped, m.shardStack, m.drill.lastSuccess, m.drill.duration, m.drill.failures,
+		m.schemaDrift,
+		m.pendingRestart,
 	} {
 		v.DeletePartialMatch(l)
+	}
+}
+
+// SetBuildInfo sets dbops_build_info.
+func (m *Metrics) SetBuildInfo(b BuildInfo) {
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(b.Version, b.Revision, b.GoVersion).Set(1)
+}
+
+// initStack creates a loaded stack's counters at 0, so that increase()
+// and rate() see its first failure (a series born at 1 shows no increase).
+func (m *Metrics) initStack(st *spec.Stack) {
+	name := st.Metadata.Name
+	m.stackFailures.WithLabelValues(name).Add(0)
+	m.lockHeld.WithLabelValues(name).Add(0)
+	var resources []string
+	if st.Spec.Postgres != nil {
+		resources = append(resources, reconcile.ResourceMigration.Server())
+	}
+	if st.Spec.Redis != nil {
+		resources = append(resources, reconcile.ResourceRedisConfig.Server())
+	}
+	for _, r := range resources {
+		m.applied.WithLabelValues(name, r).Add(0)
+		m.failed.WithLabelValues(name, r).Add(0)
+	}
+	for _, b := range st.Spec.Backups {
+		for _, c := range []*prometheus.CounterVec{m.backupFailures, m.backupVerifyFailures, m.backupsPruned, m.backupSkipped} {
+			c.WithLabelValues(name, b.Name).Add(0)
+		}
+		if b.Drill != nil {
+			m.drill.failures.WithLabelValues(name, b.Name).Add(0)
+		}
 	}
 }
 

@@ -217,3 +217,37 @@ func TestLoopNotifiesDrift(t *testing.T) {
 		t.Errorf("events = %+v, want one uncorrected drift with both differences", evs)
 	}
 }
+
+// TestLoopNotifiesDriftCorrected: a stack already at its revision whose
+// server was changed by hand is put back, and receivers of drift hear
+// "drift, corrected" with the change; the first apply is no drift.
+func TestLoopNotifiesDriftCorrected(t *testing.T) {
+	rd := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	c := rd.Client(t)
+	hook, hookSrv := newHookReceiver(t)
+	r := newRepo(t)
+	r.commit(map[string]string{
+		"a.yaml":             redisStack("cache", rd.URL(), "64mb", ""),
+		"notifications.yaml": notificationDoc("ops", "webhook", hookSrv.URL, "  events: [drift]\n"),
+	})
+	var logs testsrv.Buffer
+	l := newLoop(t, r.source(t), &logs)
+	d := notify.New(notify.Options{Backoff: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	d.Start(ctx)
+	t.Cleanup(func() { cancel(); d.Wait() })
+	l.o.Notify = d
+	cycle(t, l)
+	c.ConfigSet(context.Background(), "maxmemory", "1mb")
+	cycle(t, l)
+	if got := testsrv.ConfigGet(t, c, "maxmemory"); got != "67108864" {
+		t.Fatalf("drift not put back: maxmemory=%s", got)
+	}
+	eventually(t, "the drift event", func() bool { return len(hook.got()) >= 1 })
+	cycle(t, l) // in sync: nothing more
+	evs := hook.got()
+	if len(evs) != 1 || evs[0].Event != "drift" || evs[0].Corrected == nil || !*evs[0].Corrected ||
+		strings.Join(evs[0].Changes, "\n") != "redis.config.maxmemory: 1048576 -> 64mb" {
+		t.Errorf("events = %+v, want one corrected drift of maxmemory", evs)
+	}
+}

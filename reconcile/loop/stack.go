@@ -30,6 +30,13 @@ type stackState struct {
 	// receivers (failed, drift, deferred): a retry in the same state is not
 	// reported again. The Ready condition cannot tell: "applying" replaces it.
 	notified string
+	// settled is the Ready condition of the last finished cycle: the
+	// "applying" condition in between is not a transition of it.
+	settled Condition
+	// failStreak counts failed cycles in a row (failureThreshold).
+	failStreak int
+	// commit is the last commit status posted for the stack (github/gitlab).
+	commit struct{ rev, state string }
 }
 
 // outcome is the result of one stack cycle.
@@ -41,6 +48,9 @@ type outcome struct {
 	stalled                bool
 	applied, failedChanges map[reconcile.Kind]int
 	changes                []string // applied, as "resource: before -> after"
+	// driftCorrected: changes were applied to a stack that had already
+	// reached this revision, i.e. drift put back.
+	driftCorrected bool
 }
 
 // dispatch starts reconciling st unless it is already running, or backing
@@ -89,7 +99,7 @@ func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry b
 		}
 		defer func() { <-l.sem }()
 		start := time.Now()
-		out := l.reconcileStack(ctx, st)
+		out := l.reconcileStack(ctx, rev, st)
 		l.finish(st, rev, out, start)
 	}()
 	return started
@@ -112,7 +122,7 @@ func (l *Loop) retryStack(ctx context.Context, name string) {
 
 // reconcileStack observes, plans and, when the stack's policy allows and
 // its lock is free, applies — through the same code as `dbops plan/apply`.
-func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
+func (l *Loop) reconcileStack(ctx context.Context, rev string, st *spec.Stack) outcome {
 	stacks := []spec.Stack{*st}
 	sp := l.plan(ctx, stacks)
 	stalled := l.dropAdjusted(st.Metadata.Name, sp)
@@ -122,7 +132,7 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 	case len(sp.Changes) == 0 && len(stalled) > 0:
 		return stalledOutcome(sp, stalled)
 	case len(sp.Changes) == 0:
-		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
+		return outcome{reason: ReasonSucceeded, message: inSync(sp), resources: resources(sp, StateInSync)}
 	case st.Spec.Suspend:
 		return outcome{reason: ReasonSuspended, message: fmt.Sprintf("suspended: %d difference(s) not applied", len(sp.Changes)), resources: resources(sp, StateSuspended)}
 	case st.Spec.DriftPolicy == spec.DriftReport:
@@ -149,10 +159,15 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 		return stalledOutcome(sp, stalled)
 	}
 	if len(sp.Changes) == 0 {
-		return outcome{reason: ReasonSucceeded, message: "in sync", resources: resources(sp, StateInSync)}
+		return outcome{reason: ReasonSucceeded, message: inSync(sp), resources: resources(sp, StateInSync)}
 	}
-	l.setResources(st.Metadata.Name, resources(sp, StateApplying))
-	l.o.Logger.Info("applying", "stack", st.Metadata.Name, "changes", len(sp.Changes))
+	if held := heldBack(sp); held < len(sp.Changes) {
+		// Only when something will be applied: a cycle whose risky changes
+		// all wait for a window says so once, as RiskyChangeDeferred.
+		l.setResources(st.Metadata.Name, resources(sp, StateApplying))
+		l.o.Logger.Info("applying", "stack", st.Metadata.Name, "changes", len(sp.Changes)-held, "deferred", held)
+		l.commitStarted(st.Metadata.Name, rev, len(sp.Changes)-held)
+	}
 	plan := &reconcile.Plan{FormatVersion: reconcile.FormatVersion, Stacks: []reconcile.StackPlan{*sp}}
 	res := reconcile.Apply(ctx, stacks, plan, l.o.Reconcile)
 	l.recordAdjusted(st.Metadata.Name, res.Stacks[0].Changes)
@@ -209,6 +224,23 @@ func (l *Loop) reconcileStack(ctx context.Context, st *spec.Stack) outcome {
 		out.reason, out.message = ReasonSucceeded, fmt.Sprintf("applied %d change(s)", len(sp.Changes))
 	}
 	return out
+}
+
+// heldBack counts the changes apply will defer to a maintenance window:
+// risky ones the plan marked Deferred, and migrations after a deferred one
+// (they run in order).
+func heldBack(sp *reconcile.StackPlan) int {
+	held, blocked := 0, false
+	for _, c := range sp.Changes {
+		switch {
+		case c.Deferred != "":
+			held++
+			blocked = blocked || c.Kind == reconcile.ResourceMigration
+		case blocked && c.Kind == reconcile.ResourceMigration:
+			held++
+		}
+	}
+	return held
 }
 
 // planFailed is the outcome of a plan with errors. When every error is
@@ -289,12 +321,17 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	m.duration.WithLabelValues(name).Observe(now.Sub(start).Seconds())
 	for _, r := range out.resources {
 		m.drift.WithLabelValues(name, r.Resource).Set(float64(len(r.Changes)))
+		if r.Resource == "postgres" {
+			m.pendingRestart.WithLabelValues(name).Set(float64(len(r.PendingRestart)))
+		}
 	}
+	// One resource vocabulary across metrics and /status: the server a
+	// change is made on ("postgres", "redis"), not the kind of change.
 	for kind, n := range out.applied {
-		m.applied.WithLabelValues(name, string(kind)).Add(float64(n))
+		m.applied.WithLabelValues(name, kind.Server()).Add(float64(n))
 	}
 	for kind, n := range out.failedChanges {
-		m.failed.WithLabelValues(name, string(kind)).Add(float64(n))
+		m.failed.WithLabelValues(name, kind.Server()).Add(float64(n))
 	}
 
 	l.mu.Lock()
@@ -311,12 +348,14 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	s.status = StackStatus{
 		Name: name, Suspended: st.Spec.Suspend, DriftPolicy: string(st.Spec.DriftPolicy),
 		LastCycle: now, LastSuccess: prev.LastSuccess, Duration: now.Sub(start).Round(time.Millisecond).String(),
+		DurationSeconds:       seconds(now.Sub(start)),
 		Resources:             out.resources,
 		LastAttemptedRevision: rev, LastAppliedRevision: prev.LastAppliedRevision,
 	}
 	if out.reason == ReasonSucceeded {
 		s.status.LastAppliedRevision = rev
 	}
+	out.driftCorrected = prev.LastAppliedRevision == rev && len(out.changes) > 0
 	s.stalledAt = ""
 	if out.stalled {
 		s.stalledAt = rev
@@ -325,9 +364,10 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	if out.reason == ReasonSucceeded {
 		ready.Status = "True"
 	}
-	if len(prev.Conditions) > 0 && prev.Conditions[0].Status == ready.Status && prev.Conditions[0].Reason == ready.Reason {
-		ready.Since = prev.Conditions[0].Since
+	if s.settled.Status == ready.Status && s.settled.Reason == ready.Reason {
+		ready.Since = s.settled.Since
 	}
+	s.settled = ready
 	s.status.Conditions = []Condition{ready}
 	l.notifyOutcome(s, name, rev, out, now)
 
@@ -353,7 +393,7 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	s.retryAt = now.Add(delay)
 	retryAt := s.retryAt
 	s.status.RetryAt = &retryAt
-	l.o.Logger.Error("stack failed", "stack", name, "reason", out.reason, "err", out.message, "attempt", s.failures, "retry_in", delay.Round(time.Millisecond).String())
+	l.o.Logger.Error("stack failed", "stack", name, "reason", out.reason, "err", out.message, "attempt", s.failures, "retry_in_seconds", seconds(delay))
 	if run := l.runCtx; run != nil && run.Err() == nil {
 		if s.retry != nil {
 			s.retry.Stop()
@@ -361,6 +401,10 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 		s.retry = time.AfterFunc(delay, func() { l.retryStack(run, name) })
 	}
 }
+
+// seconds is d in seconds, to the millisecond: durations in /status and
+// logs are numbers.
+func seconds(d time.Duration) float64 { return d.Round(time.Millisecond).Seconds() }
 
 // releaseSnapshots deletes the snapshots of revisions that are neither in
 // force nor still read by a running stack cycle.
@@ -378,6 +422,7 @@ func (l *Loop) releaseSnapshots() {
 		}
 	}
 	l.mu.Unlock()
+	keep = append(keep, l.schemaDriftRevs()...) // drift.go
 	if len(keep) > 0 {
 		l.o.Source.Release(keep...)
 	}

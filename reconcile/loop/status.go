@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"strings"
 	"time"
 
 	"github.com/amanat/dbops/reconcile"
@@ -15,6 +16,10 @@ const (
 	StateFailed    = "Failed"
 	StateSuspended = "Suspended"
 )
+
+// StatePendingRestart: nothing left to apply, but Postgres settings wait
+// for a server restart (dbops never restarts a server).
+const StatePendingRestart = "PendingRestart"
 
 // Reasons of a stack's Ready condition, as in Flux's conditions.
 const (
@@ -72,14 +77,16 @@ type Rejection struct {
 
 // StackStatus is one stack's state after its last cycle.
 type StackStatus struct {
-	Name        string           `json:"name"`
-	Suspended   bool             `json:"suspended"`
-	DriftPolicy string           `json:"driftPolicy"`
-	LastCycle   time.Time        `json:"lastCycle"`
-	LastSuccess time.Time        `json:"lastSuccess"`
-	Duration    string           `json:"duration"`
-	Resources   []ResourceStatus `json:"resources"`
-	Conditions  []Condition      `json:"conditions"`
+	Name        string    `json:"name"`
+	Suspended   bool      `json:"suspended"`
+	DriftPolicy string    `json:"driftPolicy"`
+	LastCycle   time.Time `json:"lastCycle"`
+	LastSuccess time.Time `json:"lastSuccess"`
+	Duration    string    `json:"duration"`
+	// DurationSeconds is Duration as a number, for scripts.
+	DurationSeconds float64          `json:"durationSeconds"`
+	Resources       []ResourceStatus `json:"resources"`
+	Conditions      []Condition      `json:"conditions"`
 	// LastAttemptedRevision is the revision of the last cycle;
 	// LastAppliedRevision the last one the stack fully reached (in sync
 	// after the cycle). They differ while a revision fails to apply.
@@ -89,6 +96,8 @@ type StackStatus struct {
 	RetryAt *time.Time `json:"retryAt,omitempty"`
 	// Backups are the stack's backup jobs: last result and next run.
 	Backups []BackupStatus `json:"backups,omitempty"`
+	// SchemaDrift is the last schema drift check (spec.postgres.drift).
+	SchemaDrift *SchemaDriftStatus `json:"schemaDrift,omitempty"`
 }
 
 // ResourceStatus is the state of one managed thing of a stack.
@@ -97,6 +106,9 @@ type ResourceStatus struct {
 	State    string             `json:"state"`
 	Error    string             `json:"error,omitempty"`
 	Changes  []reconcile.Change `json:"changes,omitempty"` // drift found in the last cycle
+	// PendingRestart lists the Postgres settings applied but waiting for a
+	// server restart (postgres only).
+	PendingRestart []string `json:"pendingRestart,omitempty"`
 }
 
 // Condition is a Kubernetes-style condition with a machine-readable reason.
@@ -129,6 +141,13 @@ func resources(sp *reconcile.StackPlan, drifted string) []ResourceStatus {
 	}
 	if sp.Postgres != nil {
 		add("postgres", sp.Postgres.Error)
+		if p := sp.Postgres.PendingRestart; len(p) > 0 {
+			rs := &out[len(out)-1]
+			rs.PendingRestart = p
+			if rs.State == StateInSync {
+				rs.State = StatePendingRestart
+			}
+		}
 	}
 	if sp.Redis != nil {
 		add("redis", sp.Redis.Error)
@@ -137,4 +156,13 @@ func resources(sp *reconcile.StackPlan, drifted string) []ResourceStatus {
 		out = append(out, ResourceStatus{Resource: "stack", State: StateFailed, Error: sp.Errors[0].Error()})
 	}
 	return out
+}
+
+// inSync is the message of a cycle that found nothing to apply: "in sync",
+// unless settings wait for a restart, which is never called in sync.
+func inSync(sp *reconcile.StackPlan) string {
+	if sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0 {
+		return "nothing to apply; pending a server restart (dbops never restarts it): " + strings.Join(sp.Postgres.PendingRestart, ", ")
+	}
+	return "in sync"
 }

@@ -74,5 +74,20 @@ func TestVerifyCommitsRejectsUntrustedRevisions(t *testing.T) {
 		if testsrv.ConfigGet(t, c, "maxmemory") != "67108864" {
 			t.Errorf("%s commit applied", name)
 		}
+		// Seen again: not logged again, and its time of rejection stays.
+		cycle(t, l)
+		cycle(t, l)
+		if again := l.Status(); again.Rejected == nil || !again.Rejected.At.Equal(st.Rejected.At) {
+			t.Errorf("%s commit: rejected.at moved from %v to %+v", name, st.Rejected.At, again.Rejected)
+		}
+		n := 0
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, bad) && !strings.Contains(line, `"level":"DEBUG"`) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s commit %s logged %d times, want once:\n%s", name, bad, n, logs.String())
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 type Options struct {
 	Logger *slog.Logger // [discard]
 	// QueueSize bounds events waiting for delivery; more are dropped and
-	// logged [100].
+	// logged [1000: a commit reaching every stack of a large fleet posts
+	// two commit statuses per stack and receiver].
 	QueueSize int
 	// Attempts per delivery, the first included [4].
 	Attempts int
@@ -55,7 +57,7 @@ func New(o Options) *Dispatcher {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.QueueSize <= 0 {
-		o.QueueSize = 100
+		o.QueueSize = 1000
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 4
@@ -73,7 +75,6 @@ func New(o Options) *Dispatcher {
 }
 
 // Configure replaces the receivers, with those of the revision in force.
-// Receivers of types not delivered yet (github, gitlab) are logged once here.
 func (d *Dispatcher) Configure(ns []spec.Notification) {
 	var ts []target
 	for _, n := range ns {
@@ -83,6 +84,10 @@ func (d *Dispatcher) Configure(ns []spec.Notification) {
 			nt = &Slack{URL: n.Spec.URL, Client: d.o.Client}
 		case spec.NotifyWebhook:
 			nt = &Webhook{URL: n.Spec.URL, Secret: n.Spec.Secret, Client: d.o.Client}
+		case spec.NotifyGitHub:
+			nt = &GitHubStatus{APIURL: n.Spec.APIURL, Repository: n.Spec.Repository, Token: n.Spec.Token, Client: d.o.Client}
+		case spec.NotifyGitLab:
+			nt = &GitLabStatus{APIURL: n.Spec.APIURL, Project: n.Spec.Project, Token: n.Spec.Token, Client: d.o.Client}
 		default:
 			d.o.Logger.Warn("notification type not delivered by this dbops version; ignored", "notification", n.Metadata.Name, "type", n.Spec.Type)
 			continue
@@ -112,7 +117,7 @@ func (d *Dispatcher) Publish(ev Event) {
 	ts := d.targets
 	d.mu.Unlock()
 	for _, t := range ts {
-		if !t.n.Wants(want, ev.Stack) {
+		if !t.wants(want, ev) {
 			continue
 		}
 		select {
@@ -122,6 +127,33 @@ func (d *Dispatcher) Publish(ev Event) {
 			d.count(t, "dropped")
 		}
 	}
+}
+
+// wants says whether target t hears ev: commit statuses go to github and
+// gitlab receivers only, and the others hear the events they subscribe to,
+// a failure once the run of failures reaches their threshold.
+func (t target) wants(event string, ev Event) bool {
+	status := t.n.Spec.Type == spec.NotifyGitHub || t.n.Spec.Type == spec.NotifyGitLab
+	if status || ev.Event == EventCommitStatus {
+		return status && ev.Event == EventCommitStatus && (len(t.n.Spec.Stacks) == 0 || slices.Contains(t.n.Spec.Stacks, ev.Stack))
+	}
+	if !t.n.Wants(event, ev.Stack) {
+		return false
+	}
+	n := max(t.n.Spec.FailureThreshold, 1)
+	c, first := ev.Consecutive, ev.First
+	if c == 0 {
+		c, first = 1, true
+	}
+	switch ev.Event {
+	case spec.EventFailed:
+		// The run reaches the threshold now, or a new revision fails
+		// while the run is past it.
+		return c == n || (first && c >= n)
+	case EventResolved:
+		return c >= n // only a failure that was reported is resolved
+	}
+	return true
 }
 
 // Start delivers queued events until ctx ends; Wait returns after that.

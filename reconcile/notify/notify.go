@@ -35,6 +35,17 @@ type Event struct {
 	// Corrected says whether drift was put back (drift events only).
 	Corrected *bool     `json:"corrected,omitempty"`
 	Time      time.Time `json:"time"`
+
+	// CommitState is the state of an EventCommitStatus (Pending, Success,
+	// Failure).
+	CommitState string `json:"-"`
+	// Consecutive counts the failed cycles in a row, this one included
+	// (failed events), or before recovery (resolved events); First says a
+	// failed event starts a new state (a first failure, or another revision
+	// failing). With NotificationSpec.FailureThreshold they decide who hears
+	// it. Zero: reported to every receiver that wants the event.
+	Consecutive int  `json:"-"`
+	First       bool `json:"-"`
 }
 
 // EventResolved reports that a stack that failed is in sync again; it goes
@@ -56,6 +67,9 @@ func (e *StatusError) Error() string {
 // retryable reports whether another attempt may succeed: a 5xx, a 429, a
 // timeout or a connection that failed. A 4xx will not get better.
 func retryable(err error) bool {
+	if errors.Is(err, errNotCommit) {
+		return false
+	}
 	var se *StatusError
 	if errors.As(err, &se) {
 		return se.Code >= 500 || se.Code == http.StatusTooManyRequests

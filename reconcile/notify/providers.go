@@ -62,7 +62,7 @@ func (s *Slack) Notify(ctx context.Context, ev Event) error {
 
 var slackIcons = map[string]string{
 	"applied": ":white_check_mark:", "failed": ":x:", "drift": ":warning:", "rejected": ":no_entry:",
-	"deferred": ":hourglass:", "backupSucceeded": ":floppy_disk:", "backupFailed": ":x:", EventResolved: ":white_check_mark:",
+	"deferred": ":hourglass:", "backupSucceeded": ":floppy_disk:", "backupFailed": ":x:", "verificationFailed": ":x:", EventResolved: ":white_check_mark:",
 }
 
 // SlackText renders an event as Slack mrkdwn.

@@ -12,6 +12,11 @@ import (
 type Summary struct {
 	Stacks, Changes, Migrations, Settings, Backups, Risky, Deferred, Failed int
 	Ledger                                                                  int // checksum ledger records
+	Drifted                                                                 int // stacks whose schema drifted
+	Keyspace                                                                int // keyspace jobs
+	// Postgres server state (extensions and settings) and the stacks
+	// whose settings wait for a restart.
+	PGServer, PendingRestart int
 }
 
 // Summarize counts the plan's changes.
@@ -20,6 +25,12 @@ func Summarize(p *reconcile.Plan) Summary {
 	for _, sp := range p.Stacks {
 		if len(sp.Errors) > 0 {
 			s.Failed++
+		}
+		if sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0 {
+			s.PendingRestart++
+		}
+		if pg := sp.Postgres; pg != nil && pg.Drift != nil && len(pg.Drift.Items) > 0 {
+			s.Drifted++
 		}
 		for _, c := range sp.Changes {
 			s.Changes++
@@ -30,6 +41,10 @@ func Summarize(p *reconcile.Plan) Summary {
 				s.Settings++
 			case reconcile.ResourceChecksums:
 				s.Ledger++
+			case reconcile.ResourceKeyspaceJob:
+				s.Keyspace++
+			case reconcile.ResourceSetting, reconcile.ResourceExtension:
+				s.PGServer++
 			default:
 				s.Backups++
 			}
@@ -46,22 +61,47 @@ func Summarize(p *reconcile.Plan) Summary {
 
 // Line is the one-line summary shared by the text and markdown renderings.
 func (s Summary) Line() string {
+	drifted := ""
+	if s.Drifted > 0 {
+		drifted = fmt.Sprintf(" %d stack(s) with schema drift (reported, never applied).", s.Drifted)
+	}
 	if s.Changes == 0 {
 		// What went wrong first: "No changes" over stacks that could not
 		// be planned reads as all being well.
-		inSync := s.Stacks - s.Failed
+		inSync := s.Stacks - s.Failed - s.PendingRestart
+		var line string
 		switch {
+		case s.PendingRestart > 0: // never "in sync" while a setting waits for a restart
+			line = fmt.Sprintf("No changes: %d stack(s) pending a server restart", s.PendingRestart)
+			if inSync > 0 {
+				line += fmt.Sprintf(", %d in sync", inSync)
+			}
+			line += "."
+			if s.Failed > 0 {
+				line = fmt.Sprintf("%d stack(s) could not be planned (errors above). ", s.Failed) + line
+			}
 		case s.Failed == 0:
-			return fmt.Sprintf("No changes: %d stack(s) in sync.", inSync)
+			line = fmt.Sprintf("No changes: %d stack(s) in sync.", inSync)
 		case inSync == 0:
-			return fmt.Sprintf("%d stack(s) could not be planned (errors above); nothing else to do.", s.Failed)
+			line = fmt.Sprintf("%d stack(s) could not be planned (errors above); nothing else to do.", s.Failed)
+		default:
+			line = fmt.Sprintf("%d stack(s) could not be planned (errors above); the other %d are in sync.", s.Failed, inSync)
 		}
-		return fmt.Sprintf("%d stack(s) could not be planned (errors above); the other %d are in sync.", s.Failed, inSync)
+		return line + drifted
 	}
 	line := fmt.Sprintf("%d change(s) in %d stack(s): %d migration(s), %d Redis setting(s), %d backup change(s).",
 		s.Changes, s.Stacks, s.Migrations, s.Settings, s.Backups)
 	if s.Ledger > 0 {
 		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d checksum record(s).", s.Ledger)
+	}
+	if s.Keyspace > 0 {
+		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d keyspace job(s).", s.Keyspace)
+	}
+	if s.PGServer > 0 {
+		line = strings.TrimSuffix(line, ".") + fmt.Sprintf(", %d Postgres setting/extension change(s).", s.PGServer)
+	}
+	if s.PendingRestart > 0 {
+		line += fmt.Sprintf(" %d stack(s) pending a server restart.", s.PendingRestart)
 	}
 	if s.Risky > 0 {
 		line += fmt.Sprintf(" %d risky", s.Risky)
@@ -73,10 +113,10 @@ func (s Summary) Line() string {
 	if s.Failed > 0 {
 		line += fmt.Sprintf(" %d stack(s) could not be planned.", s.Failed)
 	}
-	return line
+	return line + drifted
 }
 
-var mdIcons = map[reconcile.Action]string{reconcile.ActionUp: "➕", reconcile.ActionUpdate: "✏️", reconcile.ActionDown: "➖", reconcile.ActionBaseline: "📌", reconcile.ActionBackup: "💾", reconcile.ActionDelete: "🗑️", reconcile.ActionRecord: "🔏"}
+var mdIcons = map[reconcile.Action]string{reconcile.ActionUp: "➕", reconcile.ActionUpdate: "✏️", reconcile.ActionDown: "➖", reconcile.ActionBaseline: "📌", reconcile.ActionBackup: "💾", reconcile.ActionDelete: "🗑️", reconcile.ActionRecord: "🔏", reconcile.ActionCreate: "➕", reconcile.ActionDrop: "➖", reconcile.ActionReset: "↩️"}
 
 // Markdown renders the plan for a pull request comment: a one-line
 // summary, then per stack a table of changes with risks flagged.
@@ -114,7 +154,11 @@ func Markdown(w io.Writer, p *reconcile.Plan) {
 			fmt.Fprint(w, ".")
 		}
 		fmt.Fprintln(w)
-		if len(sp.Changes) == 0 && len(sp.Errors) == 0 {
+		if sp.Postgres != nil {
+			writeDriftMarkdown(w, sp.Stack, sp.Postgres.Drift)
+		}
+		pending := sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0
+		if len(sp.Changes) == 0 && len(sp.Errors) == 0 && !pending {
 			fmt.Fprintln(w, "\nIn sync: no changes.")
 		}
 		if len(sp.Changes) > 0 {

@@ -28,13 +28,13 @@ func (s Style) yellow(t string) string { return s.paint("33", t) }
 func (s Style) red(t string) string    { return s.paint("31", t) }
 func (s Style) bold(t string) string   { return s.paint("1", t) }
 
-var symbols = map[reconcile.Action]string{reconcile.ActionUpdate: "~", reconcile.ActionUp: "+", reconcile.ActionDown: "-", reconcile.ActionBackup: "+", reconcile.ActionDelete: "-", reconcile.ActionRecord: "+", reconcile.ActionBaseline: "="}
+var symbols = map[reconcile.Action]string{reconcile.ActionUpdate: "~", reconcile.ActionUp: "+", reconcile.ActionDown: "-", reconcile.ActionBackup: "+", reconcile.ActionDelete: "-", reconcile.ActionRecord: "+", reconcile.ActionBaseline: "=", reconcile.ActionCreate: "+", reconcile.ActionDrop: "-", reconcile.ActionReset: "~"}
 
 func (s Style) action(a reconcile.Action) string {
 	switch a {
-	case reconcile.ActionUp, reconcile.ActionBackup:
+	case reconcile.ActionUp, reconcile.ActionBackup, reconcile.ActionCreate:
 		return s.green(symbols[a])
-	case reconcile.ActionDown, reconcile.ActionDelete:
+	case reconcile.ActionDown, reconcile.ActionDelete, reconcile.ActionDrop:
 		return s.red(symbols[a])
 	}
 	return s.yellow(symbols[a])
@@ -66,6 +66,7 @@ func PlanText(w io.Writer, p *reconcile.Plan, s Style) {
 				fmt.Fprintf(w, "  checksums of applied migrations: %d verified, %d recorded at adoption, %d changed, %d not recorded\n",
 					cs.Verified, cs.Adopted, len(cs.Changed), cs.Unrecorded)
 			}
+			writeDriftText(w, pg.Drift, s)
 		}
 		for _, c := range sp.Changes {
 			if c.Kind == reconcile.ResourceChecksums {
@@ -84,6 +85,7 @@ func PlanText(w io.Writer, p *reconcile.Plan, s Style) {
 				fmt.Fprintf(w, "    %s %-4s %s%s%s\n", s.action(c.Action), c.Action, c.Name, session, s.risk(c))
 			}
 		}
+		writePGServer(w, &sp, s)
 		if r := sp.Redis; r != nil {
 			where := "no config file"
 			if r.ConfigFile != "" {
@@ -106,8 +108,10 @@ func PlanText(w io.Writer, p *reconcile.Plan, s Style) {
 				fmt.Fprintf(w, "    %s %-*s  %s → %s%s\n", s.action(c.Action), width, c.Name, quote(c.Before), quote(c.After), s.risk(c))
 			}
 		}
+		writeKeyspaceJobs(w, &sp, s)
 		writeBackups(w, &sp, s)
-		if len(sp.Changes) == 0 && len(sp.Errors) == 0 {
+		pending := sp.Postgres != nil && len(sp.Postgres.PendingRestart) > 0
+		if len(sp.Changes) == 0 && len(sp.Errors) == 0 && !pending {
 			fmt.Fprintf(w, "    %s\n", s.green("in sync: no changes"))
 		}
 		for _, warn := range sp.Warnings {
@@ -203,6 +207,9 @@ func ResultText(w io.Writer, r *reconcile.Result, s Style) {
 		fmt.Fprintf(w, "%s %s\n", s.bold("stack"), s.bold(sr.Stack))
 		for _, c := range sr.Changes {
 			label := Label(c.Change)
+			if c.Kind == reconcile.ResourceKeyspaceJob && c.Keys != nil {
+				label += fmt.Sprintf(": %d key(s) deleted", *c.Keys)
+			}
 			if c.Retries > 0 {
 				label += fmt.Sprintf(" (retried %d× after lock timeout)", c.Retries)
 			}
@@ -238,11 +245,41 @@ func ResultText(w io.Writer, r *reconcile.Result, s Style) {
 	fmt.Fprintf(w, "Apply: %d done, %d failed, %d not applied.\n", done, failed, skipped)
 }
 
+// writePGServer prints the Postgres settings and extension changes, and
+// the settings pending a restart.
+func writePGServer(w io.Writer, sp *reconcile.StackPlan, s Style) {
+	width := 0
+	for _, c := range sp.Changes {
+		if c.Kind == reconcile.ResourceSetting || c.Kind == reconcile.ResourceExtension {
+			width = max(width, len(c.Name))
+		}
+	}
+	for _, c := range sp.Changes {
+		switch c.Kind {
+		case reconcile.ResourceSetting:
+			fmt.Fprintf(w, "    %s setting   %-*s  %s → %s%s\n", s.action(c.Action), width, c.Name, quote(c.Before), quote(c.After), s.risk(c))
+		case reconcile.ResourceExtension:
+			fmt.Fprintf(w, "    %s extension %-*s  %s %s → %s%s\n", s.action(c.Action), width, c.Name, c.Action, c.Before, c.After, s.risk(c))
+		}
+	}
+	if pg := sp.Postgres; pg != nil && len(pg.PendingRestart) > 0 {
+		fmt.Fprintf(w, "    %s %s (applied; in force once the server restarts, which dbops never does)\n",
+			s.yellow("pending restart:"), strings.Join(pg.PendingRestart, ", "))
+	}
+}
+
 // Label names a change in apply's output: "up 00001_users.sql",
 // "maxmemory = 128mb", "backup pg".
 func Label(c reconcile.Change) string {
-	if c.Kind == reconcile.ResourceRedisConfig {
+	switch c.Kind {
+	case reconcile.ResourceRedisConfig:
 		return fmt.Sprintf("%s = %s", c.Name, quote(c.After))
+	case reconcile.ResourceSetting:
+		return fmt.Sprintf("%s setting %s = %s", c.Action, c.Name, quote(c.After))
+	case reconcile.ResourceExtension:
+		return fmt.Sprintf("%s extension %s (%s)", c.Action, c.Name, c.After)
+	case reconcile.ResourceKeyspaceJob:
+		return "keyspace job " + c.Name
 	}
 	return string(c.Action) + " " + c.Name
 }

@@ -165,7 +165,7 @@ func (g *Git) fetch(ctx context.Context) (plumbing.Hash, error) {
 		Force:      true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return plumbing.ZeroHash, err
+		return plumbing.ZeroHash, g.explainRefusal(err)
 	}
 	ref, err := g.repo.Reference(local, true)
 	if err != nil {
@@ -221,4 +221,22 @@ func (g *Git) verify(c *object.Commit) error {
 		return fmt.Errorf("commit %s: %w: %v", c.Hash, ErrUnverified, err)
 	}
 	return nil
+}
+
+// OriginURL returns the URL of the "origin" remote of the git work tree
+// holding path, "" when there is none: validate, plan and apply take
+// github/gitlab notification defaults from it as `dbops run` does from --repo.
+func OriginURL(path string) string {
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() {
+		path = filepath.Dir(path)
+	}
+	repo, err := git.PlainOpenWithOptions(path, &git.PlainOpenOptions{DetectDotGit: true})
+	if err != nil {
+		return ""
+	}
+	rem, err := repo.Remote("origin")
+	if err != nil || len(rem.Config().URLs) == 0 {
+		return ""
+	}
+	return rem.Config().URLs[0]
 }

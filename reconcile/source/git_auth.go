@@ -226,3 +226,40 @@ func readKeyRing(path string) (string, error) {
 	}
 	return buf.String(), nil
 }
+
+// refusedError says plainly that the server refused the credentials (go-git
+// reports a 401 as "authentication required: " and the server's body, often
+// empty), and which credentials were sent. It wraps the go-git error.
+type refusedError struct {
+	msg string
+	err error
+}
+
+func (e *refusedError) Error() string { return e.msg }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// explainRefusal turns go-git's 401/403 errors into a refusedError.
+func (g *Git) explainRefusal(err error) error {
+	var code, what string
+	switch {
+	case errors.Is(err, transport.ErrAuthenticationRequired):
+		code, what = "401", "authentication required"
+	case errors.Is(err, transport.ErrAuthorizationFailed):
+		code, what = "403", "authorization failed"
+	default:
+		return err
+	}
+	sent := "no credentials were sent: give --token-env or --token-file (or user:password in the URL)"
+	switch {
+	case g.opts.TokenEnv != "":
+		sent = "the token from environment variable " + g.opts.TokenEnv + " was refused: it is wrong, expired, or lacks read access to the repository"
+	case g.opts.TokenFile != "":
+		sent = "the token in " + g.opts.TokenFile + " was refused: it is wrong, expired, or lacks read access to the repository"
+	case g.ep.User != "" || g.ep.Password != "":
+		sent = "the user and password in the URL were refused"
+	}
+	if g.ep.Protocol != "http" && g.ep.Protocol != "https" {
+		return &refusedError{msg: fmt.Sprintf("the server refused access (%s)", what), err: err}
+	}
+	return &refusedError{msg: fmt.Sprintf("the server answered HTTP %s (%s): %s", code, what, sent), err: err}
+}

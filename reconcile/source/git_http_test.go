@@ -83,6 +83,9 @@ func TestGitHTTPSToken(t *testing.T) {
 		if !errors.Is(err, transport.ErrAuthenticationRequired) {
 			t.Fatalf("err = %v, want ErrAuthenticationRequired in its chain", err)
 		}
+		if !strings.Contains(err.Error(), "the server answered HTTP 401 (authentication required): no credentials were sent: give --token-env or --token-file") {
+			t.Errorf("err = %q, want it to say plainly HTTP 401 and that no token was sent", err)
+		}
 	})
 	t.Run("unset token variable", func(t *testing.T) {
 		g, err := NewGit(GitOptions{URL: url, Ref: "main", CacheDir: t.TempDir(), TokenEnv: "DBOPS_TEST_UNSET_TOKEN"})
@@ -104,7 +107,11 @@ func TestGitHTTPSToken(t *testing.T) {
 		t.Setenv("DBOPS_TEST_TOKEN", wrong)
 		g, err := NewGit(GitOptions{URL: url, Ref: "main", CacheDir: t.TempDir(), TokenEnv: "DBOPS_TEST_TOKEN"})
 		must(t, err)
-		noSecret(t, fetchErr(t, g), token, wrong)
+		err = fetchErr(t, g)
+		noSecret(t, err, token, wrong)
+		if !strings.Contains(err.Error(), "the server answered HTTP 401 (authentication required): the token from environment variable DBOPS_TEST_TOKEN was refused") {
+			t.Errorf("err = %q, want it to say HTTP 401 and which token was refused", err)
+		}
 	})
 	t.Run("password in URL", func(t *testing.T) {
 		const wrong = "hunter2pass"

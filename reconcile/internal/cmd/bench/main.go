@@ -22,7 +22,7 @@ func main() {
 	bin := flag.String("dbops", "bin/dbops", "the dbops binary")
 	rounds := flag.Int("rounds", 7, "rounds per comparison")
 	n := flag.Int("migrations", 200, "generated migrations")
-	only := flag.String("only", "all", "benchmarks to run: plan (dbops plan/apply against goose), run (dbops run), pool (only the 100-stack cycle of run, pooled and not), fleet (1,000 stacks, sharded), backup (dbops backup against pg_dump), or all")
+	only := flag.String("only", "all", "benchmarks to run: plan (dbops plan/apply against goose), run (dbops run), pool (only the 100-stack cycle of run, pooled and not), fleet (1,000 stacks, sharded), backup (dbops backup against pg_dump), drift (dbops drift cold and warm), or all")
 	backupMB := flag.Int("backup-mb", 1024, "size of the generated database for the backup benchmark")
 	backupRounds := flag.Int("backup-rounds", 3, "rounds of the backup benchmark")
 	fleetStacks := flag.Int("fleet-stacks", 1000, "stacks of the fleet benchmark (databases over 2 PostgreSQL, keys over 4 Redis)")
@@ -33,11 +33,12 @@ func main() {
 		"backup": func() error { return benchBackup(*bin, *backupMB, *backupRounds) },
 		"pool":   func() error { return benchPool(*rounds) },
 		"fleet":  func() error { return benchFleet1000(*bin, *fleetStacks, *rounds) },
+		"drift":  func() error { return benchDrift(*bin, *rounds, *n) },
 	}
-	order := []string{"plan", "run", "fleet", "backup"}
+	order := []string{"plan", "run", "fleet", "backup", "drift"}
 	if *only != "all" {
 		if benches[*only] == nil {
-			fmt.Fprintf(os.Stderr, "bench: -only %q: use plan, run, pool, fleet, backup or all\n", *only)
+			fmt.Fprintf(os.Stderr, "bench: -only %q: use plan, run, pool, fleet, backup, drift or all\n", *only)
 			os.Exit(2)
 		}
 		order = []string{*only}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/amanat/dbops/reconcile/inspect"
+	"github.com/amanat/dbops/spec"
+)
+
+func newInspectCommand(e *env) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "inspect STACK [PATH...]",
+		Short: "Show a stack's servers at a glance (read-only): tables, connections, slow statements, Redis memory and stats",
+		Long: `Inspect runs the runbook's admin queries and Redis monitoring commands against the
+stack's servers, read-only: per table live rows and total size, connections by state,
+the 10 slowest statements by mean time (when pg_stat_statements is installed),
+database size and the migration level; Redis memory, evictions, keyspace hit ratio,
+rejected connections, SLOWLOG GET 10, keys per database and persistence state.
+
+It works with read-only credentials; pg_read_all_stats lets it see the state and
+statements of other roles' sessions (see README). Exit status 0, or 1 when a server
+could not be observed. STACK is the metadata.name of a stack in the spec files at
+PATH (default: the current directory).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(format, "text", "json"); err != nil {
+				return err
+			}
+			paths := e.paths(args[1:]) // PATH arguments or -f, as every command
+			res, err := e.load(paths, false)
+			if err != nil {
+				return err
+			}
+			e.guard(res.Stacks)
+			i := slices.IndexFunc(res.Stacks, func(st spec.Stack) bool { return st.Metadata.Name == args[0] })
+			if i < 0 {
+				names := make([]string, len(res.Stacks))
+				for j, st := range res.Stacks {
+					names[j] = st.Metadata.Name
+				}
+				return exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", args[0], strings.Join(paths, ", "), strings.Join(names, ", "))}
+			}
+			r := inspect.Stack(cmd.Context(), &res.Stacks[i], inspect.Options{ConnectTimeout: e.connectTimeout})
+			if format == "json" {
+				out, err := json.MarshalIndent(r, "", "  ")
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(e.stdout, string(out))
+			} else {
+				inspect.Text(e.stdout, r)
+			}
+			if r.Failed() {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json (schemas/inspect.schema.json)")
+	return cmd
+}
