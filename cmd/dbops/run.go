@@ -200,6 +200,9 @@ func (c *runCommand) run(ctx context.Context) error {
 	o.Concurrency, o.Grace, o.AllowRisky, o.Pool = 1, c.grace, c.allowRisky, plans
 	metrics := loop.NewMetrics()
 	build := loop.ReadBuildInfo(version)
+	if commit != "" { // -X main.commit: the Dockerfile builds with -buildvcs=false
+		build.Revision = commit
+	}
 	metrics.SetBuildInfo(build)
 	log.Info("dbops starting", append([]any{"version", build.Version, "revision", build.Revision, "goversion", build.GoVersion}, c.config(sh)...)...)
 	notifier := notify.New(notify.Options{Logger: log, Count: metrics.CountNotification})
