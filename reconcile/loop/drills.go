@@ -34,7 +34,7 @@ type drillMetrics struct {
 }
 
 func newDrillMetrics(r *prometheus.Registry) drillMetrics {
-	job := []string{"stack", "job"}
+	job := []string{"stack", "backup_job"} // not "job": Prometheus sets that label on every target
 	m := drillMetrics{
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dbops_backup_drill_last_success_timestamp_seconds",
 			Help: "Unix time the job's last successful restore drill finished."}, job),

@@ -55,7 +55,7 @@ func TestDrillsOnSchedule(t *testing.T) {
 		t.Fatalf("drill status: %+v", s.Backups[0].Drill)
 	}
 	m := scrape(t, l)
-	for _, want := range []string{`dbops_backup_drill_duration_seconds{job="rdb",stack="cache"}`, `dbops_backup_drill_last_success_timestamp_seconds{job="rdb",stack="cache"}`} {
+	for _, want := range []string{`dbops_backup_drill_duration_seconds{backup_job="rdb",stack="cache"}`, `dbops_backup_drill_last_success_timestamp_seconds{backup_job="rdb",stack="cache"}`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metric %s missing:\n%s", want, grep(m, "drill"))
 		}

@@ -62,10 +62,10 @@ func TestCountersStartAtZero(t *testing.T) {
 		`dbops_stack_lock_held_elsewhere_total{stack="cache"} 0`,
 		`dbops_changes_applied_total{resource="redis",stack="cache"} 0`,
 		`dbops_changes_failed_total{resource="redis",stack="cache"} 0`,
-		`dbops_backup_failures_total{job="rdb",stack="cache"} 0`,
-		`dbops_backup_verification_failures_total{job="rdb",stack="cache"} 0`,
-		`dbops_backup_skipped_total{job="rdb",stack="cache"} 0`,
-		`dbops_backups_pruned_total{job="rdb",stack="cache"} 0`,
+		`dbops_backup_failures_total{backup_job="rdb",stack="cache"} 0`,
+		`dbops_backup_verification_failures_total{backup_job="rdb",stack="cache"} 0`,
+		`dbops_backup_skipped_total{backup_job="rdb",stack="cache"} 0`,
+		`dbops_backups_pruned_total{backup_job="rdb",stack="cache"} 0`,
 	} {
 		if !strings.Contains(m, want+"\n") {
 			t.Errorf("no %s after the stack was loaded", want)

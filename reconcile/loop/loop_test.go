@@ -355,7 +355,7 @@ func TestLoopTakesDueBackupsOnce(t *testing.T) {
 	if len(s.Backups) != 1 || s.Backups[0].Last == nil || !s.Backups[0].Last.OK || s.Backups[0].Next.IsZero() {
 		t.Errorf("backup status: %+v", s.Backups)
 	}
-	if m := scrape(t, l); !strings.Contains(m, `dbops_backup_size_bytes{job="rdb",stack="cache"}`) {
+	if m := scrape(t, l); !strings.Contains(m, `dbops_backup_size_bytes{backup_job="rdb",stack="cache"}`) {
 		t.Errorf("backup metrics missing:\n%s", grep(m, "backup"))
 	}
 	// A new process (a restart) seeds from the files: not due, no new backup.

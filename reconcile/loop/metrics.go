@@ -97,7 +97,7 @@ func NewMetrics() *Metrics {
 			Help: "Failed fetches of the git repository or folder.",
 		}),
 	}
-	job := []string{"stack", "job"}
+	job := []string{"stack", "backup_job"} // not "job": Prometheus sets that label on every target
 	m.backupLastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dbops_backup_last_success_timestamp_seconds",
 		Help: "Unix time the job's last verified backup finished."}, job)
 	m.backupDuration = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "dbops_backup_duration_seconds",
