@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -49,24 +48,9 @@ type PGValue string
 
 // UnmarshalJSON accepts a string, a number or a boolean.
 func (v *PGValue) UnmarshalJSON(b []byte) error {
-	s := strings.TrimSpace(string(b))
-	switch {
-	case s == "true":
-		*v = "on"
-	case s == "false":
-		*v = "off"
-	case strings.HasPrefix(s, `"`):
-		var str string
-		if err := json.Unmarshal(b, &str); err != nil {
-			return err
-		}
-		*v = PGValue(str)
-	case s == "null" || strings.HasPrefix(s, "{") || strings.HasPrefix(s, "["):
-		return fmt.Errorf("must be a string, a number or a boolean")
-	default:
-		*v = PGValue(s)
-	}
-	return nil
+	s, err := scalarText(b, "on", "off", "must be a string, a number or a boolean")
+	*v = PGValue(s)
+	return err
 }
 
 var (

@@ -4,6 +4,7 @@ package spec
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -192,22 +193,27 @@ type RedisValue string
 
 // UnmarshalJSON accepts a string, a number or a boolean.
 func (v *RedisValue) UnmarshalJSON(b []byte) error {
+	s, err := scalarText(b, "yes", "no", "must be a string, a number or yes/no")
+	*v = RedisValue(s)
+	return err
+}
+
+// scalarText is the text of a YAML scalar read as JSON: a string as is, a
+// number as written, a boolean as yes or no; anything else is refused
+// with refusal.
+func scalarText(b []byte, yes, no, refusal string) (string, error) {
 	s := strings.TrimSpace(string(b))
 	switch {
 	case s == "true":
-		*v = "yes"
+		return yes, nil
 	case s == "false":
-		*v = "no"
+		return no, nil
 	case strings.HasPrefix(s, `"`):
 		var str string
-		if err := json.Unmarshal(b, &str); err != nil {
-			return err
-		}
-		*v = RedisValue(str)
+		err := json.Unmarshal(b, &str)
+		return str, err
 	case s == "null" || strings.HasPrefix(s, "{") || strings.HasPrefix(s, "["):
-		return fmt.Errorf("must be a string, a number or yes/no")
-	default:
-		*v = RedisValue(s)
+		return "", errors.New(refusal)
 	}
-	return nil
+	return s, nil
 }

@@ -3,14 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/drift"
-	"github.com/amanat/dbops/spec"
 )
 
 func newDriftCommand(e *env) *cobra.Command {
@@ -42,20 +40,10 @@ STACK is the metadata.name of a stack in the spec files at PATH.`,
 			if err := checkFormat(format, "text", "json"); err != nil {
 				return err
 			}
-			res, err := e.load(e.paths(args[1:]), false)
+			st, err := e.loadStack(args[0], e.paths(args[1:]))
 			if err != nil {
 				return err
 			}
-			e.guard(res.Stacks)
-			i := slices.IndexFunc(res.Stacks, func(st spec.Stack) bool { return st.Metadata.Name == args[0] })
-			if i < 0 {
-				names := make([]string, len(res.Stacks))
-				for j, st := range res.Stacks {
-					names[j] = st.Metadata.Name
-				}
-				return exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", args[0], strings.Join(e.paths(args[1:]), ", "), strings.Join(names, ", "))}
-			}
-			st := &res.Stacks[i]
 			o := e.options()
 			if noCache {
 				o.DriftCache = nil

@@ -3,13 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/amanat/dbops/reconcile/inspect"
-	"github.com/amanat/dbops/spec"
 )
 
 func newInspectCommand(e *env) *cobra.Command {
@@ -33,20 +30,11 @@ PATH (default: the current directory).`,
 				return err
 			}
 			paths := e.paths(args[1:]) // PATH arguments or -f, as every command
-			res, err := e.load(paths, false)
+			st, err := e.loadStack(args[0], paths)
 			if err != nil {
 				return err
 			}
-			e.guard(res.Stacks)
-			i := slices.IndexFunc(res.Stacks, func(st spec.Stack) bool { return st.Metadata.Name == args[0] })
-			if i < 0 {
-				names := make([]string, len(res.Stacks))
-				for j, st := range res.Stacks {
-					names[j] = st.Metadata.Name
-				}
-				return exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", args[0], strings.Join(paths, ", "), strings.Join(names, ", "))}
-			}
-			r := inspect.Stack(cmd.Context(), &res.Stacks[i], inspect.Options{ConnectTimeout: e.connectTimeout})
+			r := inspect.Stack(cmd.Context(), st, inspect.Options{ConnectTimeout: e.connectTimeout})
 			if format == "json" {
 				out, err := json.MarshalIndent(r, "", "  ")
 				if err != nil {

@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/amanat/dbops/reconcile"
-	"github.com/amanat/dbops/spec"
 )
 
 func newMigrationsCommand(e *env) *cobra.Command {
@@ -30,20 +27,10 @@ touched.
 STACK is the metadata.name of a stack in the spec files at PATH.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := e.load(e.paths(args[1:]), false)
+			st, err := e.loadStack(args[0], e.paths(args[1:]))
 			if err != nil {
 				return err
 			}
-			e.guard(res.Stacks)
-			i := slices.IndexFunc(res.Stacks, func(st spec.Stack) bool { return st.Metadata.Name == args[0] })
-			if i < 0 {
-				names := make([]string, len(res.Stacks))
-				for j, st := range res.Stacks {
-					names[j] = st.Metadata.Name
-				}
-				return exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", args[0], strings.Join(e.paths(args[1:]), ", "), strings.Join(names, ", "))}
-			}
-			st := &res.Stacks[i]
 			rows, err := reconcile.Repair(cmd.Context(), st, e.options())
 			if err != nil {
 				return exitError{code: 1, msg: fmt.Sprintf("stack %s: %v; nothing was re-recorded", st.Metadata.Name, err)}

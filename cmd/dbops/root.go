@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -134,6 +135,25 @@ func isTerminal(v any) bool {
 
 // guard registers the stacks' credentials for masking. Load has already
 // registered them; this keeps commands that build URLs elsewhere covered.
+// loadStack loads the spec files at paths and returns the stack named
+// name, or an error listing the stacks there.
+func (e *env) loadStack(name string, paths []string) (*spec.Stack, error) {
+	res, err := e.load(paths, false)
+	if err != nil {
+		return nil, err
+	}
+	e.guard(res.Stacks)
+	i := slices.IndexFunc(res.Stacks, func(st spec.Stack) bool { return st.Metadata.Name == name })
+	if i < 0 {
+		names := make([]string, len(res.Stacks))
+		for j, st := range res.Stacks {
+			names[j] = st.Metadata.Name
+		}
+		return nil, exitError{code: 1, msg: fmt.Sprintf("no stack %q in %s (stacks: %s)", name, strings.Join(paths, ", "), strings.Join(names, ", "))}
+	}
+	return &res.Stacks[i], nil
+}
+
 func (e *env) guard(stacks []spec.Stack) {
 	for _, st := range stacks {
 		if pg := st.Spec.Postgres; pg != nil {
