@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -423,7 +425,19 @@ func (l *Loop) releaseSnapshots() {
 	}
 	l.mu.Unlock()
 	keep = append(keep, l.schemaDriftRevs()...) // drift.go
-	if len(keep) > 0 {
-		l.o.Source.Release(keep...)
+	if len(keep) == 0 {
+		return
 	}
+	// Every stack cycle ends here, so at fleet size a no-change cycle would
+	// list the cache folder once per stack (a thousand times) to delete
+	// nothing. Only a fetch adds snapshots, so with no fetch since the last
+	// release and the same revisions kept there is nothing to delete.
+	slices.Sort(keep)
+	keep = slices.Compact(keep)
+	key := strconv.Itoa(l.fetches) + "\x00" + strings.Join(keep, "\x00")
+	if key == l.released {
+		return
+	}
+	l.released = key
+	l.o.Source.Release(keep...)
 }
