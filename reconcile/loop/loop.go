@@ -83,6 +83,8 @@ type Loop struct {
 	lastErr  string
 	lastTry  time.Time
 	stacks   map[string]*stackState
+	// runningRevs counts running stack cycles per revision (startRun).
+	runningRevs map[string]int
 
 	sched         *backup.Scheduler
 	seeded        map[string]bool
@@ -141,6 +143,7 @@ func New(o Options) *Loop {
 		trigger:       make(chan struct{}, 1),
 		sem:           make(chan struct{}, o.Concurrency),
 		stacks:        map[string]*stackState{},
+		runningRevs:   map[string]int{},
 		sched:         backup.NewScheduler(),
 		seeded:        map[string]bool{},
 		backupSem:     make(chan struct{}, o.BackupConcurrency),
