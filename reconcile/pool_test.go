@@ -13,6 +13,7 @@ import (
 	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/pool"
+	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/render"
 )
 
@@ -80,4 +81,50 @@ func TestPlanPoolAcrossCycles(t *testing.T) {
 			t.Errorf("s%d at version %d, want 1", i, v)
 		}
 	}
+}
+
+// The statements of a plan all fit in a kept plan session's statement
+// cache (postgres.PlanStatementCache), so a no-change cycle runs them
+// prepared instead of evicting and re-preparing them every cycle.
+func TestPlanFitsStatementCache(t *testing.T) {
+	f := clitest.NewFixture(t, map[string]string{
+		"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", "DROP TABLE a;"),
+		"00002_b.sql": clitest.Mig("CREATE TABLE b (id int);", "DROP TABLE b;"),
+	})
+	f.Env["PG_URL"] = testsrv.PostgresDB(t)
+	f.Env["REDIS_URL"] = testsrv.NewRedis(t, testsrv.RedisOptions{}).URL()
+	sts := load(t, f, clitest.CLIStack)
+	p := pool.New(pool.Options{Idle: time.Hour})
+	defer p.Close()
+	o := reconcile.Options{Pool: p}
+	ctx := context.Background()
+	for c := range 3 {
+		plan := reconcile.PlanStacks(ctx, sts, o)
+		for _, sp := range plan.Stacks {
+			if len(sp.Errors) > 0 {
+				t.Fatalf("cycle %d: plan: %v", c, sp.Errors)
+			}
+		}
+		if c == 0 {
+			if res := reconcile.Apply(ctx, sts, plan, o); res.Failed() {
+				var b strings.Builder
+				render.ResultText(&b, res, render.Style{})
+				t.Fatalf("apply:\n%s", b.String())
+			}
+		}
+	}
+	db, release, err := p.Postgres(f.Env["PG_URL"], o.Timeout()) // the plan's handle
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM pg_prepared_statements").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	// n counts the counting statement too.
+	if n < 3 || n >= postgres.PlanStatementCache {
+		t.Errorf("%d statements prepared on the kept plan session, want between 3 and %d (a full cache means a plan evicts its own statements)", n, postgres.PlanStatementCache-1)
+	}
+	t.Logf("%d statements prepared on the kept plan session", n)
 }

@@ -74,6 +74,8 @@ type Loop struct {
 	// a stack cycle ending between Source.Fetch and l.current being set
 	// deletes the snapshot just fetched (seen as "spec path ...: no such file").
 	snapMu   sync.Mutex
+	fetches  int    // Source.Fetch calls, under snapMu
+	released string // under snapMu: fetches and keep set of the last Release (see releaseSnapshots)
 	mu       sync.Mutex
 	runCtx   context.Context // set by Run: retries live only as long as it
 	current  *revision
@@ -81,6 +83,8 @@ type Loop struct {
 	lastErr  string
 	lastTry  time.Time
 	stacks   map[string]*stackState
+	// runningRevs counts running stack cycles per revision (startRun).
+	runningRevs map[string]int
 
 	sched         *backup.Scheduler
 	seeded        map[string]bool
@@ -139,6 +143,7 @@ func New(o Options) *Loop {
 		trigger:       make(chan struct{}, 1),
 		sem:           make(chan struct{}, o.Concurrency),
 		stacks:        map[string]*stackState{},
+		runningRevs:   map[string]int{},
 		sched:         backup.NewScheduler(),
 		seeded:        map[string]bool{},
 		backupSem:     make(chan struct{}, o.BackupConcurrency),
@@ -226,6 +231,7 @@ func (l *Loop) Wait() { l.wg.Wait() }
 func (l *Loop) fetch(ctx context.Context) {
 	l.snapMu.Lock()
 	defer l.snapMu.Unlock()
+	l.fetches++ // a fetch may add a snapshot: the next release must look
 	rev, err := l.o.Source.Fetch(ctx)
 	now := time.Now()
 	l.mu.Lock()

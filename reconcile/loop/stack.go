@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,7 +82,7 @@ func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry b
 		l.mu.Unlock()
 		return nil
 	}
-	s.running, s.rev = true, rev
+	l.startRun(s, rev)
 	l.mu.Unlock()
 
 	started := make(chan struct{})
@@ -92,7 +94,7 @@ func (l *Loop) dispatch(ctx context.Context, rev string, st *spec.Stack, retry b
 			close(started)
 		case <-ctx.Done():
 			l.mu.Lock()
-			s.running = false
+			l.endRun(s)
 			l.mu.Unlock()
 			close(started)
 			return
@@ -337,7 +339,7 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.stacks[name]
-	s.running, s.rev = false, ""
+	l.endRun(s)
 	if s.pending && !out.failed {
 		if run := l.runCtx; run != nil && run.Err() == nil {
 			go l.retryStack(run, name)
@@ -406,6 +408,25 @@ func (l *Loop) finish(st *spec.Stack, rev string, out outcome, start time.Time) 
 // logs are numbers.
 func seconds(d time.Duration) float64 { return d.Round(time.Millisecond).Seconds() }
 
+// startRun marks s running on rev; endRun marks it done. runningRevs counts
+// the running cycles per revision, so that releaseSnapshots, called at every
+// stack cycle's end, need not walk every stack. Called with l.mu held.
+func (l *Loop) startRun(s *stackState, rev string) {
+	s.running, s.rev = true, rev
+	if rev != "" {
+		l.runningRevs[rev]++
+	}
+}
+
+func (l *Loop) endRun(s *stackState) {
+	if s.running && s.rev != "" {
+		if l.runningRevs[s.rev]--; l.runningRevs[s.rev] <= 0 {
+			delete(l.runningRevs, s.rev)
+		}
+	}
+	s.running, s.rev = false, ""
+}
+
 // releaseSnapshots deletes the snapshots of revisions that are neither in
 // force nor still read by a running stack cycle.
 func (l *Loop) releaseSnapshots() {
@@ -416,14 +437,24 @@ func (l *Loop) releaseSnapshots() {
 	if l.current != nil {
 		keep = append(keep, l.current.ID)
 	}
-	for _, s := range l.stacks {
-		if s.running && s.rev != "" {
-			keep = append(keep, s.rev)
-		}
+	for rev := range l.runningRevs {
+		keep = append(keep, rev)
 	}
 	l.mu.Unlock()
 	keep = append(keep, l.schemaDriftRevs()...) // drift.go
-	if len(keep) > 0 {
-		l.o.Source.Release(keep...)
+	if len(keep) == 0 {
+		return
 	}
+	// Every stack cycle ends here, so at fleet size a no-change cycle would
+	// list the cache folder once per stack (a thousand times) to delete
+	// nothing. Only a fetch adds snapshots, so with no fetch since the last
+	// release and the same revisions kept there is nothing to delete.
+	slices.Sort(keep)
+	keep = slices.Compact(keep)
+	key := strconv.Itoa(l.fetches) + "\x00" + strings.Join(keep, "\x00")
+	if key == l.released {
+		return
+	}
+	l.released = key
+	l.o.Source.Release(keep...)
 }

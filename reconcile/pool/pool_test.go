@@ -15,6 +15,7 @@ import (
 
 	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/pool"
+	"github.com/amanat/dbops/reconcile/postgres"
 )
 
 func TestMain(m *testing.M) { testsrv.Main(m) }
@@ -237,4 +238,52 @@ func TestIdleClosedAndRedisShared(t *testing.T) {
 	}
 	// A handle used after being reaped is opened again.
 	cycle(t, p, urls[:1])
+}
+
+// preparedOn counts the prepared statements of one pooled session, after
+// running extra distinct statements on it.
+func preparedOn(t *testing.T, p *pool.Pool, url string, extra int) int {
+	t.Helper()
+	ctx := context.Background()
+	db, release, err := p.Postgres(url, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	conn, err := db.Conn(ctx) // one session for all the statements
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := range extra {
+		var n int
+		if err := conn.QueryRowContext(ctx, fmt.Sprintf("SELECT %d + $1::int", i), 1).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM pg_prepared_statements").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A kept plan session prepares at most postgres.PlanStatementCache
+// statements (pgx's default of 512 cost ~67 KB per kept session), however
+// many distinct statements run on it.
+func TestPostgresStatementCacheBounded(t *testing.T) {
+	urls, _, _ := databases(t, 1)
+	p := pool.New(pool.Options{})
+	defer p.Close()
+	for _, extra := range []int{3, postgres.PlanStatementCache + 10} {
+		n := preparedOn(t, p, urls[0], extra)
+		// +1: pgx deallocates the statement the counting one evicted only
+		// before the session's next query.
+		if n > postgres.PlanStatementCache+1 {
+			t.Errorf("after %d distinct statements: %d prepared on the session, want at most %d", extra, n, postgres.PlanStatementCache+1)
+		}
+		if n < min(extra, postgres.PlanStatementCache/2) {
+			t.Errorf("after %d distinct statements: only %d prepared on the session (statements no longer cached?)", extra, n)
+		}
+	}
 }

@@ -111,14 +111,11 @@ func needsBaseline(live Live, table, what, example string) error {
 type gooseEngine struct{ m *spec.Migrations }
 
 func (e *gooseEngine) Observe(ctx context.Context, db *sql.DB) (Live, error) {
-	st, err := Observe(ctx, db, e.m.Table)
+	st, exists, err := observe(ctx, db, e.m.Table)
 	if err != nil {
 		return Live{}, err
 	}
-	live := Live{State: st}
-	if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", e.m.Table).Scan(&live.TableExists); err != nil {
-		return Live{}, err
-	}
+	live := Live{State: st, TableExists: exists}
 	if live.Tables, err = countTables(ctx, db, e.m.Table); err != nil {
 		return Live{}, err
 	}

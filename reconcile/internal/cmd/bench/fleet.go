@@ -17,14 +17,14 @@ import (
 )
 
 // benchPool runs only the 100-stack in-process cycle of -only run.
-func benchPool(rounds int) error {
+func benchPool(rounds int, po poolBench) error {
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "dbops-bench-pool-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	pg, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{})
+	pg, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{MaxConnections: po.stacks + 100})
 	if err != nil {
 		return err
 	}
@@ -42,7 +42,7 @@ func benchPool(rounds int) error {
 		}
 		rds = append(rds, r)
 	}
-	return benchFleet(ctx, filepath.Join(work), pg, rds, rounds)
+	return benchFleet(ctx, filepath.Join(work), pg, rds, rounds, po)
 }
 
 // benchFleet1000 measures `dbops run` processes over a fleet: databases

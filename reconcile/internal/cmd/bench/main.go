@@ -26,12 +26,17 @@ func main() {
 	backupMB := flag.Int("backup-mb", 1024, "size of the generated database for the backup benchmark")
 	backupRounds := flag.Int("backup-rounds", 3, "rounds of the backup benchmark")
 	fleetStacks := flag.Int("fleet-stacks", 1000, "stacks of the fleet benchmark (databases over 2 PostgreSQL, keys over 4 Redis)")
+	var po poolBench
+	flag.IntVar(&po.stacks, "pool-stacks", 100, "stacks (databases in one PostgreSQL) of the -only pool benchmark")
+	flag.StringVar(&po.only, "pool-variant", "", "run only the -only pool variants whose name starts with this (e.g. \"pool, 16\")")
+	flag.StringVar(&po.cpuProfile, "cpuprofile", "", "-only pool: write a CPU profile of each variant's measured cycles to this file (the variant's name appended)")
+	flag.StringVar(&po.memProfile, "memprofile", "", "-only pool: write a heap profile after each variant's cycles, its handles still held")
 	flag.Parse()
 	benches := map[string]func() error{
 		"plan":   func() error { return run(*bin, *rounds, *n) },
 		"run":    func() error { return benchRun(*bin, *rounds) },
 		"backup": func() error { return benchBackup(*bin, *backupMB, *backupRounds) },
-		"pool":   func() error { return benchPool(*rounds) },
+		"pool":   func() error { return benchPool(*rounds, po) },
 		"fleet":  func() error { return benchFleet1000(*bin, *fleetStacks, *rounds) },
 		"drift":  func() error { return benchDrift(*bin, *rounds, *n) },
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,7 +67,7 @@ func benchRun(bin string, rounds int) error {
 	if err := benchLatency(ctx, bin, work, pg, rds[1], rds[2], rounds); err != nil {
 		return fmt.Errorf("commit to applied: %w", err)
 	}
-	if err := benchFleet(ctx, work, pg, rds, rounds); err != nil {
+	if err := benchFleet(ctx, work, pg, rds, rounds, poolBench{stacks: 100}); err != nil {
 		return fmt.Errorf("100 stacks: %w", err)
 	}
 	return nil
@@ -269,12 +270,12 @@ func latencyRounds(p *dbopsProc, rd *testsrv.Redis, rounds int, change func(valu
 
 // --- 100 stacks, in-process -------------------------------------------------
 
-func benchFleet(ctx context.Context, work string, pg *testsrv.Postgres, rds []*testsrv.Redis, rounds int) error {
-	const stacks = 100
+func benchFleet(ctx context.Context, work string, pg *testsrv.Postgres, rds []*testsrv.Redis, rounds int, po poolBench) error {
+	stacks := po.stacks
 	dir := filepath.Join(work, "fleet")
 	var dbs []string
 	for i := range stacks {
-		db := fmt.Sprintf("fleet_%03d", i)
+		db := fmt.Sprintf("fleet_%04d", i)
 		if err := pg.CreateDatabase(ctx, db); err != nil {
 			return err
 		}
@@ -311,7 +312,16 @@ func benchFleet(ctx context.Context, work string, pg *testsrv.Postgres, rds []*t
 		{"no pool", 4, nil},
 		{"no pool", 8, nil},
 		{"pool, 16 per server (default)", 8, &pool.Options{Idle: 5 * time.Minute, MaxPerServer: 16}},
-		{"pool, 100 per server", 8, &pool.Options{Idle: 5 * time.Minute, MaxPerServer: 100}},
+		{fmt.Sprintf("pool, %d per server", stacks), 8, &pool.Options{Idle: 5 * time.Minute, MaxPerServer: stacks}},
+	}
+	if po.only != "" {
+		variants = slices.DeleteFunc(variants, func(v struct {
+			name string
+			conc int
+			pool *pool.Options
+		}) bool {
+			return !strings.HasPrefix(v.name, po.only)
+		})
 	}
 	for i, v := range variants {
 		var p *pool.Pool
@@ -352,6 +362,10 @@ func benchFleet(ctx context.Context, work string, pg *testsrv.Postgres, rds []*t
 		var cpu time.Duration
 		watch.start(ctx)
 		s0 := serverCPU(pids)
+		stopProf, err := po.startCPU(v.name)
+		if err != nil {
+			return err
+		}
 		for range rounds {
 			c0 := cpuTime()
 			d, err := cycle()
@@ -361,6 +375,7 @@ func benchFleet(ctx context.Context, work string, pg *testsrv.Postgres, rds []*t
 			cpu += cpuTime() - c0
 			times = append(times, d)
 		}
+		stopProf()
 		srvCPU := time.Duration(serverCPU(pids)-s0) * time.Second / time.Duration(hz) / time.Duration(rounds)
 		peakPG, peakRedis := watch.peaks()
 		heldPG, heldRedis := watch.now(ctx)
@@ -372,6 +387,9 @@ func benchFleet(ctx context.Context, work string, pg *testsrv.Postgres, rds []*t
 		fmt.Printf("    %-30s concurrency %d: no-change cycle %s (aim < 2 s: %s), CPU per cycle: dbops %.0f ms, servers %.0f ms; sessions peak %d pg + %d redis, held between cycles %d pg + %d redis; %s %.0f ms\n",
 			v.name, v.conc, summary(times), verdict(median(times) < 2*time.Second), ms(cpu/time.Duration(rounds)), ms(srvCPU),
 			peakPG, peakRedis, heldPG, heldRedis, what, ms(first))
+		if err := po.heap(v.name); err != nil {
+			return err
+		}
 		if p != nil {
 			p.Close()
 		}
