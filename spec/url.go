@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -229,7 +230,10 @@ func Redact(raw string) string {
 			if !queryKey.MatchString(k) {
 				return Hidden
 			}
-			if secretKey(k) {
+			// A value with '=', '?' or '&' in it is another parameter that
+			// unescaped text pushed into this one (host "h?a=" turns
+			// "/db?password=..." into a's value): hidden like a secret.
+			if secretKey(k) || slices.ContainsFunc(q[k], unsafeValue) {
 				q.Set(k, "xxxxx")
 			}
 		}
@@ -240,6 +244,12 @@ func Redact(raw string) string {
 }
 
 var queryKey = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// safeValue is a query value shown as is: names, numbers, durations,
+// file paths, lists (sslmode=verify-full, connect_timeout=5, dial_timeout=2s).
+var safeValue = regexp.MustCompile(`^[A-Za-z0-9_.,:/+ -]*$`)
+
+func unsafeValue(v string) bool { return !safeValue.MatchString(v) }
 
 var scpLike = regexp.MustCompile(`^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^:@\s]*$`)
 
