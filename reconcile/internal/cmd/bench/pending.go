@@ -62,16 +62,16 @@ func pendingPlan(ctx context.Context, work, bin, goose string, pg *testsrv.Postg
 		}
 		os.RemoveAll(cold)
 	}
-	fmt.Printf("\\nplan with %d pending (%d applied), peak memory is max RSS:\\n", countPending(work, applied), applied)
+	fmt.Printf("\nplan with %d pending (%d applied), peak memory is max RSS:\n", countPending(work, applied), applied)
 	st, sm := median(statusT), medianInt(statusM)
-	fmt.Printf("%-22s median %8.1f ms  %6.1f MiB\\n", "goose status", ms(st), float64(sm)/1024)
+	fmt.Printf("%-22s median %8.1f ms  %6.1f MiB\n", "goose status", ms(st), float64(sm)/1024)
 	for _, x := range []struct {
 		name string
 		t    []time.Duration
 		m    []int64
 	}{{"dbops plan (cached)", warmT, warmM}, {"dbops plan (cold)", coldT, coldM}} {
 		t, m := median(x.t), medianInt(x.m)
-		fmt.Printf("%-22s median %8.1f ms  %6.1f MiB   time %.2f× (aim ≤ 0.8×)   memory %.2f× (aim ≤ 1.0×)\\n",
+		fmt.Printf("%-22s median %8.1f ms  %6.1f MiB   time %.2f× (aim ≤ 0.8×)   memory %.2f× (aim ≤ 1.0×)\n",
 			x.name, ms(t), float64(m)/1024, float64(t)/float64(st), float64(m)/float64(sm))
 	}
 	return nil
@@ -102,7 +102,7 @@ func measure(dir string, env []string, bin string, args ...string) (time.Duratio
 	if err != nil {
 		// plan exits 2 when there are changes: that is its normal answer here.
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
-			return 0, 0, fmt.Errorf("%s %s: %v\\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+			return 0, 0, fmt.Errorf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
 		}
 	}
 	var rss int64
