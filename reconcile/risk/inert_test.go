@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestInert(t *testing.T) {
@@ -269,4 +270,44 @@ func generated(n int) []string {
 		out[i] = b.String()
 	}
 	return out
+}
+
+// TestParseCache: a parse tree is read back from the cache folder by the
+// SHA-256 of its SQL (planted here: the tree of another statement), and
+// written there on first parse.
+func TestParseCache(t *testing.T) {
+	dir := t.TempDir()
+	SetCacheDir(dir)
+	t.Cleanup(func() { SetCacheDir("") })
+	clearMem := func() {
+		cache.Lock()
+		cache.mem = map[[32]byte][]byte{}
+		cache.Unlock()
+	}
+	clearMem()
+	const sql = "CREATE INDEX ON cached (a);"
+	if _, err := Migration(sql, nil, DefaultIndexThreshold); err != nil {
+		t.Fatal(err)
+	}
+	key := cacheKey(sql)
+	file := filepath.Join(dir, fmt.Sprintf("%x", key[:]))
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("no cache file after parsing: %v", err)
+	}
+	clearMem()
+	planted, err := pg_query.Parse("DROP TABLE planted;")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.Marshal(planted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	findings, err := Migration(sql, nil, DefaultIndexThreshold)
+	if err != nil || len(findings) != 1 || findings[0].Rule != RuleDropTable {
+		t.Fatalf("Migration with a planted cache entry: %v, %v; want the planted DROP TABLE", findings, err)
+	}
 }
