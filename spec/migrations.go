@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 	_ "unsafe" // go:linkname to goose's SQL parser
 
@@ -191,14 +192,15 @@ func checkMigrationSet(m *Migrations, repo string, bad func(field, format string
 	if m.Schema != "" {
 		bad("schema", "is for drizzle's migrationsSchema; for goose write table: %s.%s", m.Schema, m.Table)
 	}
-	hint := drizzleHint(m.Path)
+	// Only error messages use the hint: reading every file for it is for them.
+	lazyHint := sync.OnceValue(func() string { return drizzleHint(m.Path) })
 	versions, err := MigrationVersions(m.Path)
 	if err != nil {
-		bad("dir", "%v%s", err, hint)
+		bad("dir", "%v%s", err, lazyHint())
 		return
 	}
 	if len(versions) == 0 {
-		bad("dir", "%s holds no goose migrations (files like 00001_name.sql)%s", m.Dir, hint)
+		bad("dir", "%s holds no goose migrations (files like 00001_name.sql)%s", m.Dir, lazyHint())
 		return
 	}
 	names := make([]string, 0, len(versions))
@@ -216,7 +218,7 @@ func checkMigrationSet(m *Migrations, repo string, bad func(field, format string
 			continue
 		}
 		if !gooseUp.Match(body) {
-			bad("dir", "%s has no -- +goose Up annotation: goose would run nothing from it%s", name, hint)
+			bad("dir", "%s has no -- +goose Up annotation: goose would run nothing from it%s", name, lazyHint())
 			continue
 		}
 		if _, err := ParseMigration(m.Path, name); err != nil {
@@ -226,7 +228,7 @@ func checkMigrationSet(m *Migrations, repo string, bad func(field, format string
 	if m.Target.Pinned {
 		switch {
 		case m.Target.Tag != "":
-			bad("target", "%q is not a goose version (a number present in %s) or \"latest\"%s", m.Target.Tag, m.Dir, hint)
+			bad("target", "%q is not a goose version (a number present in %s) or \"latest\"%s", m.Target.Tag, m.Dir, lazyHint())
 		case m.Target.Version != 0 && versions[m.Target.Version] == "":
 			bad("target", "version %d is not in %s", m.Target.Version, m.Dir)
 		}

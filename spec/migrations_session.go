@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"math"
@@ -68,10 +67,14 @@ var dbopsAnnotation = regexp.MustCompile(`^--\s*dbops:(\S*)\s*(.*?)\s*$`)
 // "-- dbops:statement-timeout 10m" lines of a migration file.
 func ReadFileSession(body []byte) (FileSession, error) {
 	var fs FileSession
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		m := dbopsAnnotation.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+	if !bytes.Contains(body, []byte("dbops:")) {
+		return fs, nil // most files: no line to look at
+	}
+	rest := body
+	for n := 1; len(rest) > 0; n++ {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		m := dbopsAnnotation.FindStringSubmatch(strings.TrimSpace(string(line)))
 		if m == nil {
 			continue
 		}
@@ -93,7 +96,7 @@ func ReadFileSession(body []byte) (FileSession, error) {
 		}
 		*dst = &d
 	}
-	return fs, sc.Err()
+	return fs, nil
 }
 
 // For returns the timeouts of one migration file: the stack's, overridden

@@ -92,6 +92,7 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 	if err := checkFormat(c.format, "text", "json"); err != nil {
 		return err
 	}
+	useParseCache()
 	if saved, ok, err := readSaved(c.paths(args)); ok || err != nil {
 		if err != nil {
 			return exitError{code: 1, msg: err.Error()}

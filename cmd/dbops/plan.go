@@ -56,6 +56,7 @@ func (c *planCommand) run(cmd *cobra.Command, args []string) error {
 	if err := checkFormat(c.format, "text", "json", "markdown"); err != nil {
 		return err
 	}
+	useParseCache()
 	style := c.style()
 	res, err := c.load(c.paths(args), false)
 	if err != nil {

@@ -6,8 +6,10 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -166,21 +168,44 @@ func Record(ctx context.Context, db *sql.DB, m *spec.Migrations, versions map[in
 	if overwrite {
 		conflict = "DO UPDATE SET file = excluded.file, sha256 = excluded.sha256, source = excluded.source, recorded_at = excluded.recorded_at"
 	}
-	var out []Checksum
-	for v, file := range versions {
+	// One statement for all rows: an apply of 200 migrations records them
+	// in one round trip, not 200.
+	byVersion := map[int64]Checksum{}
+	var vs []int64
+	var files, sums []string
+	for _, v := range slices.Sorted(maps.Keys(versions)) {
+		file := versions[v]
 		sum, err := FileSum(m, file)
 		if err != nil {
 			return nil, err
 		}
-		c := Checksum{Version: v, File: file, SHA256: sum, Source: source}
-		err = tx.QueryRowContext(ctx, "INSERT INTO "+table+" AS l (version_id, file, sha256, source) VALUES ($1, $2, $3, $4) "+
-			"ON CONFLICT (version_id) "+conflict+" RETURNING recorded_at", v, file, sum, source).Scan(&c.RecordedAt)
-		switch {
-		case err == sql.ErrNoRows: // already recorded; kept
-		case err != nil:
-			return nil, fmt.Errorf("record %s in %s: %w", file, LedgerTable(m.Table), err)
-		default:
-			out = append(out, c)
+		byVersion[v] = Checksum{Version: v, File: file, SHA256: sum, Source: source}
+		vs, files, sums = append(vs, v), append(files, file), append(sums, sum)
+	}
+	var out []Checksum
+	if len(vs) > 0 {
+		rows, err := tx.QueryContext(ctx, "INSERT INTO "+table+" AS l (version_id, file, sha256, source) "+
+			"SELECT v, f, s, $4 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS x(v, f, s) "+
+			"ON CONFLICT (version_id) "+conflict+" RETURNING version_id, recorded_at", vs, files, sums, source)
+		if err != nil {
+			return nil, fmt.Errorf("record %d migration(s) in %s: %w", len(vs), LedgerTable(m.Table), err)
+		}
+		for rows.Next() {
+			var v int64
+			var at time.Time
+			if err := rows.Scan(&v, &at); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			c := byVersion[v]
+			c.RecordedAt = at
+			out = append(out, c) // versions already recorded (DO NOTHING) return no row: kept
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("record %d migration(s) in %s: %w", len(vs), LedgerTable(m.Table), err)
 		}
 	}
 	for _, v := range down {

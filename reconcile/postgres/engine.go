@@ -207,6 +207,14 @@ func (e *gooseEngine) Migrate(ctx context.Context, db *sql.DB, p Plan, grace tim
 	if len(fresh.Applied) > 0 && p.Baseline != nil {
 		return nil, fmt.Errorf("%s has rows now, but the plan records a baseline: plan again", e.m.Table)
 	}
+	// Migrate applies exactly the planned versions (goose's ApplyVersion),
+	// so a version applied above one of them since the plan is caught here.
+	for _, s := range p.Steps {
+		if !s.Down && s.Version < fresh.Version() {
+			return nil, fmt.Errorf("%w: %s (version %d) is not applied but %s is at version %d now: plan again",
+				ErrOutOfOrder, s.File, s.Version, e.m.Table, fresh.Version())
+		}
+	}
 	if p.Baseline != nil {
 		if err := e.recordBaseline(ctx, db, p.Baseline); err != nil {
 			return nil, fmt.Errorf("baseline %s: %w", p.Baseline.Name, err)

@@ -128,7 +128,18 @@ func runStep(ctx, runCtx context.Context, p *goose.Provider, b batch, s Step, o 
 		if s.Down {
 			results, err = p.DownTo(runCtx, s.Version-1)
 		} else {
-			results, err = p.UpTo(runCtx, s.Version)
+			// ApplyVersion, not UpTo: UpTo lists the whole version table
+			// twice per call (HasPending, then up), which made one call per
+			// migration quadratic. The plan already fixed the order, and
+			// gooseEngine.Migrate checks it against the live table first.
+			var r *goose.MigrationResult
+			r, err = p.ApplyVersion(runCtx, s.Version, true)
+			switch {
+			case r != nil:
+				results = []*goose.MigrationResult{r}
+			case errors.Is(err, goose.ErrAlreadyApplied):
+				err = nil // applied meanwhile by another client, as UpTo would say
+			}
 		}
 		var perr *goose.PartialError
 		if errors.As(err, &perr) {

@@ -37,6 +37,14 @@ func Migration(sql string, sizes func(schema, table string) (int64, bool), thres
 // the package-level Migration does, but judging each destructive statement
 // against the live database and the migrations analysed before it.
 func (s *Sequence) Migration(sql string) ([]Finding, error) {
+	if Inert(sql) {
+		return nil, nil
+	}
+	return s.analyse(sql)
+}
+
+// analyse is Migration without the Inert pre-check.
+func (s *Sequence) analyse(sql string) ([]Finding, error) {
 	a := &analyser{cat: s.cat, threshold: s.threshold, names: s.names}
 	if err := a.run(sql, ""); err != nil {
 		return nil, err
@@ -66,7 +74,7 @@ type analyser struct {
 // run parses sql and analyses each statement; where is "" at top level and
 // " (in a DO block)" inside one.
 func (a *analyser) run(sql, where string) error {
-	tree, err := pg_query.Parse(sql)
+	tree, err := parse(sql)
 	if err != nil {
 		return parseError(sql, err)
 	}

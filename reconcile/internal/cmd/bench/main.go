@@ -138,7 +138,7 @@ func run(bin string, rounds, n int) error {
 	}
 	report("dbops plan", planT, "goose status", statusT, 1.0)
 	report("dbops apply", applyT, "goose up", upT, 1.1)
-	return nil
+	return pendingPlan(ctx, work, bin, goose, pg, rd, rounds, n/2)
 }
 
 func resetRedis(rd *testsrv.Redis) {
