@@ -208,14 +208,20 @@ func (p *proc) logTail() string {
 func waitReady(ctx context.Context, p *proc, probe func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
+	return poll(ctx, p, probe, 2*time.Second, 50*time.Millisecond)
+}
+
+// poll calls probe, each call bounded by probeTimeout and every interval,
+// until it succeeds, the process exits or ctx ends.
+func poll(ctx context.Context, p *proc, probe func(context.Context) error, probeTimeout, interval time.Duration) error {
 	var last error
 	for {
 		if p.exited() {
 			return fmt.Errorf("exited early (%v)", p.waitErr)
 		}
-		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		last = probe(pctx)
-		pcancel()
+		cancel()
 		if last == nil {
 			return nil
 		}
@@ -223,7 +229,7 @@ func waitReady(ctx context.Context, p *proc, probe func(context.Context) error) 
 		case <-ctx.Done():
 			return fmt.Errorf("not ready: %w (last error: %v)", ctx.Err(), last)
 		case <-p.done:
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(interval):
 		}
 	}
 }

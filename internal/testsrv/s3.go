@@ -165,33 +165,11 @@ func (s *S3) start(ctx context.Context, bin, conf string) error {
 	// gateway: slower than a database on 2 busy cores.
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := waitReadyLong(wctx, pr, probe); err != nil {
+	if err := poll(wctx, pr, probe, 5*time.Second, 200*time.Millisecond); err != nil { // wctx, not readyTimeout, bounds it
 		pr.stop(syscall.SIGTERM, 10*time.Second)
 		return startError("weed mini", s.Port, pr, err)
 	}
 	return nil
-}
-
-// waitReadyLong is waitReady without its 30 s cap (ctx bounds it).
-func waitReadyLong(ctx context.Context, p *proc, probe func(context.Context) error) error {
-	var last error
-	for {
-		if p.exited() {
-			return fmt.Errorf("exited early (%v)", p.waitErr)
-		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		last = probe(pctx)
-		cancel()
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not ready: %w (last error: %v)", ctx.Err(), last)
-		case <-p.done:
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // Client returns an S3 client of the server with its identity.
