@@ -2,6 +2,7 @@ package spec
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -184,6 +185,12 @@ func loadNotification(file string, doc document, opts Options) (*Notification, E
 func checkHTTPURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
+		// url.Error quotes the whole URL, and a Slack webhook URL is a
+		// credential as a whole: give only the reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("not a URL: %s", RedactText(err.Error()))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
