@@ -156,15 +156,8 @@ func loadNotification(file string, doc document, opts Options) (*Notification, E
 		if *c.val == "" {
 			continue
 		}
-		e := expand(*c.val, file, opts)
-		switch {
-		case e.problem != "":
-			bad(c.field, "%s", e.problem)
-		case e.unset != "":
-			warn(c.field, e.unset)
-		default:
-			*c.val = e.out
-			RegisterSecrets(e.out)
+		if v, ok := expandCredential(*c.val, c.field, file, opts, bad, warn); ok {
+			*c.val = v
 		}
 	}
 	if len(s.Events) == 0 {
