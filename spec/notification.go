@@ -2,6 +2,7 @@ package spec
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -155,15 +156,8 @@ func loadNotification(file string, doc document, opts Options) (*Notification, E
 		if *c.val == "" {
 			continue
 		}
-		e := expand(*c.val, file, opts)
-		switch {
-		case e.problem != "":
-			bad(c.field, "%s", e.problem)
-		case e.unset != "":
-			warn(c.field, e.unset)
-		default:
-			*c.val = e.out
-			RegisterSecrets(e.out)
+		if v, ok := expandCredential(*c.val, c.field, file, opts, bad, warn); ok {
+			*c.val = v
 		}
 	}
 	if len(s.Events) == 0 {
@@ -184,6 +178,12 @@ func loadNotification(file string, doc document, opts Options) (*Notification, E
 func checkHTTPURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
+		// url.Error quotes the whole URL, and a Slack webhook URL is a
+		// credential as a whole: give only the reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("not a URL: %s", RedactText(err.Error()))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

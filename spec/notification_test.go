@@ -19,6 +19,7 @@ func TestLoadNotification(t *testing.T) {
 		name, spec string
 		want       NotificationSpec
 		wantErr    string
+		notInErr   string // a secret the error must not show
 	}{
 		{name: "slack defaults to failures and all stacks",
 			spec: "type: slack\n  url: ${SLACK_URL}",
@@ -38,6 +39,10 @@ func TestLoadNotification(t *testing.T) {
 		{name: "duplicate name",
 			spec:    "type: webhook\n  url: http://a.test/\n---\napiVersion: dbops/v1\nkind: Notification\nmetadata: {name: ops}\nspec: {type: webhook, url: 'http://b.test/'}",
 			wantErr: `notification "ops": metadata.name: duplicate notification name`},
+		{name: "unparsable url is not echoed",
+			spec:     "type: slack\n  url: ${BAD_SLACK_URL}",
+			wantErr:  `notification "ops": spec.url: not a URL`,
+			notInErr: "leaky-secret-path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,10 +51,16 @@ func TestLoadNotification(t *testing.T) {
 			if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			res, err := Load([]string{f}, Options{Getenv: env(map[string]string{"SLACK_URL": "https://hooks.slack.test/T000/B000/slack-secret-path"})})
+			res, err := Load([]string{f}, Options{Getenv: env(map[string]string{
+				"SLACK_URL":     "https://hooks.slack.test/T000/B000/slack-secret-path",
+				"BAD_SLACK_URL": "https://hooks.slack.test/T000/B000/leaky-secret-path%zz",
+			})})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "n.yaml: ") {
 					t.Fatalf("err = %v, want one naming the file and containing %q", err, tt.wantErr)
+				}
+				if tt.notInErr != "" && strings.Contains(err.Error(), tt.notInErr) {
+					t.Errorf("err = %v, shows the secret %q", err, tt.notInErr)
 				}
 				return
 			}

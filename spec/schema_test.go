@@ -50,6 +50,9 @@ var notInSchema = map[string]string{
 	"x-extension-duplicate.yaml": "extension names unique within a stack (uniqueness of one property across array items)",
 	"x-reset-also-set.yaml":      "a parameter is not both in settings and resetSettings (a cross-reference)",
 	"x-setting-credential.yaml":  "parameters holding credentials are refused (kept out of the schema so editors still complete them)",
+	"x-setting-nul.yaml":         "a setting value holds no NUL byte (kept out of the schema: a NUL in a pattern would garble editors' messages)",
+	// durations (window.duration, drift.interval)
+	"x-duration-overflow.yaml": "a duration fits in 64-bit nanoseconds, about 2562047h (numeric range of a string)",
 }
 
 type corpusDoc struct {

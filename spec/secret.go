@@ -122,6 +122,28 @@ func pathErr(err error) string {
 	return err.Error()
 }
 
+// expandCredential expands a credential field (a ${VAR} or ${file:PATH}
+// reference) and registers the value as a secret; ok is false when it was
+// reported as an error or a warning instead.
+func expandCredential(raw, field, specFile string, opts Options, bad func(field, format string, args ...any),
+	warn func(field, msg string)) (value string, ok bool) {
+	if !envOnly.MatchString(raw) {
+		bad(field, "must be a ${VAR} or ${file:PATH} reference: credentials are not written in the repository")
+		return "", false
+	}
+	e := expand(raw, specFile, opts)
+	switch {
+	case e.problem != "":
+		bad(field, "%s", e.problem)
+	case e.unset != "":
+		warn(field, e.unset)
+	default:
+		RegisterSecrets(e.out) // masked wherever dbops prints
+		return e.out, true
+	}
+	return "", false
+}
+
 // expandURL expands a URL field, registers what it holds as secrets and
 // checks its form with parse; an unset variable is a warning when
 // opts.KeepUnsetVars allows it.

@@ -93,19 +93,8 @@ func checkStorage(b *Backup, f, specFile string, opts Options, bad func(field, f
 			if c.raw == "" {
 				continue
 			}
-			if !envOnly.MatchString(c.raw) {
-				bad(f+"s3."+c.field, "must be a ${VAR} or ${file:PATH} reference: credentials are not written in the repository")
-				continue
-			}
-			e := expand(c.raw, specFile, opts)
-			switch {
-			case e.problem != "":
-				bad(f+"s3."+c.field, "%s", e.problem)
-			case e.unset != "":
-				warn(f+"s3."+c.field, e.unset)
-			default:
-				*c.out = e.out
-				RegisterSecrets(e.out) // masked wherever dbops prints
+			if v, ok := expandCredential(c.raw, f+"s3."+c.field, specFile, opts, bad, warn); ok {
+				*c.out = v
 			}
 		}
 	}
