@@ -49,7 +49,8 @@ type inspectJSON struct {
 			Name     string `json:"name"`
 			LiveRows int64  `json:"liveRows"`
 		} `json:"tables"`
-		Migrations *struct {
+		TablesTotal int `json:"tablesTotal"`
+		Migrations  *struct {
 			Level   string `json:"level"`
 			Applied int    `json:"applied"`
 		} `json:"migrations"`
@@ -163,6 +164,9 @@ func TestInspect(t *testing.T) {
 	found := false
 	for _, tb := range got.Postgres.Tables {
 		found = found || (tb.Name == "users" && tb.LiveRows == 25)
+	}
+	if n := got.Postgres.TablesTotal; n == 0 || n != len(got.Postgres.Tables) {
+		t.Errorf("tablesTotal %d, %d tables listed", n, len(got.Postgres.Tables))
 	}
 	if !found || got.Postgres.StatStatements || len(got.Postgres.Statements) != 0 {
 		t.Errorf("postgres: %+v", got.Postgres)

@@ -76,7 +76,8 @@ const maxQuery = 500
 
 func readPostgres(ctx context.Context, db *sql.DB, m *spec.Migrations, out *Postgres) error {
 	if err := db.QueryRowContext(ctx, `SELECT current_setting('server_version'), pg_database_size(current_database()),
-		current_setting('max_connections')::int`).Scan(&out.Version, &out.DatabaseSize, &out.MaxConnections); err != nil {
+		current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_user_tables)`).
+		Scan(&out.Version, &out.DatabaseSize, &out.MaxConnections, &out.TablesTotal); err != nil {
 		return fmt.Errorf("database size: %w", err)
 	}
 	rows, err := db.QueryContext(ctx, `SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity
@@ -96,9 +97,6 @@ func readPostgres(ctx context.Context, db *sql.DB, m *spec.Migrations, out *Post
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("pg_stat_activity: %w", err)
-	}
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_user_tables`).Scan(&out.TablesTotal); err != nil {
-		return fmt.Errorf("pg_stat_user_tables: %w", err)
 	}
 	rows, err = db.QueryContext(ctx, `SELECT schemaname, relname, n_live_tup, pg_total_relation_size(relid)
 		FROM pg_stat_user_tables ORDER BY 4 DESC, 1, 2 LIMIT $1`, maxTables)

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/amanat/dbops/reconcile/render"
 )
 
 // Text prints the report for a person.
@@ -28,7 +30,7 @@ func textPostgres(w io.Writer, pg *Postgres) {
 		fmt.Fprintf(w, "  error: %s\n", pg.Error)
 		return
 	}
-	fmt.Fprintf(w, "  database size: %s\n", bytes(pg.DatabaseSize))
+	fmt.Fprintf(w, "  database size: %s\n", render.HumanBytes(pg.DatabaseSize))
 	if m := pg.Migrations; m != nil {
 		if m.TableExists {
 			fmt.Fprintf(w, "  migrations (%s, %s): level %s, %d applied\n", m.Format, m.Table, m.Level, m.Applied)
@@ -53,7 +55,7 @@ func textPostgres(w io.Writer, pg *Postgres) {
 		width = max(width, len(t.Schema)+1+len(t.Name))
 	}
 	for _, t := range pg.Tables {
-		fmt.Fprintf(w, "    %-*s  %12d live rows  %10s\n", width, t.Schema+"."+t.Name, t.LiveRows, bytes(t.TotalBytes))
+		fmt.Fprintf(w, "    %-*s  %12d live rows  %10s\n", width, t.Schema+"."+t.Name, t.LiveRows, render.HumanBytes(t.TotalBytes))
 	}
 	if !pg.StatStatements {
 		fmt.Fprintf(w, "  slowest statements: %s\n", pg.StatStatementsNote)
@@ -78,10 +80,10 @@ func textRedis(w io.Writer, rd *Redis) {
 	m := rd.Memory
 	limit := "no limit"
 	if m.MaxMemory > 0 {
-		limit = bytes(m.MaxMemory)
+		limit = render.HumanBytes(m.MaxMemory)
 	}
 	fmt.Fprintf(w, "  memory: used %s, peak %s, maxmemory %s (%s), fragmentation ratio %.2f\n",
-		bytes(m.Used), bytes(m.Peak), limit, m.Policy, m.Fragmentation)
+		render.HumanBytes(m.Used), render.HumanBytes(m.Peak), limit, m.Policy, m.Fragmentation)
 	ratio := "no lookups yet"
 	if rd.HitRatio != nil {
 		ratio = fmt.Sprintf("%.1f%%", 100**rd.HitRatio)
@@ -109,18 +111,4 @@ func textRedis(w io.Writer, rd *Redis) {
 	for _, e := range rd.Slowlog {
 		fmt.Fprintf(w, "    #%d %s %8d µs  %s\n", e.ID, e.Time.Format(time.RFC3339), e.Micros, strings.Join(e.Args, " "))
 	}
-}
-
-// bytes formats a size in binary units.
-func bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -69,18 +69,30 @@ func ObserveExtensions(ctx context.Context, db *sql.DB, want []spec.Extension) (
 	if err != nil {
 		return x, fmt.Errorf("read pg_available_extension_versions: %w", err)
 	}
+	// the pinned versions to update to, all in one round trip
+	var pn, ps, pt []string
 	for _, e := range want {
 		ie, ok := x.Installed[e.Name]
 		if !ok || e.Version == "" || e.Version == ie.Version || !slices.Contains(x.Versions[e.Name], e.Version) {
 			continue
 		}
-		var path sql.NullString
-		err := db.QueryRowContext(ctx, `SELECT path FROM pg_extension_update_paths($1) WHERE source = $2 AND target = $3`,
-			e.Name, ie.Version, e.Version).Scan(&path)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return x, fmt.Errorf("read pg_extension_update_paths(%s): %w", e.Name, err)
-		}
-		x.UpdatePaths[e.Name+" "+ie.Version+"→"+e.Version] = path.Valid
+		pn, ps, pt = append(pn, e.Name), append(ps, ie.Version), append(pt, e.Version)
+	}
+	if len(pn) == 0 {
+		return x, nil
+	}
+	err = eachRow(ctx, db, `SELECT w.name, w.src, w.tgt, p.path IS NOT NULL
+		FROM unnest($1::text[], $2::text[], $3::text[]) AS w(name, src, tgt)
+		LEFT JOIN LATERAL (SELECT u.path FROM pg_extension_update_paths(w.name) u
+			WHERE u.source = w.src AND u.target = w.tgt) p ON true`, []any{pn, ps, pt}, func(r *sql.Rows) error {
+		var n, from, to string
+		var ok bool
+		err := r.Scan(&n, &from, &to, &ok)
+		x.UpdatePaths[n+" "+from+"→"+to] = ok
+		return err
+	})
+	if err != nil {
+		return x, fmt.Errorf("read pg_extension_update_paths: %w", err)
 	}
 	return x, nil
 }

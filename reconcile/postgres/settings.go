@@ -91,7 +91,7 @@ func ObserveSettings(ctx context.Context, db *sql.DB, names []string) (Settings,
 		case errors.As(err, &pgErr):
 			st.Unknown[n] = pgErr.Message
 		case err != nil:
-			return st, err
+			return st, fmt.Errorf("read current_setting(%s): %w", n, err)
 		default:
 			st.Unknown[n] = "not in pg_settings"
 		}
