@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/amanat/dbops/spec"
 )
 
 // Status returns a snapshot of what the loop knows.
@@ -77,8 +79,12 @@ func (l *Loop) Handler(o HandlerOptions) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(l.o.Metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
+		// Errors in /status can quote what a server or remote said: masked
+		// like logs and notifications. No HTML escaping, so a secret with
+		// '&', '<' or '>' is served as written and so masked.
+		enc := json.NewEncoder(spec.MaskWriter(w))
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		enc.Encode(l.Status())
 	})
 	mux.HandleFunc("POST /hooks/git", func(w http.ResponseWriter, r *http.Request) {

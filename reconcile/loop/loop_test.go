@@ -355,8 +355,11 @@ func TestLoopTakesDueBackupsOnce(t *testing.T) {
 	if len(s.Backups) != 1 || s.Backups[0].Last == nil || !s.Backups[0].Last.OK || s.Backups[0].Next.IsZero() {
 		t.Errorf("backup status: %+v", s.Backups)
 	}
-	if m := scrape(t, l); !strings.Contains(m, `dbops_backup_size_bytes{backup_job="rdb",stack="cache"}`) {
-		t.Errorf("backup metrics missing:\n%s", grep(m, "backup"))
+	m := scrape(t, l)
+	for _, name := range []string{"dbops_backup_size_bytes", "dbops_backup_duration_seconds", "dbops_backup_last_success_timestamp_seconds"} {
+		if !strings.Contains(m, name+`{backup_job="rdb",stack="cache"}`) {
+			t.Errorf("backup metric %s missing:\n%s", name, grep(m, "backup"))
+		}
 	}
 	// A new process (a restart) seeds from the files: not due, no new backup.
 	l2 := newLoop(t, r.source(t), &logs)

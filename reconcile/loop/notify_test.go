@@ -14,6 +14,7 @@ import (
 
 	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile/notify"
+	"github.com/amanat/dbops/spec"
 )
 
 // hookReceiver is a local HTTP server standing in for a webhook endpoint.
@@ -46,6 +47,22 @@ func (h *hookReceiver) got() []notify.Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return append([]notify.Event(nil), h.events...)
+}
+
+// delivered returns the events hook received before a marker published
+// after them: the dispatcher delivers in order from one goroutine, so a
+// wrong duplicate published earlier has arrived by then (no sleep). The
+// receiver must want "applied" events of stack.
+func delivered(t *testing.T, d *notify.Dispatcher, hook *hookReceiver, stack string) []notify.Event {
+	t.Helper()
+	const marker = "test marker: everything published before has been delivered"
+	d.Publish(notify.Event{Event: spec.EventApplied, Stack: stack, Summary: marker})
+	var evs []notify.Event
+	eventually(t, "the marker event", func() bool {
+		evs = hook.got()
+		return len(evs) > 0 && evs[len(evs)-1].Summary == marker
+	})
+	return evs[:len(evs)-1]
 }
 
 func notificationDoc(name, typ, url, extra string) string {
@@ -209,9 +226,7 @@ func TestLoopNotifiesDrift(t *testing.T) {
 	for range 3 {
 		cycle(t, l)
 	}
-	eventually(t, "the drift event", func() bool { return len(hook.got()) >= 1 })
-	time.Sleep(200 * time.Millisecond) // room for a wrong duplicate to arrive
-	evs := hook.got()
+	evs := delivered(t, d, hook, "reporting")
 	if len(evs) != 1 || evs[0].Event != "drift" || evs[0].Corrected == nil || *evs[0].Corrected ||
 		strings.Join(evs[0].Changes, "\n") != "redis.config.maxmemory: 0 -> 64mb\nredis.config.maxmemory-policy: noeviction -> allkeys-lru" {
 		t.Errorf("events = %+v, want one uncorrected drift with both differences", evs)

@@ -2,8 +2,10 @@ package loop
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,6 +63,20 @@ func TestShardsBackUpOnlyTheirStacks(t *testing.T) {
 		mine := map[string]bool{}
 		for _, name := range owned[i] {
 			mine[name] = true
+		}
+		metrics := scrape(t, l)
+		for _, want := range []string{
+			fmt.Sprintf(`dbops_shard_stacks{scope="owned"} %d`, len(owned[i])),
+			fmt.Sprintf(`dbops_shard_stacks{scope="total"} %d`, len(params)),
+			fmt.Sprintf(`dbops_shard_stack_owned{stack=%q} 1`, owned[i][0]),
+			fmt.Sprintf(`dbops_shard_info{shard="%d",shards="2"} 1`, i),
+		} {
+			if !strings.Contains(metrics, want+"\n") {
+				t.Errorf("shard %d: metrics lack %s:\n%s", i, want, grep(metrics, "dbops_shard"))
+			}
+		}
+		if strings.Contains(metrics, fmt.Sprintf(`dbops_shard_stack_owned{stack=%q}`, owned[1-i][0])) {
+			t.Errorf("shard %d: metrics name stack %s of the other shard", i, owned[1-i][0])
 		}
 		if len(st.Stacks) != len(owned[i]) {
 			t.Errorf("shard %d reports %d stacks, want its %d: %v", i, len(st.Stacks), len(owned[i]), owned[i])

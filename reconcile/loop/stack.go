@@ -128,13 +128,10 @@ func (l *Loop) reconcileStack(ctx context.Context, rev string, st *spec.Stack) o
 	stacks := []spec.Stack{*st}
 	sp := l.plan(ctx, stacks)
 	stalled := l.dropAdjusted(st.Metadata.Name, sp)
+	if out, done := nothingToApply(sp, stalled); done {
+		return out
+	}
 	switch {
-	case len(sp.Errors) > 0:
-		return planFailed(sp)
-	case len(sp.Changes) == 0 && len(stalled) > 0:
-		return stalledOutcome(sp, stalled)
-	case len(sp.Changes) == 0:
-		return outcome{reason: ReasonSucceeded, message: inSync(sp), resources: resources(sp, StateInSync)}
 	case st.Spec.Suspend:
 		return outcome{reason: ReasonSuspended, message: fmt.Sprintf("suspended: %d difference(s) not applied", len(sp.Changes)), resources: resources(sp, StateSuspended)}
 	case st.Spec.DriftPolicy == spec.DriftReport:
@@ -154,14 +151,8 @@ func (l *Loop) reconcileStack(ctx context.Context, rev string, st *spec.Stack) o
 	// Plan again under the lock: another process may have applied meanwhile.
 	sp = l.plan(ctx, stacks)
 	stalled = l.dropAdjusted(st.Metadata.Name, sp)
-	if len(sp.Errors) > 0 {
-		return planFailed(sp)
-	}
-	if len(sp.Changes) == 0 && len(stalled) > 0 {
-		return stalledOutcome(sp, stalled)
-	}
-	if len(sp.Changes) == 0 {
-		return outcome{reason: ReasonSucceeded, message: inSync(sp), resources: resources(sp, StateInSync)}
+	if out, done := nothingToApply(sp, stalled); done {
+		return out
 	}
 	if held := heldBack(sp); held < len(sp.Changes) {
 		// Only when something will be applied: a cycle whose risky changes
@@ -226,6 +217,21 @@ func (l *Loop) reconcileStack(ctx context.Context, rev string, st *spec.Stack) o
 		out.reason, out.message = ReasonSucceeded, fmt.Sprintf("applied %d change(s)", len(sp.Changes))
 	}
 	return out
+}
+
+// nothingToApply is the outcome of a plan that leaves nothing to apply (it
+// failed, or found no change but values the server stores differently, or
+// none), checked before the stack lock and again under it.
+func nothingToApply(sp *reconcile.StackPlan, stalled []string) (outcome, bool) {
+	switch {
+	case len(sp.Errors) > 0:
+		return planFailed(sp), true
+	case len(sp.Changes) == 0 && len(stalled) > 0:
+		return stalledOutcome(sp, stalled), true
+	case len(sp.Changes) == 0:
+		return outcome{reason: ReasonSucceeded, message: inSync(sp), resources: resources(sp, StateInSync)}, true
+	}
+	return outcome{}, false
 }
 
 // heldBack counts the changes apply will defer to a maintenance window:

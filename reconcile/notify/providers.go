@@ -85,10 +85,11 @@ func SlackText(ev Event) string {
 	return b.String()
 }
 
-// slackEscape escapes the three characters Slack's mrkdwn reserves.
-func slackEscape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
+// slackEscaper escapes the three characters Slack's mrkdwn reserves; built
+// once, not per line of every message.
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+func slackEscape(s string) string { return slackEscaper.Replace(s) }
 
 func short(rev string) string {
 	if len(rev) > 12 {
