@@ -42,3 +42,8 @@ var (
 	//go:embed restore.schema.json
 	Restore []byte
 )
+
+// Version is the JSON Schema of `dbops version --format json`.
+//
+//go:embed version.schema.json
+var Version []byte

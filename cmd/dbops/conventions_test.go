@@ -43,6 +43,9 @@ func TestVersion(t *testing.T) {
 	if parser, ok := v.Features["sqlParser"]; !ok || parser != want {
 		t.Errorf("features %v, want sqlParser %v", v.Features, want)
 	}
+	if v := ajvtest.Validate(t, "schemas/version.schema.json", []json.RawMessage{json.RawMessage(res.Stdout)})[0]; !v.Valid {
+		t.Errorf("version JSON does not match schemas/version.schema.json: %v\n%s", v.Errors, res.Stdout)
+	}
 }
 
 // Every command refuses an unknown subcommand or --format value with exit 1.
