@@ -47,3 +47,8 @@ var (
 //
 //go:embed version.schema.json
 var Version []byte
+
+// Drill is the JSON Schema of `dbops backup drill --format json`.
+//
+//go:embed drill.schema.json
+var Drill []byte
