@@ -19,7 +19,7 @@ servers:
 
 # Starts throwaway PostgreSQL and Redis, runs validate, plan, apply and plan
 # again on examples/amanat-dev, then stops the servers.
-demo: build servers
+demo: servers build   # servers first: it installs gcc, which the cgo build needs
 	$(GO) run ./reconcile/internal/cmd/demo -dbops $(BIN) examples/amanat-dev
 
 # The whole suite, with real throwaway servers (never skipped here).
@@ -39,7 +39,7 @@ test-matrix: servers
 test-short:
 	$(GO) test -short -count=1 ./...
 
-bench: build servers
+bench: servers build
 	$(GO) run ./reconcile/internal/cmd/bench -dbops $(BIN)
 
 vet:

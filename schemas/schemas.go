@@ -42,3 +42,13 @@ var (
 	//go:embed restore.schema.json
 	Restore []byte
 )
+
+// Version is the JSON Schema of `dbops version --format json`.
+//
+//go:embed version.schema.json
+var Version []byte
+
+// Drill is the JSON Schema of `dbops backup drill --format json`.
+//
+//go:embed drill.schema.json
+var Drill []byte

@@ -221,9 +221,7 @@ func (c *applyCommand) writeJSON(r *reconcile.Result, interrupted bool) error {
 	if doc.Stacks == nil {
 		doc.Stacks = []reconcile.StackResult{}
 	}
-	enc := json.NewEncoder(c.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
+	return writeJSON(c.stdout, doc)
 }
 
 // unapplied is the result of a plan with nothing to apply: each stack, with

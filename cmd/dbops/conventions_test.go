@@ -43,6 +43,9 @@ func TestVersion(t *testing.T) {
 	if parser, ok := v.Features["sqlParser"]; !ok || parser != want {
 		t.Errorf("features %v, want sqlParser %v", v.Features, want)
 	}
+	if v := ajvtest.Validate(t, "schemas/version.schema.json", []json.RawMessage{json.RawMessage(res.Stdout)})[0]; !v.Valid {
+		t.Errorf("version JSON does not match schemas/version.schema.json: %v\n%s", v.Errors, res.Stdout)
+	}
 }
 
 // Every command refuses an unknown subcommand or --format value with exit 1.
@@ -164,7 +167,7 @@ func TestValidateJSON(t *testing.T) {
 	}
 }
 
-// apply, backup run/list and restore print JSON that matches their schemas.
+// apply, backup run/list/drill and restore print JSON that matches their schemas.
 func TestCommandsJSON(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
@@ -182,6 +185,7 @@ func TestCommandsJSON(t *testing.T) {
 		{"schemas/apply.schema.json", []string{"apply", "--auto-approve", "--format", "json", "stack.yaml"}, `"stacks": [`}, // nothing left to do
 		{"schemas/backup-run.schema.json", []string{"backup", "run", "shop/pg", "--format", "json", "stack.yaml"}, `"formatVersion": "dbops.backup-run/v1"`},
 		{"schemas/backup-list.schema.json", []string{"backup", "list", "--format", "json", "stack.yaml"}, `"counted": true`},
+		{"schemas/drill.schema.json", []string{"backup", "drill", "shop/pg", "--format", "json", "stack.yaml"}, `"ok": true`},
 		{"schemas/restore.schema.json", []string{"restore", "shop/pg", "--to-url", testsrv.PostgresDB(t), "--format", "json", "stack.yaml"}, `"postgres": {`},
 		{"schemas/restore.schema.json", []string{"restore", "shop/cache", "--format", "json", "stack.yaml"}, `"walked": true`},
 	}

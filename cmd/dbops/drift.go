@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -61,14 +60,12 @@ STACK is the metadata.name of a stack in the spec files at PATH.`,
 				if r.Items == nil {
 					r.Items = []drift.Item{}
 				}
-				out, err := json.MarshalIndent(struct {
+				if err := writeJSON(e.stdout, struct {
 					Stack string `json:"stack"`
 					drift.Report
-				}{st.Metadata.Name, r}, "", "  ")
-				if err != nil {
+				}{st.Metadata.Name, r}); err != nil {
 					return err
 				}
-				fmt.Fprintln(e.stdout, string(out))
 			} else {
 				fmt.Fprintf(e.stdout, "Schema drift of stack %s at migration level %s (%d objects compared, expected schema %s, in %dms):\n",
 					st.Metadata.Name, r.Level, r.Objects, expectedFrom(r), r.ElapsedMS)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -34,9 +33,7 @@ restore + checks). Exit 1 when the drill fails.`,
 			opts.IdentityFile = identityFile
 			rep, err := backup.Drill(cmd.Context(), backup.NewJob(t.stack, t.job), opts)
 			if format == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				if jerr := enc.Encode(rep); jerr != nil {
+				if jerr := writeJSON(e.stdout, rep); jerr != nil {
 					return jerr
 				}
 			} else if err == nil {

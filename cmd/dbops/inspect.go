@@ -1,9 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/amanat/dbops/reconcile/inspect"
@@ -36,11 +33,9 @@ PATH (default: the current directory).`,
 			}
 			r := inspect.Stack(cmd.Context(), st, inspect.Options{ConnectTimeout: e.connectTimeout})
 			if format == "json" {
-				out, err := json.MarshalIndent(r, "", "  ")
-				if err != nil {
+				if err := writeJSON(e.stdout, r); err != nil {
 					return err
 				}
-				fmt.Fprintln(e.stdout, string(out))
 			} else {
 				inspect.Text(e.stdout, r)
 			}

@@ -75,9 +75,7 @@ func (c *planCommand) run(cmd *cobra.Command, args []string) error {
 	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, o)
 	switch c.format {
 	case "json":
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(plan); err != nil {
+		if err := writeJSON(c.stdout, plan); err != nil {
 			return err
 		}
 	case "markdown":

@@ -133,8 +133,6 @@ func isTerminal(v any) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// guard registers the stacks' credentials for masking. Load has already
-// registered them; this keeps commands that build URLs elsewhere covered.
 // loadStack loads the spec files at paths and returns the stack named
 // name, or an error listing the stacks there.
 func (e *env) loadStack(name string, paths []string) (*spec.Stack, error) {
@@ -154,6 +152,8 @@ func (e *env) loadStack(name string, paths []string) (*spec.Stack, error) {
 	return &res.Stacks[i], nil
 }
 
+// guard registers the stacks' credentials for masking. Load has already
+// registered them; this keeps commands that build URLs elsewhere covered.
 func (e *env) guard(stacks []spec.Stack) {
 	for _, st := range stacks {
 		if pg := st.Spec.Postgres; pg != nil {

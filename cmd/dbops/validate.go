@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -91,9 +90,7 @@ func (e *env) validateJSON(paths []string) error {
 		}
 		doc.Warnings = problems(res.Warnings)
 	}
-	enc := json.NewEncoder(e.stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(doc); err != nil {
+	if err := writeJSON(e.stdout, doc); err != nil {
 		return err
 	}
 	if !doc.Valid {

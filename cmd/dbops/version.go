@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -81,9 +80,7 @@ func newVersionCommand(e *env) *cobra.Command {
 			}
 			b := currentBuild()
 			if format == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(b)
+				return writeJSON(e.stdout, b)
 			}
 			fmt.Fprintln(e.stdout, b)
 			return nil
