@@ -35,13 +35,13 @@ type ChecksumStatus struct {
 // recorded) and checks every applied migration's file against it. It
 // returns the record change for applied migrations without a checksum, and
 // an error naming the edited ones.
-func planChecksums(ctx context.Context, st *spec.Stack, db *sql.DB, live postgres.State) (*ChecksumStatus, []Change, error) {
+func planChecksums(ctx context.Context, st *spec.Stack, db *sql.DB, live postgres.Live) (*ChecksumStatus, []Change, error) {
 	m := st.Spec.Postgres.Migrations
 	available, err := spec.MigrationVersions(m.Path)
 	if err != nil {
 		return nil, nil, permanent(fmt.Errorf("spec.postgres.migrations.dir: %w", err))
 	}
-	ledger, err := postgres.ReadLedger(ctx, db, m.Table)
+	ledger, err := postgres.ReadLedgerOf(ctx, db, m.Table, live.LedgerExists)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "42501" { // e.g. read-only CI credentials
 		return &ChecksumStatus{Ledger: postgres.LedgerTable(m.Table), Warning: fmt.Sprintf(

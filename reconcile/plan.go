@@ -443,7 +443,7 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 	if !postgres.KeepsLedger(m) {
 		return status, changes, nil
 	}
-	sums, record, err := planChecksums(ctx, st, db, live.State)
+	sums, record, err := planChecksums(ctx, st, db, live)
 	status.Checksums = sums
 	return status, append(record, changes...), err
 }

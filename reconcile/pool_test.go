@@ -128,3 +128,55 @@ func TestPlanFitsStatementCache(t *testing.T) {
 	}
 	t.Logf("%d statements prepared on the kept plan session", n)
 }
+
+// TestInSyncPlanStatements pins what a plan of a goose stack in sync costs
+// its session: the server version, one statement for whether goose's table
+// and the checksum ledger exist, and reading each. At fleet size these
+// statements, each paying a fresh session's catalog look-ups, are most of
+// a no-change cycle; a new one must be worth it.
+func TestInSyncPlanStatements(t *testing.T) {
+	f := clitest.NewFixture(t, map[string]string{
+		"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", "DROP TABLE a;"),
+		"00002_b.sql": clitest.Mig("CREATE TABLE b (id int);", "DROP TABLE b;"),
+	})
+	f.Env["PG_URL"] = testsrv.PostgresDB(t)
+	f.Env["REDIS_URL"] = testsrv.NewRedis(t, testsrv.RedisOptions{}).URL()
+	sts := load(t, f, clitest.CLIStack)
+	ctx := context.Background()
+	if res := reconcile.Apply(ctx, sts, plan(t, sts), reconcile.Options{}); res.Failed() {
+		var b strings.Builder
+		render.ResultText(&b, res, render.Style{})
+		t.Fatalf("apply:\n%s", b.String())
+	}
+	p := pool.New(pool.Options{Idle: time.Hour})
+	defer p.Close()
+	o := reconcile.Options{Pool: p}
+	sp := reconcile.PlanStacks(ctx, sts, o).Stacks[0]
+	if len(sp.Errors) > 0 || len(sp.Changes) > 0 {
+		t.Fatalf("plan: errors %v, changes %+v; want a stack in sync", sp.Errors, sp.Changes)
+	}
+	db, release, err := p.Postgres(f.Env["PG_URL"], o.Timeout()) // the plan's session
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	rows, err := db.QueryContext(ctx, "SELECT statement FROM pg_prepared_statements WHERE statement NOT LIKE '%pg_prepared_statements%' ORDER BY prepare_time")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var stmts []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(stmts) != 4 {
+		t.Errorf("plan of a stack in sync ran %d statements, want 4 (version, existence of goose's table and the ledger, each read):\n%s", len(stmts), strings.Join(stmts, "\n"))
+	}
+}

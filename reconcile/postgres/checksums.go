@@ -79,11 +79,17 @@ func FileSum(m *spec.Migrations, file string) (string, error) {
 // ReadLedger reads the ledger of goose table with read-only queries. A
 // missing ledger is "nothing recorded" (nil, nil); plan never creates it.
 func ReadLedger(ctx context.Context, db *sql.DB, gooseTable string) (map[int64]Checksum, error) {
-	ledger := LedgerTable(gooseTable)
 	var exists bool
-	if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", ident(ledger)).Scan(&exists); err != nil {
+	if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", ident(LedgerTable(gooseTable))).Scan(&exists); err != nil {
 		return nil, err
 	}
+	return ReadLedgerOf(ctx, db, gooseTable, exists)
+}
+
+// ReadLedgerOf is ReadLedger when whether the ledger exists is known (the
+// goose engine's Observe reads it with the version table's).
+func ReadLedgerOf(ctx context.Context, db *sql.DB, gooseTable string, exists bool) (map[int64]Checksum, error) {
+	ledger := LedgerTable(gooseTable)
 	if !exists {
 		return nil, nil
 	}

@@ -83,12 +83,8 @@ func (e *drizzleEngine) Observe(ctx context.Context, db *sql.DB) (Live, error) {
 	if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", e.table()).Scan(&live.TableExists); err != nil {
 		return Live{}, err
 	}
-	var err error
-	if live.Tables, err = countTables(ctx, db, e.table()); err != nil {
-		return Live{}, err
-	}
 	if !live.TableExists {
-		return live, nil
+		return e.countTables(ctx, db, live)
 	}
 	rows, err := db.QueryContext(ctx, "SELECT id, hash, created_at FROM "+e.table()+" ORDER BY id")
 	if err != nil {
@@ -114,6 +110,18 @@ func (e *drizzleEngine) Observe(ctx context.Context, db *sql.DB) (Live, error) {
 		return Live{}, err
 	}
 	slices.Sort(live.Applied)
+	if len(live.Applied) == 0 {
+		return e.countTables(ctx, db, live)
+	}
+	return live, nil
+}
+
+// countTables fills live.Tables, needed only when nothing is recorded.
+func (e *drizzleEngine) countTables(ctx context.Context, db *sql.DB, live Live) (Live, error) {
+	var err error
+	if live.Tables, err = countTables(ctx, db, e.table()); err != nil {
+		return Live{}, err
+	}
 	return live, nil
 }
 

@@ -52,9 +52,12 @@ type Live struct {
 	State
 	// TableExists says whether the version table is there at all.
 	TableExists bool
-	// Tables counts user tables other than the version table: a database
-	// with tables but nothing recorded predates dbops and needs a baseline.
+	// Tables counts user tables other than the version table when nothing
+	// is recorded (0 otherwise: only then is it needed): a database with
+	// tables but nothing recorded predates dbops and needs a baseline.
 	Tables int
+	// LedgerExists says whether dbops' checksum ledger is there (goose).
+	LedgerExists bool
 	// Hashes are drizzle's recorded hashes by created_at.
 	Hashes map[int64]string
 }
@@ -111,13 +114,15 @@ func needsBaseline(live Live, table, what, example string) error {
 type gooseEngine struct{ m *spec.Migrations }
 
 func (e *gooseEngine) Observe(ctx context.Context, db *sql.DB) (Live, error) {
-	st, exists, err := observe(ctx, db, e.m.Table)
+	st, exists, ledger, err := observe(ctx, db, e.m.Table)
 	if err != nil {
 		return Live{}, err
 	}
-	live := Live{State: st, TableExists: exists}
-	if live.Tables, err = countTables(ctx, db, e.m.Table); err != nil {
-		return Live{}, err
+	live := Live{State: st, TableExists: exists, LedgerExists: ledger}
+	if len(st.Applied) == 0 {
+		if live.Tables, err = countTables(ctx, db, e.m.Table); err != nil {
+			return Live{}, err
+		}
 	}
 	return live, nil
 }

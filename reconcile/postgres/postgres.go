@@ -62,9 +62,18 @@ func open(rawURL string, connectTimeout time.Duration, readOnly bool, params map
 	for k, v := range params {
 		cfg.RuntimeParams[k] = v
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := stdlib.OpenDB(*cfg, stdlib.OptionShouldPing(shouldPing))
 	db.SetMaxOpenConns(4)
 	return db, nil
+}
+
+// shouldPing checks a session idle for over a second before reusing it, as
+// pgx does by default, but not one opened for the statement before (pgx
+// counts a session never reused as idle forever): that ping was one round
+// trip of every fresh session, a sixth of a no-change stack cycle's.
+func shouldPing(_ context.Context, p stdlib.ShouldPingParams) bool {
+	const neverReused = 100 * 365 * 24 * time.Hour
+	return p.IdleDuration > time.Second && p.IdleDuration < neverReused
 }
 
 // Server names the server of rawURL for messages from its parsed fields:
@@ -114,23 +123,25 @@ func (s State) Version() int64 {
 // Observe reads goose's version table with read-only queries. A missing
 // table means version 0; unlike goose's Provider, it never creates it.
 func Observe(ctx context.Context, db *sql.DB, table string) (State, error) {
-	st, _, err := observe(ctx, db, table)
+	st, _, _, err := observe(ctx, db, table)
 	return st, err
 }
 
-// observe is Observe that also says whether the table exists.
-func observe(ctx context.Context, db *sql.DB, table string) (State, bool, error) {
-	var exists bool
-	if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
-		return State{}, false, err
+// observe is Observe that also says whether the table and dbops' checksum
+// ledger beside it exist (one statement for both: each statement costs a
+// fresh session catalog look-ups, at fleet size a cycle's main cost).
+func observe(ctx context.Context, db *sql.DB, table string) (State, bool, bool, error) {
+	var exists, ledger bool
+	if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL", table, ident(LedgerTable(table))).Scan(&exists, &ledger); err != nil {
+		return State{}, false, false, err
 	}
 	if !exists {
-		return State{}, false, nil
+		return State{}, false, ledger, nil
 	}
-	ident := pgx.Identifier(strings.SplitN(table, ".", 2))
-	rows, err := db.QueryContext(ctx, "SELECT version_id, is_applied FROM "+ident.Sanitize()+" ORDER BY id")
+	name := pgx.Identifier(strings.SplitN(table, ".", 2))
+	rows, err := db.QueryContext(ctx, "SELECT version_id, is_applied FROM "+name.Sanitize()+" ORDER BY id")
 	if err != nil {
-		return State{}, true, fmt.Errorf("read %s: %w", table, err)
+		return State{}, true, ledger, fmt.Errorf("read %s: %w", table, err)
 	}
 	defer rows.Close()
 	applied := map[int64]bool{}
@@ -138,12 +149,12 @@ func observe(ctx context.Context, db *sql.DB, table string) (State, bool, error)
 		var v int64
 		var ok bool
 		if err := rows.Scan(&v, &ok); err != nil {
-			return State{}, true, err
+			return State{}, true, ledger, err
 		}
 		applied[v] = ok // a later row for the same version wins, as in goose
 	}
 	if err := rows.Err(); err != nil {
-		return State{}, true, err
+		return State{}, true, ledger, err
 	}
 	var st State
 	for v, ok := range applied {
@@ -152,7 +163,7 @@ func observe(ctx context.Context, db *sql.DB, table string) (State, bool, error)
 		}
 	}
 	slices.Sort(st.Applied)
-	return st, true, nil
+	return st, true, ledger, nil
 }
 
 // Step is one migration to run.
