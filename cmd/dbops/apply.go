@@ -107,12 +107,13 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 		return err
 	}
 	c.guard(res.Stacks)
-	release, err := c.lockStacks(cmd.Context(), res.Stacks)
+	release, unlocked, err := c.lockStacks(cmd.Context(), res.Stacks)
 	if err != nil {
 		return err
 	}
 	defer release()
 	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.applyOptions())
+	refuseUnlocked(plan, unlocked)
 	render.PlanText(h, plan, style)
 	if !plan.HasChanges() {
 		if err := c.writeJSON(unapplied(plan), false); err != nil {
@@ -263,12 +264,13 @@ func (c *applyCommand) applySaved(cmd *cobra.Command, file string, saved *reconc
 	if err != nil {
 		return exitError{code: 1, msg: err.Error()}
 	}
-	release, err := c.lockStacks(cmd.Context(), res.Stacks)
+	release, unlocked, err := c.lockStacks(cmd.Context(), res.Stacks)
 	if err != nil {
 		return err
 	}
 	defer release()
 	fresh := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.options())
+	refuseUnlocked(saved.Plan, unlocked)
 	if moved := saved.Moved(fresh, now); len(moved) > 0 {
 		for _, m := range moved {
 			fmt.Fprintln(c.stderr, "  "+m)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/lock"
 	"github.com/amanat/dbops/reconcile/redis"
 	"github.com/amanat/dbops/spec"
@@ -25,23 +26,44 @@ const cliLockTTL = 10 * time.Minute
 // after, never interleaved with, an apply of the loop (which skips a stack
 // whose lock it cannot take). When another process holds a lock, apply
 // warns once, naming the holder (a `dbops run` puts back whatever is not
-// committed to the repository), and waits for it.
-func (c *applyCommand) lockStacks(ctx context.Context, stacks []spec.Stack) (func(), error) {
+// committed to the repository), and waits for it. A stack whose lock could
+// not be taken at all (server down, too many clients) is in unlocked:
+// refuseUnlocked keeps it from being applied.
+func (c *applyCommand) lockStacks(ctx context.Context, stacks []spec.Stack) (release func(), unlocked map[string]error, err error) {
 	var held []lock.Lock
-	release := func() {
+	release = func() {
 		for _, l := range held {
 			l.Release(context.WithoutCancel(ctx))
 		}
 	}
+	unlocked = map[string]error{}
 	for i := range stacks {
 		l, err := c.waitLock(ctx, &stacks[i])
 		if err != nil {
 			release()
-			return nil, err
+			return nil, nil, err
+		}
+		if nl, ok := l.(noLock); ok && nl.err != nil {
+			unlocked[stacks[i].Metadata.Name] = nl.err
 		}
 		held = append(held, l)
 	}
-	return release, nil
+	return release, unlocked, nil
+}
+
+// refuseUnlocked turns the changes of each stack whose lock could not be
+// taken into a plan error: applied without it, they could interleave with
+// a `dbops run` apply. (A stack whose server is down fails its plan anyway;
+// this catches the lock session alone failing, e.g. "too many clients".)
+func refuseUnlocked(plan *reconcile.Plan, unlocked map[string]error) {
+	for i := range plan.Stacks {
+		sp := &plan.Stacks[i]
+		err, ok := unlocked[sp.Stack]
+		if !ok || len(sp.Errors) > 0 || len(sp.Changes) == 0 {
+			continue
+		}
+		sp.Errors = append(sp.Errors, fmt.Errorf("not applied: the stack lock could not be taken (%v); apply again when the server accepts the lock session", err))
+	}
 }
 
 func (c *applyCommand) waitLock(ctx context.Context, st *spec.Stack) (lock.Lock, error) {
@@ -81,8 +103,9 @@ func (c *applyCommand) waitLock(ctx context.Context, st *spec.Stack) (lock.Lock,
 		case errors.Is(err, lock.ErrOutOfMemory):
 			return noLock{}, nil // as dbops run does: the apply is one idempotent CONFIG SET
 		case !errors.Is(err, lock.ErrHeld):
-			// No server to lock on: planning reports it, per stack.
-			return noLock{}, nil
+			// No server to lock on: planning reports it, per stack, and
+			// refuseUnlocked keeps whatever plans from being applied.
+			return noLock{err: err}, nil
 		}
 		if !warned {
 			warned = true
@@ -123,6 +146,7 @@ func (l closing) Release(ctx context.Context) error {
 	return l.Lock.Release(ctx)
 }
 
-type noLock struct{}
+// noLock stands for a lock not taken; err says why, when it matters.
+type noLock struct{ err error }
 
 func (noLock) Release(context.Context) error { return nil }

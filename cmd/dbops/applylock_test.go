@@ -99,3 +99,37 @@ func TestApplyWarnsOfAnIdleLoop(t *testing.T) {
 		t.Errorf("with a loop: exit %d, stderr:\n%s", res.Code, res.Stderr)
 	}
 }
+
+// apply never applies a stack whose lock session failed (here the lock
+// function itself errs; in a fleet, "too many clients") while its plan
+// succeeded: without the lock it could interleave with a `dbops run`.
+func TestApplyRefusesWithoutTheStackLock(t *testing.T) {
+	pgURL := testsrv.PostgresDB(t)
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"] = pgURL
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	db := clitest.Monitor(t, pgURL)
+	ctx := context.Background()
+	// A pg_try_advisory_lock(int, int) found before pg_catalog's: only the
+	// stack lock calls the two-key form.
+	for _, q := range []string{
+		"CREATE SCHEMA shadow",
+		`CREATE FUNCTION shadow.pg_try_advisory_lock(integer, integer) RETURNS boolean
+			LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'lock refused by the test'; END $$`,
+		"DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET search_path = shadow, pg_catalog, public', current_database()); END $$",
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	res := f.Run(t, "apply", "--auto-approve", "stack.yaml")
+	out := res.Stdout + res.Stderr
+	if res.Code != 1 || !strings.Contains(out, "not applied: the stack lock could not be taken") || !strings.Contains(out, "lock refused by the test") {
+		t.Errorf("exit %d, want 1 and the lock's error:\n%s", res.Code, out)
+	}
+	var n int
+	clitest.QueryRow(t, db, "SELECT count(*) FROM pg_class WHERE relname = 'goose_db_version'", nil, &n)
+	if n != 0 {
+		t.Errorf("migrations ran without the stack lock:\n%s", out)
+	}
+}
