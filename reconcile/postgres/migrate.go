@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -89,11 +90,21 @@ func runBatch(ctx, runCtx context.Context, db *sql.DB, m *spec.Migrations, b bat
 	if err != nil {
 		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS(m.Path),
-		goose.WithSessionLocker(locker),
-		goose.WithTableName(m.Table),
-		goose.WithDisableGlobalRegistry(true),
-	)
+	opts := []goose.ProviderOption{goose.WithTableName(m.Table), goose.WithDisableGlobalRegistry(true)}
+	if len(b.steps) > 1 {
+		// goose's lock once for the batch, on a session of its own, as
+		// `goose up` holds it: per migration (goose takes it per call)
+		// it cost two round trips each, a tenth of applying 200 small
+		// ones. One migration keeps goose's per-call lock: no extra session.
+		unlock, err := holdLock(ctx, db, locker)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	} else {
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS(m.Path), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("migrations %s: %w", m.Dir, err)
 	}
@@ -116,6 +127,31 @@ func runBatch(ctx, runCtx context.Context, db *sql.DB, m *spec.Migrations, b bat
 		}
 	}
 	return done, nil
+}
+
+// holdLock takes goose's session lock on a session of db kept for it,
+// waiting as goose does for another goose (or dbops) holding it; unlock
+// releases it and gives the session back. Ctrl-C while waiting is
+// ErrInterrupted: nothing ran.
+func holdLock(ctx context.Context, db *sql.DB, locker lock.SessionLocker) (unlock func(), err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := locker.SessionLock(ctx, conn); err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, ErrInterrupted
+		}
+		return nil, fmt.Errorf("goose's migration lock: %w", err)
+	}
+	return func() {
+		if err := locker.SessionUnlock(context.WithoutCancel(ctx), conn); err != nil {
+			// Not back to the pool holding the lock: close the session.
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+		conn.Close()
+	}, nil
 }
 
 // runStep runs one migration through goose, retrying it when it timed out
