@@ -385,14 +385,14 @@ func planPostgres(ctx context.Context, st *spec.Stack, db *sql.DB, o Options) (*
 	pg := st.Spec.Postgres
 	server := postgres.Server(pg.URL)
 	status := &PostgresStatus{Server: server}
-	// The version query is also the connection check: one round trip less
-	// per stack and cycle than a ping before it. Only when it fails does a
-	// ping tell "cannot connect" from a server that does not answer it
+	// Reading the version is also the connection check, and costs no
+	// statement (the server reported it at login). Only when it fails does
+	// a ping tell "cannot connect" from a server that does not answer it
 	// (not fatal: the plan only shows the version, and warns about an old
 	// pg_dump).
 	pctx, cancel := context.WithTimeout(ctx, o.timeout())
-	err := db.QueryRowContext(pctx, "SELECT current_setting('server_version'), current_setting('server_version_num')::int").
-		Scan(&status.ServerVersion, &status.ServerVersionNum)
+	var err error
+	status.ServerVersion, status.ServerVersionNum, err = postgres.ServerVersion(pctx, db)
 	if err != nil {
 		status.ServerVersion, status.ServerVersionNum = "", 0
 		err = db.PingContext(pctx)

@@ -130,8 +130,8 @@ func TestPlanFitsStatementCache(t *testing.T) {
 }
 
 // TestInSyncPlanStatements pins what a plan of a goose stack in sync costs
-// its session: the server version, one statement for whether goose's table
-// and the checksum ledger exist, and reading each. At fleet size these
+// its session: one statement for whether goose's table and the checksum
+// ledger exist, and reading each (the version comes with the login). At fleet size these
 // statements, each paying a fresh session's catalog look-ups, are most of
 // a no-change cycle; a new one must be worth it.
 func TestInSyncPlanStatements(t *testing.T) {
@@ -176,7 +176,31 @@ func TestInSyncPlanStatements(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if len(stmts) != 4 {
-		t.Errorf("plan of a stack in sync ran %d statements, want 4 (version, existence of goose's table and the ledger, each read):\n%s", len(stmts), strings.Join(stmts, "\n"))
+	if len(stmts) != 3 {
+		t.Errorf("plan of a stack in sync ran %d statements, want 3 (existence of goose's table and the ledger, each read; the version comes with the login):\n%s", len(stmts), strings.Join(stmts, "\n"))
+	}
+}
+
+// The version plan shows, read from the login's ParameterStatus without a
+// statement, is the server's own server_version and server_version_num.
+func TestServerVersionFromLogin(t *testing.T) {
+	url := testsrv.PostgresDB(t)
+	db, err := postgres.Open(url, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	version, num, err := postgres.ServerVersion(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantVersion string
+	var wantNum int
+	if err := db.QueryRowContext(ctx, "SELECT current_setting('server_version'), current_setting('server_version_num')::int").Scan(&wantVersion, &wantNum); err != nil {
+		t.Fatal(err)
+	}
+	if version != wantVersion || num != wantNum {
+		t.Errorf("ServerVersion = %q, %d; the server says %q, %d", version, num, wantVersion, wantNum)
 	}
 }
