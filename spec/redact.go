@@ -1,9 +1,11 @@
 package spec
 
 import (
+	"encoding/json"
 	"io"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -48,11 +50,42 @@ func RegisterSecrets(secrets ...string) {
 	registry.mu.Lock()
 	defer registry.mu.Unlock()
 	for _, s := range secrets {
-		if len(strings.TrimSpace(s)) >= minSecret && !slices.Contains(registry.secrets, s) {
-			registry.secrets = append(registry.secrets, s)
+		if len(strings.TrimSpace(s)) < minSecret {
+			continue
+		}
+		for _, form := range spellings(s) {
+			if !slices.Contains(registry.secrets, form) {
+				registry.secrets = append(registry.secrets, form)
+			}
 		}
 	}
 	slices.SortStableFunc(registry.secrets, func(a, b string) int { return len(b) - len(a) })
+}
+
+// spellings are s as it is written raw and as the formats dbops prints
+// escape it: JSON strings (/status, --format json, --log-format json; with
+// and without HTML escaping), Prometheus label values (/metrics) and Go's
+// %q (error texts). A secret with a quote, backslash or control character
+// differs in each, and Mask matches bytes.
+func spellings(s string) []string {
+	out := []string{s}
+	add := func(form string) {
+		if !slices.Contains(out, form) {
+			out = append(out, form)
+		}
+	}
+	for _, html := range []bool{true, false} {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(s) == nil {
+			add(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSuffix(b.String(), "\n"), `"`), `"`))
+		}
+	}
+	add(strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s))
+	q := strconv.Quote(s)
+	add(q[1 : len(q)-1])
+	return out
 }
 
 // Mask replaces every registered secret in s with "xxxxx".
