@@ -176,11 +176,15 @@ func applyKeyspace(ctx context.Context, st *spec.Stack, c *conns, jobs []Change,
 		return serverError("redis", server, err, spec.Password(r.URL)).Error()
 	}
 	var applied []int64
+	var levelErr error // the level could not be read: jobs with `after` fail, not wait
 	if slices.ContainsFunc(r.KeyspaceJobs, func(j spec.KeyspaceJob) bool { return j.AfterName != "" }) && c.pg != nil {
 		if m := st.Spec.Postgres.Migrations; m != nil {
-			if live, err := postgres.EngineFor(m).Observe(ctx, c.pg); err == nil {
-				applied = live.Applied
+			live, err := postgres.EngineFor(m).Observe(ctx, c.pg)
+			if err != nil {
+				pg := st.Spec.Postgres
+				levelErr = serverError("postgres", postgres.Server(pg.URL), err, spec.Password(pg.URL))
 			}
+			applied = live.Applied
 		}
 	}
 	holder := holderName()
@@ -194,6 +198,11 @@ func applyKeyspace(ctx context.Context, st *spec.Stack, c *conns, jobs []Change,
 			continue
 		}
 		j := r.KeyspaceJobs[i]
+		if j.AfterName != "" && levelErr != nil {
+			res.Error = "cannot tell whether migration " + j.AfterName + " is applied, so the job did not run: " + levelErr.Error()
+			out = append(out, res)
+			continue
+		}
 		if j.AfterName != "" && !slices.Contains(applied, j.AfterVersion) {
 			res.Status, res.Error = StatusSkipped, "waits for migration "+j.AfterName+", which is not applied"
 			if k := slices.IndexFunc(held, func(h ChangeResult) bool {

@@ -394,3 +394,48 @@ func TestKeyspaceJobLeastPrivilege(t *testing.T) {
 		t.Errorf("inspect with the read-only ACL: %+v", rep.Redis)
 	}
 }
+
+// TestKeyspaceJobAfterUnreadableLevel: when apply cannot read the migration
+// level its job waits for, the job fails saying so (and is tried again);
+// it neither runs nor claims the migration is not applied.
+func TestKeyspaceJobAfterUnreadableLevel(t *testing.T) {
+	pgURL := testsrv.PostgresDB(t)
+	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
+	c := r.Client(t)
+	fill(t, c, "users:", 10)
+	fill(t, c, "keep:", 30) // under riskyShare
+	f := clitest.NewFixture(t, clitest.ThreeMigrations)
+	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
+	const pg = "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"
+	st := load(t, f, clitest.StackYAML("s", pg))
+	mustApply(t, st, plan(t, st))
+	st = load(t, f, clitest.StackYAML("s", pg+`  redis:
+    url: ${REDIS_URL}
+    keyspaceJobs:
+      - id: users-v2
+        delete: {match: "users:*"}
+        after: 2
+`))
+	p := plan(t, st)
+	if jobChange(t, p.Stacks[0], "users-v2") == nil {
+		t.Fatalf("job not planned:\n%s", planText(p))
+	}
+	// goose's table no longer reads as goose's between plan and apply
+	db := testsrv.OpenDB(t, pgURL)
+	if _, err := db.Exec("ALTER TABLE goose_db_version RENAME COLUMN is_applied TO applied"); err != nil {
+		t.Fatal(err)
+	}
+	res := reconcile.Apply(context.Background(), st, p, reconcile.Options{})
+	var jobRes *reconcile.ChangeResult
+	for i, ch := range res.Stacks[0].Changes {
+		if ch.Kind == reconcile.ResourceKeyspaceJob {
+			jobRes = &res.Stacks[0].Changes[i]
+		}
+	}
+	if jobRes == nil || jobRes.Status != reconcile.StatusFailed || !strings.Contains(jobRes.Error, "cannot tell whether migration 00002_orders.sql is applied") {
+		t.Fatalf("job whose migration level cannot be read: %+v", jobRes)
+	}
+	if n := countKeys(t, c, "users:*"); n != 10 {
+		t.Errorf("job ran: %d keys left", n)
+	}
+}
