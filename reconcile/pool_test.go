@@ -3,7 +3,11 @@ package reconcile_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -202,5 +206,72 @@ func TestServerVersionFromLogin(t *testing.T) {
 	}
 	if version != wantVersion || num != wantNum {
 		t.Errorf("ServerVersion = %q, %d; the server says %q, %d", version, num, wantVersion, wantNum)
+	}
+}
+
+// With sslmode=prefer (the default) against a server without TLS, pgx
+// makes two TCP connections per session (TLS, refused; then plain). dbops
+// remembers the refusal for a while: the next session to that server is
+// one connection, and still plain as prefer would make it.
+func TestPreferSkipsRefusedTLS(t *testing.T) {
+	raw := testsrv.PostgresDB(t)
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A TCP proxy in front of the server counts the connections made.
+	server := u.Host
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer c.Close()
+				s, err := net.Dial("tcp", server)
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				go func() { io.Copy(s, c); s.Close() }()
+				io.Copy(c, s)
+			}()
+		}
+	}()
+	u.Host = ln.Addr().String()
+	q := u.Query()
+	q.Set("sslmode", "prefer")
+	u.RawQuery = q.Encode()
+	session := func() (ssl bool) {
+		t.Helper()
+		db, err := postgres.Open(u.String(), 0, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.QueryRow("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").Scan(&ssl); err != nil {
+			t.Fatal(err)
+		}
+		return ssl
+	}
+	if session() {
+		t.Fatal("TLS session to a server without TLS")
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Fatalf("first prefer session: %d TCP connections, want 2 (TLS refused, then plain)", n)
+	}
+	if session() {
+		t.Fatal("TLS session to a server without TLS")
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("second prefer session: %d TCP connections in all, want 3 (the refused TLS attempt not repeated)", n)
 	}
 }

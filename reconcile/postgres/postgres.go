@@ -59,6 +59,7 @@ func open(rawURL string, connectTimeout time.Duration, readOnly bool, params map
 		cfg.DescriptionCacheCapacity = 0
 	}
 	cfg.RuntimeParams["application_name"] = "dbops"
+	skipRefusedTLS(cfg)
 	for k, v := range params {
 		cfg.RuntimeParams[k] = v
 	}
