@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -25,7 +26,7 @@ type Options struct {
 	// Backoff before the second attempt, doubled after each [1s].
 	Backoff time.Duration
 	// Count, when set, is told each delivery's outcome: result is
-	// "sent", "failed" or "dropped" (dbops_notifications_total).
+	// "sent", "failed", "dropped" or "skipped" (dbops_notifications_total).
 	Count func(provider, result string)
 	// Client sends the requests [a client with Timeout].
 	Client *http.Client
@@ -49,6 +50,9 @@ type Dispatcher struct {
 	targets []target
 	queue   chan job
 	done    chan struct{}
+	// noCommit names the commit-status receivers already warned that the
+	// source has no commits (dbops run --dir).
+	noCommit map[string]bool
 }
 
 // New returns a dispatcher; Start runs its deliveries.
@@ -71,7 +75,7 @@ func New(o Options) *Dispatcher {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: o.Timeout}
 	}
-	return &Dispatcher{o: o, queue: make(chan job, o.QueueSize), done: make(chan struct{})}
+	return &Dispatcher{o: o, queue: make(chan job, o.QueueSize), done: make(chan struct{}), noCommit: map[string]bool{}}
 }
 
 // Configure replaces the receivers, with those of the revision in force.
@@ -183,6 +187,17 @@ func (d *Dispatcher) deliver(ctx context.Context, j job) {
 		actx, cancel := context.WithTimeout(ctx, d.o.Timeout)
 		err = j.t.notifier.Notify(actx, j.ev)
 		cancel()
+		if errors.Is(err, errNotCommit) {
+			// Not a delivery failure: there is no commit to put a status
+			// on. Said once per receiver, counted as skipped.
+			if !d.noCommit[j.t.n.Metadata.Name] {
+				d.noCommit[j.t.n.Metadata.Name] = true
+				d.o.Logger.Warn("commit statuses are not posted: the source is a folder, not a git repository (dbops run --dir)",
+					"notification", j.t.n.Metadata.Name, "type", j.t.n.Spec.Type)
+			}
+			d.count(j.t, "skipped")
+			return
+		}
 		if err == nil {
 			d.count(j.t, "sent")
 			d.o.Logger.Debug("notification sent", "notification", j.t.n.Metadata.Name, "stack", j.ev.Stack, "event", j.ev.Event, "attempt", attempt)

@@ -154,7 +154,8 @@ func TestCommitStatusDelivery(t *testing.T) {
 		{name: "500 then 200", codes: []int{500, 200}, revision: sha, wantReqs: 2, result: "sent"},
 		{name: "401 not retried", codes: []int{401}, revision: sha, wantReqs: 1, result: "failed"},
 		{name: "API down", down: true, revision: sha, result: "failed"},
-		{name: "folder revision", revision: "sha256:" + strings.Repeat("a", 64), result: "failed"},
+		// dbops run --dir: no commit to put a status on; not a failure
+		{name: "folder revision", revision: "sha256:" + strings.Repeat("a", 64), result: "skipped"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,6 +183,14 @@ func TestCommitStatusDelivery(t *testing.T) {
 			}
 			if tt.result == "failed" && !strings.Contains(logs.String(), "notification not delivered") {
 				t.Errorf("failure not logged:\n%s", logs.String())
+			}
+			if tt.result == "skipped" {
+				// a second event: counted again, but warned about once
+				d.Publish(Event{Event: EventCommitStatus, CommitState: StateSuccess, Stack: "shop", Revision: tt.revision, Summary: "applied"})
+				c.wait(t, 1)
+				if n := strings.Count(logs.String(), "commit statuses are not posted"); n != 1 || c.get("github/skipped") != 2 || strings.Contains(logs.String(), "not delivered") {
+					t.Errorf("%d warnings (want 1), counts %v (want 2 skipped, no failure):\n%s", n, c.m, logs.String())
+				}
 			}
 		})
 	}
