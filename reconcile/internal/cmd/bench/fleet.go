@@ -186,13 +186,13 @@ func benchFleet1000(bin string, stacks, rounds int) error {
 			if err != nil {
 				return err
 			}
-			hwm, _, err := memory(p.pid())
+			hwm, rss, err := memory(p.pid())
 			if err != nil {
 				return err
 			}
 			fmt.Printf("  $ dbops run ... %s\n", strings.Join(v, " "))
-			fmt.Printf("    no-change cycle, concurrency 8: %s (aim < 2 s: %s); CPU %.0f ms per cycle; RSS peak %.1f MB\n",
-				summary(res.spans[0]), verdict(median(res.spans[0]) < 2*time.Second), ms(res.cpu[0]), mb(hwm))
+			fmt.Printf("    no-change cycle, concurrency 8: %s (aim < 2 s: %s); CPU %.0f ms per cycle; RSS %.1f MB, peak %.1f MB (aim < 100 MB: %s)\n",
+				summary(res.spans[0]), verdict(median(res.spans[0]) < 2*time.Second), ms(res.cpu[0]), mb(rss), mb(hwm), verdict(hwm < 100<<20))
 			return nil
 		}()
 		if err != nil {
