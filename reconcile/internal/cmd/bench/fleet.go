@@ -122,10 +122,20 @@ func benchFleet1000(bin string, stacks, rounds int) error {
 		stacks, stacks, stacks/len(rds), runMigrations, runtime.NumCPU())
 
 	const secret = "bench-webhook-secret"
+	// start runs dbops run with extra arguments; those of the form NAME=value
+	// (e.g. GOGC=50) go to its environment instead.
 	start := func(cache string, extra ...string) (*dbopsProc, error) {
-		args := append([]string{"run", "--repo", repo, "--ref", "main", "--interval", "1h", "--concurrency", "8",
-			"--webhook-secret-env", "DBOPS_BENCH_HOOK", "--cache-dir", filepath.Join(work, cache)}, extra...)
-		return startDbops(bin, work, []string{"DBOPS_BENCH_HOOK=" + secret}, args...)
+		env := []string{"DBOPS_BENCH_HOOK=" + secret}
+		args := []string{"run", "--repo", repo, "--ref", "main", "--interval", "1h", "--concurrency", "8",
+			"--webhook-secret-env", "DBOPS_BENCH_HOOK", "--cache-dir", filepath.Join(work, cache)}
+		for _, a := range extra {
+			if !strings.HasPrefix(a, "-") && strings.Contains(a, "=") {
+				env = append(env, a)
+			} else {
+				args = append(args, a)
+			}
+		}
+		return startDbops(bin, work, env, args...)
 	}
 
 	// One process: first cycle, no-change cycles, commit -> applied.
@@ -172,7 +182,7 @@ func benchFleet1000(bin string, stacks, rounds int) error {
 
 	// The no-change cycle without the pool (before), and with a session kept
 	// for every database (the servers allow it here).
-	for _, v := range [][]string{{"--no-pool"}, {"--pool-per-server", strconv.Itoa(stacks / 2)}} {
+	for _, v := range [][]string{{"--no-pool"}, {"--pool-per-server", strconv.Itoa(stacks / 2)}, {"GOGC=50", "--pool-per-server", strconv.Itoa(stacks / 2)}} {
 		p, err := start("variant", v...)
 		if err != nil {
 			return err
