@@ -126,10 +126,11 @@ func Check(ctx context.Context, m *spec.Migrations, db *sql.DB, scratchURL strin
 	return r, nil
 }
 
-// serverMajor is the server's major version (18 for 18.4).
+// serverMajor is the server's major version (18 for 18.4), from the
+// version the server reported at login (no statement).
 func serverMajor(ctx context.Context, db *sql.DB) (int, error) {
-	var num int
-	if err := db.QueryRowContext(ctx, "SELECT current_setting('server_version_num')::int").Scan(&num); err != nil {
+	_, num, err := postgres.ServerVersion(ctx, db)
+	if err != nil {
 		return 0, err
 	}
 	return num / 10000, nil
