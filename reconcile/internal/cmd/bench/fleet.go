@@ -45,9 +45,6 @@ func benchPool(rounds int, po poolBench) error {
 	return benchFleet(ctx, filepath.Join(work), pg, rds, rounds, po)
 }
 
-// fleetSharedBuffers is the fleet servers' buffer pool (see benchFleet1000).
-const fleetSharedBuffers = "shared_buffers=512MB"
-
 // benchFleet1000 measures `dbops run` processes over a fleet: databases
 // spread over 2 PostgreSQL servers, stacks over 4 Redis servers, served
 // from a git repository with the webhook (--interval 1h, so every cycle
@@ -71,12 +68,8 @@ func benchFleet1000(bin string, stacks, rounds int) error {
 		}
 	}()
 	for range 2 {
-		// Room for a session per database, for --pool-per-server below, and
-		// a buffer pool that holds the catalogs of all its databases: at the
-		// default 128MB every fresh session re-reads its database's catalog
-		// pages from the OS (about an eighth of a cycle's server CPU), which
-		// a server sized for hundreds of databases does not.
-		p, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{MaxConnections: stacks/2 + 100, Args: []string{"-c", fleetSharedBuffers}})
+		// Room for a session per database, for --pool-per-server below.
+		p, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{MaxConnections: stacks/2 + 100})
 		if err != nil {
 			return err
 		}
@@ -125,8 +118,8 @@ func benchFleet1000(bin string, stacks, rounds int) error {
 			return err
 		}
 	}
-	fmt.Printf("\n%d stacks: %d databases over 2 PostgreSQL (%s), 4 redis-server (%d stacks each, the last one managing its settings), %d migrations per stack; %d CPUs\n",
-		stacks, stacks, fleetSharedBuffers, stacks/len(rds), runMigrations, runtime.NumCPU())
+	fmt.Printf("\n%d stacks: %d databases over 2 PostgreSQL, 4 redis-server (%d stacks each, the last one managing its settings), %d migrations per stack; %d CPUs\n",
+		stacks, stacks, stacks/len(rds), runMigrations, runtime.NumCPU())
 
 	const secret = "bench-webhook-secret"
 	// start runs dbops run with extra arguments; those of the form NAME=value
