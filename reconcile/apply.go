@@ -87,6 +87,14 @@ func Apply(ctx context.Context, stacks []spec.Stack, plan *Plan, o Options) *Res
 			res.Stacks[i] = StackResult{Stack: sp.Stack, Errors: Errors{permanent(errors.New("stack is in the plan but not in the spec"))}}
 		case len(sp.Errors) > 0:
 			res.Stacks[i] = StackResult{Stack: sp.Stack, Errors: sp.Errors, Changes: outcome(sp.Changes, StatusSkipped, "")}
+		case o.Lock != nil && len(sp.Changes) > 0:
+			release, err := o.Lock(ctx, st, sp)
+			if err != nil {
+				res.Stacks[i] = StackResult{Stack: sp.Stack, Errors: Errors{err}, Changes: outcome(sp.Changes, StatusSkipped, "")}
+				return
+			}
+			res.Stacks[i] = applyStack(ctx, st, sp, o)
+			release()
 		default:
 			res.Stacks[i] = applyStack(ctx, st, sp, o)
 		}

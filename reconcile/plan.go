@@ -185,6 +185,11 @@ type Options struct {
 	// KeyspaceScan bounds plan's count of the keys a keyspace job matches;
 	// its Count is also apply's SCAN/UNLINK batch.
 	KeyspaceScan redis.Bound
+	// Lock, when set, is called by Apply before it applies a stack's plan
+	// and holds what it returns (release) until that stack is done: the CLI
+	// takes the stack's lock there when it could not hold every stack's
+	// lock from planning on. An error leaves the stack unapplied.
+	Lock func(ctx context.Context, st *spec.Stack, sp *StackPlan) (release func(), err error)
 }
 
 func (o Options) now() time.Time {

@@ -95,7 +95,7 @@ func (s *Saved) Moved(fresh *Plan, now SpecFingerprint) []string {
 			continue
 		}
 		delete(freshBy, old.Stack)
-		out = append(out, stackMoved(old, cur)...)
+		out = append(out, StackMoved(old, cur)...)
 	}
 	for name := range freshBy {
 		out = append(out, fmt.Sprintf("stack %s is new", name))
@@ -103,7 +103,9 @@ func (s *Saved) Moved(fresh *Plan, now SpecFingerprint) []string {
 	return out
 }
 
-func stackMoved(old, cur *StackPlan) []string {
+// StackMoved lists what differs between a stack's plan old and a fresh plan
+// cur of it: what it observed, and the changes it would make.
+func StackMoved(old, cur *StackPlan) []string {
 	var out []string
 	say := func(format string, args ...any) {
 		out = append(out, fmt.Sprintf("stack %s: ", old.Stack)+fmt.Sprintf(format, args...))

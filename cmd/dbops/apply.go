@@ -27,6 +27,10 @@ type applyCommand struct {
 	// loopIdle: dbops sessions idle this long are taken for a dbops run's
 	// pooled sessions (a flag so tests need not wait).
 	loopIdle time.Duration
+	// holdLocksMax: with more stacks than this on one PostgreSQL server,
+	// each stack is locked only while it is applied (lockEach).
+	holdLocksMax int
+	lockEach     bool
 }
 
 // human is where the plan, the progress and the summary go: stdout, or
@@ -83,6 +87,7 @@ when the live state or the spec files no longer match the saved fingerprint.`,
 	cmd.Flags().DurationVar(&c.grace, "grace", reconcile.DefaultGrace, "on Ctrl-C, how long the running migration may finish before it is cancelled and rolled back")
 	cmd.Flags().DurationVar(&c.interval, "progress-interval", DefaultProgressInterval, "how often a long change says it is still running")
 	cmd.Flags().MarkHidden("progress-interval")
+	cmd.Flags().IntVar(&c.holdLocksMax, "hold-locks-max", 32, "most stacks on one PostgreSQL server whose locks apply holds from planning to the end (a session each); with more, each stack is locked only while it is applied, re-planned under its lock and not applied if it changed since the plan shown")
 	cmd.Flags().DurationVar(&c.loopIdle, "loop-idle", 30*time.Second, "dbops sessions idle this long are taken for a dbops run's")
 	cmd.Flags().MarkHidden("loop-idle")
 	return cmd
@@ -114,6 +119,9 @@ func (c *applyCommand) run(cmd *cobra.Command, args []string) error {
 	defer release()
 	plan := reconcile.PlanStacks(cmd.Context(), res.Stacks, c.applyOptions())
 	refuseUnlocked(plan, unlocked)
+	if c.lockEach {
+		fmt.Fprintf(c.stderr, "note: more than %d stacks on one PostgreSQL server (--hold-locks-max): each stack is locked only while it is applied, planned again under its lock, and not applied if it changed since this plan.\n", c.holdLocksMax)
+	}
 	render.PlanText(h, plan, style)
 	if !plan.HasChanges() {
 		if err := c.writeJSON(unapplied(plan), false); err != nil {
@@ -192,6 +200,9 @@ func (c *applyCommand) apply(ctx context.Context, stacks []spec.Stack, plan *rec
 	stop := context.AfterFunc(ctx, func() { p.interrupt(c.grace) })
 	o := c.applyOptions()
 	o.Progress = p
+	if c.lockEach {
+		o.Lock = c.lockToApply
+	}
 	result := reconcile.Apply(ctx, stacks, plan, o)
 	stop()
 	p.close()

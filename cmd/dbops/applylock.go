@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/amanat/dbops/reconcile"
 	"github.com/amanat/dbops/reconcile/lock"
+	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/redis"
 	"github.com/amanat/dbops/spec"
 )
@@ -29,7 +31,15 @@ const cliLockTTL = 10 * time.Minute
 // committed to the repository), and waits for it. A stack whose lock could
 // not be taken at all (server down, too many clients) is in unlocked:
 // refuseUnlocked keeps it from being applied.
+//
+// With more than --hold-locks-max stacks on one PostgreSQL server, holding a
+// session per stack could exhaust the server's connections: then nothing is
+// locked here (lockEach), and Apply calls lockToApply for each stack.
 func (c *applyCommand) lockStacks(ctx context.Context, stacks []spec.Stack) (release func(), unlocked map[string]error, err error) {
+	c.lockEach = tooManyLocks(stacks, c.holdLocksMax)
+	if c.lockEach {
+		return func() {}, nil, nil
+	}
 	var held []lock.Lock
 	release = func() {
 		for _, l := range held {
@@ -49,6 +59,41 @@ func (c *applyCommand) lockStacks(ctx context.Context, stacks []spec.Stack) (rel
 		held = append(held, l)
 	}
 	return release, unlocked, nil
+}
+
+// tooManyLocks says whether more than max stacks share a PostgreSQL server.
+func tooManyLocks(stacks []spec.Stack, max int) bool {
+	per := map[string]int{}
+	for i := range stacks {
+		if pg := stacks[i].Spec.Postgres; pg != nil {
+			server, _, _ := strings.Cut(postgres.Server(pg.URL), "/")
+			per[server]++
+			if per[server] > max {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// lockToApply takes st's lock (waiting for another holder, as lockStacks
+// does) just before Apply applies it, plans st again under the lock, and
+// refuses it when anything moved since sp, the plan shown and approved.
+func (c *applyCommand) lockToApply(ctx context.Context, st *spec.Stack, sp *reconcile.StackPlan) (func(), error) {
+	l, err := c.waitLock(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	release := func() { l.Release(context.WithoutCancel(ctx)) }
+	if nl, ok := l.(noLock); ok && nl.err != nil {
+		return nil, fmt.Errorf("not applied: the stack lock could not be taken (%v); apply again when the server accepts the lock session", nl.err)
+	}
+	fresh := reconcile.PlanStacks(ctx, []spec.Stack{*st}, c.applyOptions()).Stacks[0]
+	if moved := reconcile.StackMoved(sp, &fresh); len(moved) > 0 {
+		release()
+		return nil, fmt.Errorf("not applied: changed since the plan was shown (%s); plan again", strings.Join(moved, "; "))
+	}
+	return release, nil
 }
 
 // refuseUnlocked turns the changes of each stack whose lock could not be

@@ -2,8 +2,13 @@ package main_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/amanat/dbops/internal/clitest"
 	"github.com/amanat/dbops/internal/testsrv"
@@ -131,5 +136,97 @@ func TestApplyRefusesWithoutTheStackLock(t *testing.T) {
 	clitest.QueryRow(t, db, "SELECT count(*) FROM pg_class WHERE relname = 'goose_db_version'", nil, &n)
 	if n != 0 {
 		t.Errorf("migrations ran without the stack lock:\n%s", out)
+	}
+}
+
+// apply on more stacks than a server has connections for: above
+// --hold-locks-max stacks per server it no longer holds a lock session per
+// stack for its whole run (which ran the server out of connections), but
+// locks each stack while applying it, after planning it again under the
+// lock. Every stack is applied; the server's limit is never hit.
+func TestApplyManyStacksLocksEach(t *testing.T) {
+	const stacks, maxConns = 40, 30
+	ctx := context.Background()
+	pg, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{MaxConnections: maxConns})
+	if err != nil {
+		if os.Getenv("DBOPS_REQUIRE_SERVERS") == "" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Stop() })
+	f := clitest.NewFixture(t, map[string]string{"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", "DROP TABLE a;")})
+	var yaml strings.Builder
+	for i := range stacks {
+		db := fmt.Sprintf("many_%02d", i)
+		if err := pg.CreateDatabase(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&yaml, "---\n%s", clitest.StackYAML(strings.ReplaceAll(db, "_", "-"), "  postgres:\n    url: "+pg.URL(db)+"\n    migrations: {dir: ./migrations}\n"))
+	}
+	f.Write(t, "stacks.yaml", yaml.String())
+
+	// Holding a lock session per stack needs 40 sessions of 30.
+	res := f.Run(t, "apply", "--auto-approve", "--hold-locks-max", "100", "stacks.yaml")
+	if res.Code == 0 {
+		t.Fatalf("applying %d stacks with a lock session each on a server of %d connections succeeded; the test no longer shows the limit", stacks, maxConns)
+	}
+	res = f.Run(t, "apply", "--auto-approve", "stacks.yaml")
+	out := res.Stdout + res.Stderr
+	if res.Code != 0 || !strings.Contains(out, "each stack is locked only while it is applied") {
+		t.Fatalf("exit %d:\n%s", res.Code, out)
+	}
+	for i := range stacks {
+		var n int
+		db := clitest.Monitor(t, pg.URL(fmt.Sprintf("many_%02d", i)))
+		clitest.QueryRow(t, db, "SELECT count(*) FROM goose_db_version WHERE version_id = 1", nil, &n)
+		db.Close(ctx) // one at a time: the server has 30 connections
+		if n != 1 {
+			t.Errorf("stack many_%02d not applied:\n%s", i, out)
+		}
+	}
+}
+
+// Locking each stack only while applying it (--hold-locks-max exceeded,
+// here 0), apply plans the stack again under its lock: a stack another
+// client migrated between the plan shown and its lock is not applied.
+func TestApplyLockEachRefusesMoved(t *testing.T) {
+	ctx := context.Background()
+	pgURL := testsrv.PostgresDB(t)
+	f := clitest.NewFixture(t, map[string]string{
+		"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", "DROP TABLE a;"),
+		"00002_b.sql": clitest.Mig("CREATE TABLE b (id int);", "DROP TABLE b;"),
+	})
+	f.Env["PG_URL"] = pgURL
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	l, err := lock.Postgres(ctx, pgURL, "shop", 0) // a `dbops run` applying
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startDbops(t, f, false, "apply", "--auto-approve", "--hold-locks-max", "0", "stack.yaml")
+	p.waitFor(t, "Waiting for it to finish")
+	if out := p.output(); !strings.Contains(out, "up   00001_a.sql") || !strings.Contains(out, "each stack is locked only while it is applied") {
+		t.Fatalf("the plan was not shown before the lock:\n%s", out)
+	}
+	// Meanwhile the holder applies migration 1.
+	db := testsrv.OpenDB(t, pgURL)
+	gp, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS(filepath.Join(f.Dir, "migrations")), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gp.ApplyVersion(ctx, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code := p.wait(t)
+	out := p.output()
+	if code != 1 || !strings.Contains(out, "changed since the plan was shown") {
+		t.Errorf("exit %d, want 1 and the stack refused as moved:\n%s", code, out)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM goose_db_version WHERE version_id = 2").Scan(&n); err != nil || n != 0 {
+		t.Errorf("migration 2 applied from a plan made before migration 1 was (%d, %v):\n%s", n, err, out)
 	}
 }
