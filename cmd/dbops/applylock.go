@@ -86,7 +86,7 @@ func (c *applyCommand) lockToApply(ctx context.Context, st *spec.Stack, sp *reco
 	}
 	release := func() { l.Release(context.WithoutCancel(ctx)) }
 	if nl, ok := l.(noLock); ok && nl.err != nil {
-		return nil, fmt.Errorf("not applied: the stack lock could not be taken (%v); apply again when the server accepts the lock session", nl.err)
+		return nil, notLocked(nl.err)
 	}
 	fresh := reconcile.PlanStacks(ctx, []spec.Stack{*st}, c.applyOptions()).Stacks[0]
 	if moved := reconcile.StackMoved(sp, &fresh); len(moved) > 0 {
@@ -107,8 +107,13 @@ func refuseUnlocked(plan *reconcile.Plan, unlocked map[string]error) {
 		if !ok || len(sp.Errors) > 0 || len(sp.Changes) == 0 {
 			continue
 		}
-		sp.Errors = append(sp.Errors, fmt.Errorf("not applied: the stack lock could not be taken (%v); apply again when the server accepts the lock session", err))
+		sp.Errors = append(sp.Errors, notLocked(err))
 	}
+}
+
+// notLocked is the error of a stack left unapplied for want of its lock.
+func notLocked(err error) error {
+	return fmt.Errorf("not applied: the stack lock could not be taken (%v); apply again when the server accepts the lock session", err)
 }
 
 func (c *applyCommand) waitLock(ctx context.Context, st *spec.Stack) (lock.Lock, error) {
