@@ -20,15 +20,7 @@ import (
 // server settings and restart the server.
 func ownPostgres(t *testing.T) *testsrv.Postgres {
 	t.Helper()
-	testsrv.Servers(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	pg, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pg.Stop() })
-	return pg
+	return testsrv.NewPostgres(t, testsrv.PostgresOptions{})
 }
 
 // pgStack is a stack of only spec.postgres, with body under it.

@@ -147,14 +147,7 @@ func TestApplyRefusesWithoutTheStackLock(t *testing.T) {
 func TestApplyManyStacksLocksEach(t *testing.T) {
 	const stacks, maxConns = 40, 30
 	ctx := context.Background()
-	pg, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{MaxConnections: maxConns})
-	if err != nil {
-		if os.Getenv("DBOPS_REQUIRE_SERVERS") == "" {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pg.Stop() })
+	pg := testsrv.NewPostgres(t, testsrv.PostgresOptions{MaxConnections: maxConns})
 	f := clitest.NewFixture(t, map[string]string{"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", "DROP TABLE a;")})
 	var yaml strings.Builder
 	for i := range stacks {

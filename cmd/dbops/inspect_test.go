@@ -190,14 +190,7 @@ func TestInspect(t *testing.T) {
 // installed, the slowest statements are listed, also for a login that
 // holds only CONNECT and pg_read_all_stats (read-only credentials).
 func TestInspectStatStatements(t *testing.T) {
-	testsrv.Servers(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	pg, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{Args: []string{"-c", "shared_preload_libraries=pg_stat_statements"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Stop() })
+	pg := testsrv.NewPostgres(t, testsrv.PostgresOptions{Args: []string{"-c", "shared_preload_libraries=pg_stat_statements"}})
 	for _, q := range []string{
 		"CREATE EXTENSION pg_stat_statements",
 		"CREATE TABLE t (id int)",
@@ -205,7 +198,7 @@ func TestInspectStatStatements(t *testing.T) {
 		"GRANT pg_read_all_stats TO viewer",
 		"SELECT pg_sleep(0.05)",
 	} {
-		if err := pg.Exec(ctx, "postgres", q); err != nil {
+		if err := pg.Exec(context.Background(), "postgres", q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}

@@ -1,11 +1,9 @@
 package main_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/amanat/dbops/internal/ajvtest"
 	"github.com/amanat/dbops/internal/clitest"
@@ -19,14 +17,7 @@ import (
 func TestPlanPostgresServerState(t *testing.T) {
 	// a cluster of its own: apply changes a server setting (ALTER SYSTEM),
 	// which must not reach the tests sharing testsrv's cluster
-	testsrv.Servers(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	pg, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pg.Stop() })
+	pg := testsrv.NewPostgres(t, testsrv.PostgresOptions{})
 	pgURL := pg.URL("postgres")
 	if _, err := testsrv.OpenDB(t, pgURL).Exec("CREATE EXTENSION pg_trgm"); err != nil {
 		t.Fatal(err)

@@ -109,6 +109,26 @@ func NewRedis(t testing.TB, opts RedisOptions) *Redis {
 	return r
 }
 
+// NewPostgres starts a cluster of the test's own (for what must not reach
+// the shared one: server settings, preloaded libraries, max_connections)
+// and stops it when the test ends.
+func NewPostgres(t testing.TB, opts PostgresOptions) *Postgres {
+	t.Helper()
+	Servers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg, err := StartPostgres(ctx, opts)
+	if err != nil {
+		t.Fatalf("start postgres: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := pg.Stop(); err != nil {
+			t.Errorf("stop postgres: %v", err)
+		}
+	})
+	return pg
+}
+
 // Main puts the client binaries under test first on PATH and prints the
 // versions under test, runs the tests (m.Run), stops the shared cluster,
 // and exits with m.Run's code. Use from TestMain.

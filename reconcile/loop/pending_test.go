@@ -13,14 +13,9 @@ import (
 // loop is reported PendingRestart in /status and
 // dbops_postgres_pending_restart until the server restarts; never in sync.
 func TestPendingRestartInStatusAndMetrics(t *testing.T) {
-	testsrv.Servers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
+	pg := testsrv.NewPostgres(t, testsrv.PostgresOptions{})
 	r := newRepo(t)
 	r.commit(map[string]string{"db.yaml": "apiVersion: dbops/v1\nkind: Stack\nmetadata:\n  name: db\nspec:\n  postgres:\n    url: " + pg.URL("postgres") +
 		"\n    settings:\n      shared_preload_libraries: pg_stat_statements\n"})
