@@ -49,6 +49,16 @@ func jobChange(t *testing.T, sp reconcile.StackPlan, id string) *reconcile.Chang
 	return nil
 }
 
+// jobResult is the keyspace job's result in the first stack of res.
+func jobResult(res *reconcile.Result) *reconcile.ChangeResult {
+	for i, ch := range res.Stacks[0].Changes {
+		if ch.Kind == reconcile.ResourceKeyspaceJob {
+			return &res.Stacks[0].Changes[i]
+		}
+	}
+	return nil
+}
+
 func redisStack(t *testing.T, r *testsrv.Redis, jobs string) []spec.Stack {
 	t.Helper()
 	f := clitest.NewFixture(t, nil)
@@ -296,12 +306,7 @@ func TestKeyspaceJobAfter(t *testing.T) {
 		t.Fatalf("job after a planned migration:\n%s", planText(p))
 	}
 	res := reconcile.Apply(context.Background(), st, p, reconcile.Options{})
-	var jobRes *reconcile.ChangeResult
-	for i, ch := range res.Stacks[0].Changes {
-		if ch.Kind == reconcile.ResourceKeyspaceJob {
-			jobRes = &res.Stacks[0].Changes[i]
-		}
-	}
+	jobRes := jobResult(res)
 	if jobRes == nil || jobRes.Status != reconcile.StatusSkipped || !strings.Contains(jobRes.Error, "waits for migration 00003_broken_sql.sql") {
 		t.Fatalf("job after a failed migration: %+v", jobRes)
 	}
@@ -426,12 +431,7 @@ func TestKeyspaceJobAfterUnreadableLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := reconcile.Apply(context.Background(), st, p, reconcile.Options{})
-	var jobRes *reconcile.ChangeResult
-	for i, ch := range res.Stacks[0].Changes {
-		if ch.Kind == reconcile.ResourceKeyspaceJob {
-			jobRes = &res.Stacks[0].Changes[i]
-		}
-	}
+	jobRes := jobResult(res)
 	if jobRes == nil || jobRes.Status != reconcile.StatusFailed || !strings.Contains(jobRes.Error, "cannot tell whether migration 00002_orders.sql is applied") {
 		t.Fatalf("job whose migration level cannot be read: %+v", jobRes)
 	}
