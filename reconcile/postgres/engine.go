@@ -114,12 +114,11 @@ func needsBaseline(live Live, table, what, example string) error {
 type gooseEngine struct{ m *spec.Migrations }
 
 func (e *gooseEngine) Observe(ctx context.Context, db *sql.DB) (Live, error) {
-	st, exists, ledger, err := observe(ctx, db, e.m.Table)
+	live, err := observe(ctx, db, e.m.Table)
 	if err != nil {
 		return Live{}, err
 	}
-	live := Live{State: st, TableExists: exists, LedgerExists: ledger}
-	if len(st.Applied) == 0 {
+	if len(live.Applied) == 0 {
 		if live.Tables, err = countTables(ctx, db, e.m.Table); err != nil {
 			return Live{}, err
 		}

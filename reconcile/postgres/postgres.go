@@ -124,25 +124,25 @@ func (s State) Version() int64 {
 // Observe reads goose's version table with read-only queries. A missing
 // table means version 0; unlike goose's Provider, it never creates it.
 func Observe(ctx context.Context, db *sql.DB, table string) (State, error) {
-	st, _, _, err := observe(ctx, db, table)
-	return st, err
+	live, err := observe(ctx, db, table)
+	return live.State, err
 }
 
 // observe is Observe that also says whether the table and dbops' checksum
 // ledger beside it exist (one statement for both: each statement costs a
 // fresh session catalog look-ups, at fleet size a cycle's main cost).
-func observe(ctx context.Context, db *sql.DB, table string) (State, bool, bool, error) {
-	var exists, ledger bool
-	if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL", table, ident(LedgerTable(table))).Scan(&exists, &ledger); err != nil {
-		return State{}, false, false, err
+func observe(ctx context.Context, db *sql.DB, table string) (Live, error) {
+	var live Live
+	if err := db.QueryRowContext(ctx, "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL", table, ident(LedgerTable(table))).
+		Scan(&live.TableExists, &live.LedgerExists); err != nil {
+		return Live{}, err
 	}
-	if !exists {
-		return State{}, false, ledger, nil
+	if !live.TableExists {
+		return live, nil
 	}
-	name := pgx.Identifier(strings.SplitN(table, ".", 2))
-	rows, err := db.QueryContext(ctx, "SELECT version_id, is_applied FROM "+name.Sanitize()+" ORDER BY id")
+	rows, err := db.QueryContext(ctx, "SELECT version_id, is_applied FROM "+ident(table)+" ORDER BY id")
 	if err != nil {
-		return State{}, true, ledger, fmt.Errorf("read %s: %w", table, err)
+		return live, fmt.Errorf("read %s: %w", table, err)
 	}
 	defer rows.Close()
 	applied := map[int64]bool{}
@@ -150,21 +150,20 @@ func observe(ctx context.Context, db *sql.DB, table string) (State, bool, bool, 
 		var v int64
 		var ok bool
 		if err := rows.Scan(&v, &ok); err != nil {
-			return State{}, true, ledger, err
+			return live, err
 		}
 		applied[v] = ok // a later row for the same version wins, as in goose
 	}
 	if err := rows.Err(); err != nil {
-		return State{}, true, ledger, err
+		return live, err
 	}
-	var st State
 	for v, ok := range applied {
 		if ok && v != 0 {
-			st.Applied = append(st.Applied, v)
+			live.Applied = append(live.Applied, v)
 		}
 	}
-	slices.Sort(st.Applied)
-	return st, true, ledger, nil
+	slices.Sort(live.Applied)
+	return live, nil
 }
 
 // Step is one migration to run.
