@@ -41,7 +41,10 @@ func planChecksums(ctx context.Context, st *spec.Stack, db *sql.DB, live postgre
 	if err != nil {
 		return nil, nil, permanent(fmt.Errorf("spec.postgres.migrations.dir: %w", err))
 	}
-	ledger, err := postgres.ReadLedgerOf(ctx, db, m.Table, live.LedgerExists)
+	ledger, err := live.Ledger, error(nil)
+	if !live.LedgerRead {
+		ledger, err = postgres.ReadLedgerOf(ctx, db, m.Table, live.LedgerExists)
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "42501" { // e.g. read-only CI credentials
 		return &ChecksumStatus{Ledger: postgres.LedgerTable(m.Table), Warning: fmt.Sprintf(

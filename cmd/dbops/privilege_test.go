@@ -61,6 +61,20 @@ func TestPlanWithLeastPrivilege(t *testing.T) {
 			t.Errorf("plan lacks %q:\n%s", w, res.Stdout)
 		}
 	}
+	// Without SELECT on the ledger (granted later, or not at all), plan
+	// still reads goose's rows and says what it could not verify.
+	if err := pg.Exec(context.Background(), db, "REVOKE SELECT ON public.goose_db_version_dbops_checksums FROM dbops_ci"); err != nil {
+		t.Fatal(err)
+	}
+	res = f.Run(t, "plan", "--detailed-exitcode", "stack.yaml")
+	if res.Code != 2 {
+		t.Fatalf("plan without SELECT on the ledger: exit %d\n%s%s", res.Code, res.Stdout, res.Stderr)
+	}
+	for _, w := range []string{"migration version 2 → 3", "checksums of applied migrations not verified: no SELECT privilege on goose_db_version_dbops_checksums"} {
+		if !strings.Contains(res.Stdout, w) {
+			t.Errorf("plan without SELECT on the ledger lacks %q:\n%s", w, res.Stdout)
+		}
+	}
 	// The same credentials cannot apply: the server refuses writes.
 	res = f.Run(t, "apply", "--auto-approve", "stack.yaml")
 	if res.Code != 1 {
