@@ -3,11 +3,8 @@ package reconcile_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -87,63 +84,19 @@ func TestPlanPoolAcrossCycles(t *testing.T) {
 	}
 }
 
-// The statements of a plan all fit in a kept plan session's statement
-// cache (postgres.PlanStatementCache), so a no-change cycle runs them
-// prepared instead of evicting and re-preparing them every cycle.
-func TestPlanFitsStatementCache(t *testing.T) {
-	f := clitest.NewFixture(t, map[string]string{
-		"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", "DROP TABLE a;"),
-		"00002_b.sql": clitest.Mig("CREATE TABLE b (id int);", "DROP TABLE b;"),
-	})
-	f.Env["PG_URL"] = testsrv.PostgresDB(t)
-	f.Env["REDIS_URL"] = testsrv.NewRedis(t, testsrv.RedisOptions{}).URL()
-	sts := load(t, f, clitest.CLIStack)
-	p := pool.New(pool.Options{Idle: time.Hour})
-	defer p.Close()
-	o := reconcile.Options{Pool: p}
-	ctx := context.Background()
-	for c := range 3 {
-		plan := reconcile.PlanStacks(ctx, sts, o)
-		for _, sp := range plan.Stacks {
-			if len(sp.Errors) > 0 {
-				t.Fatalf("cycle %d: plan: %v", c, sp.Errors)
-			}
-		}
-		if c == 0 {
-			if res := reconcile.Apply(ctx, sts, plan, o); res.Failed() {
-				var b strings.Builder
-				render.ResultText(&b, res, render.Style{})
-				t.Fatalf("apply:\n%s", b.String())
-			}
-		}
-	}
-	db, release, err := p.Postgres(f.Env["PG_URL"], o.Timeout()) // the plan's handle
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	var n int
-	if err := db.QueryRowContext(ctx, "SELECT count(*) FROM pg_prepared_statements").Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	// n counts the counting statement too.
-	if n < 3 || n >= postgres.PlanStatementCache {
-		t.Errorf("%d statements prepared on the kept plan session, want between 3 and %d (a full cache means a plan evicts its own statements)", n, postgres.PlanStatementCache-1)
-	}
-	t.Logf("%d statements prepared on the kept plan session", n)
-}
-
 // TestInSyncPlanStatements pins what a plan of a goose stack in sync costs
-// its session: one statement for whether goose's table and the checksum
-// ledger exist, and one reading both (the version comes with the login). At fleet size these
-// statements, each paying a fresh session's catalog look-ups, are most of
-// a no-change cycle; a new one must be worth it.
+// its session, seen on the wire: one statement for whether goose's table
+// and the checksum ledger exist, one reading both (the version comes with
+// the login), each in one round trip. At fleet size these statements, each
+// paying a fresh session's catalog look-ups, are most of a no-change cycle
+// after the login itself; a new one must be worth it.
 func TestInSyncPlanStatements(t *testing.T) {
 	f := clitest.NewFixture(t, map[string]string{
 		"00001_a.sql": clitest.Mig("CREATE TABLE a (id int);", "DROP TABLE a;"),
 		"00002_b.sql": clitest.Mig("CREATE TABLE b (id int);", "DROP TABLE b;"),
 	})
-	f.Env["PG_URL"] = testsrv.PostgresDB(t)
+	proxy, url := testsrv.NewPGProxy(t, testsrv.PostgresDB(t))
+	f.Env["PG_URL"] = url
 	f.Env["REDIS_URL"] = testsrv.NewRedis(t, testsrv.RedisOptions{}).URL()
 	sts := load(t, f, clitest.CLIStack)
 	ctx := context.Background()
@@ -152,36 +105,27 @@ func TestInSyncPlanStatements(t *testing.T) {
 		render.ResultText(&b, res, render.Style{})
 		t.Fatalf("apply:\n%s", b.String())
 	}
-	p := pool.New(pool.Options{Idle: time.Hour})
-	defer p.Close()
-	o := reconcile.Options{Pool: p}
-	sp := reconcile.PlanStacks(ctx, sts, o).Stacks[0]
-	if len(sp.Errors) > 0 || len(sp.Changes) > 0 {
-		t.Fatalf("plan: errors %v, changes %+v; want a stack in sync", sp.Errors, sp.Changes)
-	}
-	db, release, err := p.Postgres(f.Env["PG_URL"], o.Timeout()) // the plan's session
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	rows, err := db.QueryContext(ctx, "SELECT statement FROM pg_prepared_statements WHERE statement NOT LIKE '%pg_prepared_statements%' ORDER BY prepare_time")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var stmts []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
+	for _, kept := range []bool{false, true} {
+		o := reconcile.Options{}
+		if kept {
+			p := pool.New(pool.Options{Idle: time.Hour})
+			defer p.Close()
+			o.Pool = p
+			reconcile.PlanStacks(ctx, sts, o) // opens the session kept
 		}
-		stmts = append(stmts, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if len(stmts) != 2 {
-		t.Errorf("plan of a stack in sync ran %d statements, want 2 (existence of goose's table and the ledger; both read in one; the version comes with the login):\n%s", len(stmts), strings.Join(stmts, "\n"))
+		proxy.Reset()
+		sp := reconcile.PlanStacks(ctx, sts, o).Stacks[0]
+		if len(sp.Errors) > 0 || len(sp.Changes) > 0 {
+			t.Fatalf("plan: errors %v, changes %+v; want a stack in sync", sp.Errors, sp.Changes)
+		}
+		stmts := proxy.Statements()
+		if len(stmts) != 2 || proxy.RoundTrips() != 2 {
+			t.Errorf("plan of a stack in sync (session kept: %v) sent %d statements in %d round trips, want 2 in 2 (existence of goose's table and the ledger; both read in one; the version comes with the login):\n%s",
+				kept, len(stmts), proxy.RoundTrips(), strings.Join(stmts, "\n"))
+		}
+		if want := map[bool]int{false: 1, true: 0}[kept]; proxy.Connections() != want {
+			t.Errorf("plan (session kept: %v) made %d connections, want %d", kept, proxy.Connections(), want)
+		}
 	}
 }
 
@@ -215,38 +159,12 @@ func TestServerVersionFromLogin(t *testing.T) {
 // one connection, and still plain as prefer would make it.
 func TestPreferSkipsRefusedTLS(t *testing.T) {
 	raw := testsrv.PostgresDB(t)
-	u, err := url.Parse(raw)
+	// A proxy in front of the server counts the connections made.
+	proxy, through := testsrv.NewPGProxy(t, raw)
+	u, err := url.Parse(through)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A TCP proxy in front of the server counts the connections made.
-	server := u.Host
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			go func() {
-				defer c.Close()
-				s, err := net.Dial("tcp", server)
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go func() { io.Copy(s, c); s.Close() }()
-				io.Copy(c, s)
-			}()
-		}
-	}()
-	u.Host = ln.Addr().String()
 	q := u.Query()
 	q.Set("sslmode", "prefer")
 	u.RawQuery = q.Encode()
@@ -265,13 +183,13 @@ func TestPreferSkipsRefusedTLS(t *testing.T) {
 	if session() {
 		t.Fatal("TLS session to a server without TLS")
 	}
-	if n := accepted.Load(); n != 2 {
+	if n := proxy.Connections(); n != 2 {
 		t.Fatalf("first prefer session: %d TCP connections, want 2 (TLS refused, then plain)", n)
 	}
 	if session() {
 		t.Fatal("TLS session to a server without TLS")
 	}
-	if n := accepted.Load(); n != 3 {
+	if n := proxy.Connections(); n != 3 {
 		t.Errorf("second prefer session: %d TCP connections in all, want 3 (the refused TLS attempt not repeated)", n)
 	}
 }

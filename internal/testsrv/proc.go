@@ -235,9 +235,10 @@ func poll(ctx context.Context, p *proc, probe func(context.Context) error, probe
 }
 
 // startError turns a failed start into an error; errPortInUse when the log
-// says the port was taken.
+// says the port was taken: PostgreSQL and Redis write "Address already in
+// use" (strerror), weed "bind: address already in use" (Go's net).
 func startError(name string, port int, p *proc, err error) error {
-	if strings.Contains(p.log(), "Address already in use") {
+	if strings.Contains(strings.ToLower(p.log()), "address already in use") {
 		return fmt.Errorf("testsrv: %s on port %d: %w", name, port, errPortInUse)
 	}
 	return fmt.Errorf("testsrv: %s on port %d: %w%s", name, port, err, p.logTail())

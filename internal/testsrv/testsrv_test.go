@@ -332,6 +332,29 @@ func TestRedisPortTaken(t *testing.T) {
 	}
 }
 
+// Each server's own wording of a taken port is errPortInUse, so its start
+// is tried again on another port.
+func TestStartErrorPortInUse(t *testing.T) {
+	for _, tc := range []struct {
+		log  string
+		want bool
+	}{
+		{"LOG:  could not bind IPv4 address \"127.0.0.1\": Address already in use", true},                                                                   // postgres
+		{"# Warning: Could not create server TCP listening socket 127.0.0.1:6379: bind: Address already in use", true},                                      // redis
+		{"F1130 15:25:52.217239 s3.go:488 S3 API Server listener on 127.0.0.1:35803 error: listen tcp 127.0.0.1:35803: bind: address already in use", true}, // weed
+		{"FATAL:  data directory has wrong ownership", false},
+	} {
+		logPath := filepath.Join(t.TempDir(), "log")
+		if err := os.WriteFile(logPath, []byte(tc.log+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := startError("server", 1, &proc{logPath: logPath}, errors.New("exited early"))
+		if got := errors.Is(err, errPortInUse); got != tc.want {
+			t.Errorf("log %q: port in use %v, want %v (%v)", tc.log, got, tc.want, err)
+		}
+	}
+}
+
 // TestServersDieWithUs starts servers in a child test binary, kills it with
 // SIGKILL and checks that the servers die too.
 func TestServersDieWithUs(t *testing.T) {

@@ -33,10 +33,6 @@ func Open(rawURL string, connectTimeout time.Duration, readOnly bool) (*sql.DB, 
 	return open(rawURL, connectTimeout, readOnly, nil)
 }
 
-// PlanStatementCache bounds the prepared statements of a read-only (plan)
-// session.
-const PlanStatementCache = 48
-
 // open is Open with extra session parameters (e.g. lock_timeout).
 func open(rawURL string, connectTimeout time.Duration, readOnly bool, params map[string]string) (*sql.DB, error) {
 	if _, err := spec.ParsePostgres(rawURL); err != nil {
@@ -51,13 +47,14 @@ func open(rawURL string, connectTimeout time.Duration, readOnly bool, params map
 	}
 	if readOnly {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
-		// A plan session may be kept idle for each of hundreds of databases
-		// (dbops run's pool): pgx's default caches (512 statements and 512
-		// descriptions, allocated up front) cost ~67 KB per session, most of
-		// dbops' memory at fleet size. A plan prepares fewer distinct
-		// statements than PlanStatementCache (a test holds it to that), so
-		// every cycle after the first still runs them prepared.
-		cfg.StatementCacheCapacity = PlanStatementCache
+		// A plan runs each statement once, in one round trip (pgx's
+		// default prepares it first: two round trips, and a server-side
+		// statement, for a session that at fleet size is mostly fresh and
+		// closed after the stack). Without statement caches a session kept
+		// idle in dbops run's pool also holds less: pgx's default caches
+		// (512 statements and 512 descriptions) cost ~67 KB per session.
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+		cfg.StatementCacheCapacity = 0
 		cfg.DescriptionCacheCapacity = 0
 	}
 	cfg.RuntimeParams["application_name"] = "dbops"
