@@ -13,6 +13,7 @@ import (
 	"github.com/amanat/dbops/internal/clitest"
 	"github.com/amanat/dbops/internal/testsrv"
 	"github.com/amanat/dbops/reconcile"
+	"github.com/amanat/dbops/reconcile/lock"
 	"github.com/amanat/dbops/reconcile/pool"
 	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/reconcile/render"
@@ -191,5 +192,16 @@ func TestPreferSkipsRefusedTLS(t *testing.T) {
 	}
 	if n := proxy.Connections(); n != 3 {
 		t.Errorf("second prefer session: %d TCP connections in all, want 3 (the refused TLS attempt not repeated)", n)
+	}
+	// The stack lock's own session too.
+	l, err := lock.Postgres(context.Background(), u.String(), "prefer", 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := proxy.Connections(); n != 4 {
+		t.Errorf("lock session after a refused TLS: %d TCP connections in all, want 4 (the refused TLS attempt not repeated)", n)
 	}
 }

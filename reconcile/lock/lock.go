@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/amanat/dbops/reconcile/postgres"
 	"github.com/amanat/dbops/spec"
 )
 
@@ -39,15 +40,9 @@ type Lock interface {
 // connection; closing that connection (or the process exiting) releases it.
 // It does not wait: when another session holds the lock it returns ErrHeld.
 func Postgres(ctx context.Context, rawURL, stack string, connectTimeout time.Duration) (Lock, error) {
-	cfg, err := pgx.ParseConfig(rawURL)
+	conn, err := connect(ctx, rawURL, connectTimeout, "dbops-lock:"+stack)
 	if err != nil {
-		return nil, fmt.Errorf("stack lock: not a valid connection string %s", spec.Hidden)
-	}
-	cfg.ConnectTimeout = connectTimeout
-	cfg.RuntimeParams["application_name"] = "dbops-lock:" + stack
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("stack lock: %s", spec.Scrub(err.Error(), cfg.Password))
+		return nil, fmt.Errorf("stack lock: %w", err)
 	}
 	var ok bool
 	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", Class, Key(stack)).Scan(&ok); err != nil {
@@ -118,15 +113,9 @@ func (l *redisLock) Release(ctx context.Context) error {
 // (its application_name, client address and since when), or "" when none
 // does: for a person deciding whether to wait.
 func PostgresHolder(ctx context.Context, rawURL, stack string, connectTimeout time.Duration) (string, error) {
-	cfg, err := pgx.ParseConfig(rawURL)
+	conn, err := connect(ctx, rawURL, connectTimeout, "dbops")
 	if err != nil {
-		return "", fmt.Errorf("stack lock: not a valid connection string %s", spec.Hidden)
-	}
-	cfg.ConnectTimeout = connectTimeout
-	cfg.RuntimeParams["application_name"] = "dbops"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return "", fmt.Errorf("stack lock: %s", spec.Scrub(err.Error(), cfg.Password))
+		return "", fmt.Errorf("stack lock: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var app, addr string
@@ -146,6 +135,24 @@ func PostgresHolder(ctx context.Context, rawURL, stack string, connectTimeout ti
 	return fmt.Sprintf("session %d (%s) from %s, connected since %s", pid, app, addr, since.UTC().Format(time.RFC3339)), nil
 }
 
+// connect opens a session of its own on rawURL named app, sparing
+// sslmode=prefer a TLS attempt the server just refused as every dbops
+// session does. Its error is scrubbed of the password.
+func connect(ctx context.Context, rawURL string, connectTimeout time.Duration, app string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("not a valid connection string %s", spec.Hidden)
+	}
+	cfg.ConnectTimeout = connectTimeout
+	cfg.RuntimeParams["application_name"] = app
+	postgres.SkipRefusedTLS(cfg)
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, errors.New(spec.Scrub(err.Error(), cfg.Password))
+	}
+	return conn, nil
+}
+
 // RedisHolder is the holder named in the stack's Redis lock key, or "".
 func RedisHolder(ctx context.Context, c *goredis.Client, stack string) (string, error) {
 	h, err := c.Get(ctx, "dbops:lock:"+stack).Result()
@@ -161,15 +168,9 @@ func RedisHolder(ctx context.Context, c *goredis.Client, stack string) (string, 
 // or apply from a laptop does not sit idle). "" when there are none. It is
 // how apply sees a loop that reconciles the stack without holding its lock.
 func IdleSessions(ctx context.Context, rawURL string, connectTimeout, idleFor time.Duration) (string, error) {
-	cfg, err := pgx.ParseConfig(rawURL)
+	conn, err := connect(ctx, rawURL, connectTimeout, "dbops-apply")
 	if err != nil {
-		return "", fmt.Errorf("not a valid connection string %s", spec.Hidden)
-	}
-	cfg.ConnectTimeout = connectTimeout
-	cfg.RuntimeParams["application_name"] = "dbops-apply"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return "", fmt.Errorf("%s", spec.Scrub(err.Error(), cfg.Password))
+		return "", err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	var n int

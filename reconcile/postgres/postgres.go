@@ -58,7 +58,7 @@ func open(rawURL string, connectTimeout time.Duration, readOnly bool, params map
 		cfg.DescriptionCacheCapacity = 0
 	}
 	cfg.RuntimeParams["application_name"] = "dbops"
-	skipRefusedTLS(cfg)
+	SkipRefusedTLS(cfg)
 	for k, v := range params {
 		cfg.RuntimeParams[k] = v
 	}

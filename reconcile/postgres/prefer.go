@@ -19,14 +19,15 @@ const plainFor = time.Minute
 // prefer session (time.Time).
 var plainServers sync.Map
 
-// skipRefusedTLS spares sslmode=prefer (libpq's and pgx's default) a TLS
+// SkipRefusedTLS spares sslmode=prefer (libpq's and pgx's default) a TLS
 // attempt the server refused a moment ago. pgx implements prefer as two
 // connections, TLS then plain, so against a server without TLS every
 // session cost two TCP connections and two server processes: a fifth of a
 // fleet's no-change cycle. What the session ends up as is what prefer
 // gives anyway (plain); the TLS attempt is made again once plainFor has
 // passed, so a server that turns TLS on is used with it.
-func skipRefusedTLS(cfg *pgx.ConnConfig) {
+// Every session dbops opens goes through it (plan, apply, lock sessions).
+func SkipRefusedTLS(cfg *pgx.ConnConfig) {
 	if cfg.TLSConfig == nil || len(cfg.Fallbacks) != 1 {
 		return // not prefer against one host
 	}
