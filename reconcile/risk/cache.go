@@ -31,10 +31,14 @@ func SetCacheDir(dir string) {
 	cache.dir = dir
 }
 
-// cacheKey is the hash of sql and of the parser that reads it.
+// cacheKey is the hash of sql, of the parser that reads it and of what
+// prune keeps (treeForm: change it with prune).
 func cacheKey(sql string) [32]byte {
-	return sha256.Sum256([]byte(parserVersion() + "\x00" + sql))
+	return sha256.Sum256([]byte(parserVersion() + "\x00" + treeForm + "\x00" + sql))
 }
+
+// treeForm names what prune keeps of a tree.
+const treeForm = "pruned-1"
 
 var parserVersion = sync.OnceValue(func() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {

@@ -78,6 +78,11 @@ func (a *analyser) run(sql, where string) error {
 	if err != nil {
 		return parseError(sql, err)
 	}
+	return a.tree(tree, where)
+}
+
+// tree analyses each statement of a parsed (and pruned) tree.
+func (a *analyser) tree(tree *pg_query.ParseResult, where string) error {
 	for _, raw := range tree.GetStmts() {
 		if err := a.stmt(raw.GetStmt(), where); err != nil {
 			return err
@@ -90,6 +95,8 @@ func (a *analyser) add(rule, where, format string, args ...any) {
 	a.findings = append(a.findings, Finding{rule, fmt.Sprintf(format, args...) + where})
 }
 
+// stmt analyses one statement. prune (parse_cgo.go) keeps of each tree
+// what stmt reads: a case added here needs its node kept there.
 func (a *analyser) stmt(n *pg_query.Node, where string) error {
 	switch s := n.GetNode().(type) {
 	case *pg_query.Node_CreateStmt:
