@@ -112,16 +112,7 @@ func checkInertSound(t *testing.T, name, sql string) bool {
 // repository's .sql files (whole and their goose Up sections) and generated
 // migrations, Inert never skips a file whose analysis matters.
 func TestInertSoundOnCorpus(t *testing.T) {
-	corpus := map[string]string{}
-	for name, sql := range testStrings(t) {
-		corpus[name] = sql
-	}
-	for name, sql := range repoSQL(t) {
-		corpus[name] = sql
-	}
-	for i, sql := range generated(3000) {
-		corpus[fmt.Sprintf("generated %d", i)] = sql
-	}
+	corpus := sqlCorpus(t)
 	inert := 0
 	for name, sql := range corpus {
 		if checkInertSound(t, name, sql) {
@@ -133,6 +124,23 @@ func TestInertSoundOnCorpus(t *testing.T) {
 		t.Fatalf("%d of %d corpus files inert: the corpus does not test both sides", inert, len(corpus))
 	}
 	t.Logf("%d of %d corpus files inert", inert, len(corpus))
+}
+
+// sqlCorpus is every SQL string of this package's tests, the repository's
+// .sql files (whole and their goose Up sections) and generated migrations,
+// by name.
+func sqlCorpus(t *testing.T) map[string]string {
+	corpus := map[string]string{}
+	for name, sql := range testStrings(t) {
+		corpus[name] = sql
+	}
+	for name, sql := range repoSQL(t) {
+		corpus[name] = sql
+	}
+	for i, sql := range generated(3000) {
+		corpus[fmt.Sprintf("generated %d", i)] = sql
+	}
+	return corpus
 }
 
 func FuzzInert(f *testing.F) {

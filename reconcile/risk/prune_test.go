@@ -15,16 +15,7 @@ import (
 // indexed, errors, and what the Sequence knows after it), so the parse
 // cache can keep pruned trees only.
 func TestPruneKeepsAnalysis(t *testing.T) {
-	corpus := map[string]string{}
-	for name, sql := range testStrings(t) {
-		corpus[name] = sql
-	}
-	for name, sql := range repoSQL(t) {
-		corpus[name] = sql
-	}
-	for i, sql := range generated(3000) {
-		corpus[fmt.Sprintf("generated %d", i)] = sql
-	}
+	corpus := sqlCorpus(t)
 	smaller := 0
 	for name, sql := range corpus {
 		whole, err := pg_query.Parse(sql)
