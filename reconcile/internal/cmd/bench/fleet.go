@@ -24,25 +24,12 @@ func benchPool(rounds int, po poolBench) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	pg, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{MaxConnections: po.stacks + 100})
+	srv, err := startServers(ctx, 1, testsrv.PostgresOptions{MaxConnections: po.stacks + 100}, 4)
 	if err != nil {
 		return err
 	}
-	defer pg.Stop()
-	var rds []*testsrv.Redis
-	defer func() {
-		for _, r := range rds {
-			r.Stop()
-		}
-	}()
-	for range 4 {
-		r, err := testsrv.StartRedis(ctx, testsrv.RedisOptions{})
-		if err != nil {
-			return err
-		}
-		rds = append(rds, r)
-	}
-	return benchFleet(ctx, filepath.Join(work), pg, rds, rounds, po)
+	defer srv.stop()
+	return benchFleet(ctx, work, srv.pgs[0], srv.rds, rounds, po)
 }
 
 // benchFleet1000 measures `dbops run` processes over a fleet: databases
@@ -57,31 +44,13 @@ func benchFleet1000(bin string, stacks, rounds int) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	var pgs []*testsrv.Postgres
-	var rds []*testsrv.Redis
-	defer func() {
-		for _, p := range pgs {
-			p.Stop()
-		}
-		for _, r := range rds {
-			r.Stop()
-		}
-	}()
-	for range 2 {
-		// Room for a session per database, for --pool-per-server below.
-		p, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{MaxConnections: stacks/2 + 100})
-		if err != nil {
-			return err
-		}
-		pgs = append(pgs, p)
+	// Room for a session per database, for --pool-per-server below.
+	srv, err := startServers(ctx, 2, testsrv.PostgresOptions{MaxConnections: stacks/2 + 100}, 4)
+	if err != nil {
+		return err
 	}
-	for range 4 {
-		r, err := testsrv.StartRedis(ctx, testsrv.RedisOptions{})
-		if err != nil {
-			return err
-		}
-		rds = append(rds, r)
-	}
+	defer srv.stop()
+	pgs, rds := srv.pgs, srv.rds
 	dbs := make([]string, stacks)
 	errs := make(chan error, len(pgs))
 	for k, pg := range pgs {

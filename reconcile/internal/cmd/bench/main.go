@@ -195,6 +195,44 @@ spec:
 	return os.WriteFile(filepath.Join(dir, "stack.yaml"), []byte(stack), 0o644)
 }
 
+// benchServers are the throwaway servers of one benchmark.
+type benchServers struct {
+	pgs []*testsrv.Postgres
+	rds []*testsrv.Redis
+}
+
+// startServers starts nPG PostgreSQL servers with o and nRedis redis-server;
+// on an error it stops those it started.
+func startServers(ctx context.Context, nPG int, o testsrv.PostgresOptions, nRedis int) (*benchServers, error) {
+	s := &benchServers{}
+	for range nPG {
+		p, err := testsrv.StartPostgres(ctx, o)
+		if err != nil {
+			s.stop()
+			return nil, err
+		}
+		s.pgs = append(s.pgs, p)
+	}
+	for range nRedis {
+		r, err := testsrv.StartRedis(ctx, testsrv.RedisOptions{})
+		if err != nil {
+			s.stop()
+			return nil, err
+		}
+		s.rds = append(s.rds, r)
+	}
+	return s, nil
+}
+
+func (s *benchServers) stop() {
+	for _, p := range s.pgs {
+		p.Stop()
+	}
+	for _, r := range s.rds {
+		r.Stop()
+	}
+}
+
 // buildGoose installs the goose CLI of the version in go.mod, once, into
 // .bench/ (without the drivers it does not need here).
 func buildGoose() (string, error) {

@@ -40,24 +40,12 @@ func benchRun(bin string, rounds int) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	pg, err := testsrv.StartPostgres(ctx, testsrv.PostgresOptions{})
+	srv, err := startServers(ctx, 1, testsrv.PostgresOptions{}, 4)
 	if err != nil {
 		return err
 	}
-	defer pg.Stop()
-	var rds []*testsrv.Redis
-	defer func() {
-		for _, r := range rds {
-			r.Stop()
-		}
-	}()
-	for range 4 {
-		r, err := testsrv.StartRedis(ctx, testsrv.RedisOptions{})
-		if err != nil {
-			return err
-		}
-		rds = append(rds, r)
-	}
+	defer srv.stop()
+	pg, rds := srv.pgs[0], srv.rds
 	fmt.Printf("\n== dbops run: PostgreSQL on 127.0.0.1:%d, 4 redis-server, %d CPUs, GOMAXPROCS %d, %s/%s ==\n",
 		pg.Port, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
 
