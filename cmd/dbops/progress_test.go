@@ -263,79 +263,60 @@ func TestApplyCtrlCDuringMigration(t *testing.T) {
 }
 
 // On a terminal a running backup shows a live line (bytes written, rate)
-// redrawn in place; it is cleared before the next line.
-func TestApplyBackupLiveLineOnATerminal(t *testing.T) {
-	pgURL := testsrv.PostgresDB(t)
-	db := clitest.Monitor(t, pgURL)
-	ctx := context.Background()
-	if _, err := db.Exec(ctx, "CREATE TABLE hold_t (id int)"); err != nil {
-		t.Fatal(err)
-	}
-	// The backup reads every table: it waits while the test holds this lock.
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE hold_t IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	f := clitest.NewFixture(t, nil)
-	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n  backups:\n"+
-		"    - {name: pg, source: postgres, schedule: \"@daily\", destination: "+t.TempDir()+", retention: {keepLast: 1}}\n"))
-	f.Env["PG_URL"] = pgURL
-	p := startDbops(t, f, true, "apply", "stack.yaml")
-	p.waitFor(t, "Only 'yes' is accepted")
-	p.tty.Write([]byte("yes\n"))
-	eventually(t, "the live line of the running backup", func() bool {
-		return strings.Contains(p.output(), "\r\x1b[K  shop: backup pg: ") || p.exited()
-	})
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.wait(t); code != 0 {
-		t.Fatalf("exit %d:\n%q", code, p.output())
-	}
-	out := stripANSI(p.output())
-	if !regexp.MustCompile(`shop: backup pg: \d+(\.\d)? (B|KiB|MiB) written, .*/s`).MatchString(out) {
-		t.Errorf("no live line with bytes and rate:\n%q", out)
-	}
-	if !regexp.MustCompile(`shop: done backup pg in \S+ \(\d+(\.\d)? (B|KiB|MiB), `).MatchString(out) {
-		t.Errorf("the backup's done line lacks its size and rate:\n%s", out)
-	}
-}
-
-// backup run on a terminal shows the same live line as apply.
-func TestBackupRunLiveLineOnATerminal(t *testing.T) {
-	pgURL := testsrv.PostgresDB(t)
-	db := clitest.Monitor(t, pgURL)
-	ctx := context.Background()
-	if _, err := db.Exec(ctx, "CREATE TABLE hold_t (id int)"); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE hold_t IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	f := clitest.NewFixture(t, nil)
-	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n  backups:\n"+
-		"    - {name: pg, source: postgres, schedule: \"@daily\", destination: "+t.TempDir()+", retention: {keepLast: 1}}\n"))
-	f.Env["PG_URL"] = pgURL
-	p := startDbops(t, f, true, "backup", "run", "shop/pg", "stack.yaml")
-	eventually(t, "the live line of the running backup", func() bool {
-		return strings.Contains(p.output(), "\r\x1b[K  shop: backup pg: ") || p.exited()
-	})
-	if err := tx.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if code := p.wait(t); code != 0 {
-		t.Fatalf("exit %d:\n%q", code, p.output())
-	}
-	if out := stripANSI(p.output()); !strings.Contains(out, "shop: done backup pg in ") || !strings.Contains(out, "backup shop/pg: ") {
-		t.Errorf("output:\n%s", out)
+// redrawn in place; it is cleared before the next line. apply and backup
+// run show the same.
+func TestBackupLiveLineOnATerminal(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []*regexp.Regexp
+	}{
+		{"apply", []string{"apply", "stack.yaml"}, []*regexp.Regexp{
+			regexp.MustCompile(`shop: backup pg: \d+(\.\d)? (B|KiB|MiB) written, .*/s`),
+			regexp.MustCompile(`shop: done backup pg in \S+ \(\d+(\.\d)? (B|KiB|MiB), `)}},
+		{"backup run", []string{"backup", "run", "shop/pg", "stack.yaml"}, []*regexp.Regexp{
+			regexp.MustCompile(`shop: done backup pg in `), regexp.MustCompile(`backup shop/pg: `)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pgURL := testsrv.PostgresDB(t)
+			db := clitest.Monitor(t, pgURL)
+			ctx := context.Background()
+			if _, err := db.Exec(ctx, "CREATE TABLE hold_t (id int)"); err != nil {
+				t.Fatal(err)
+			}
+			// The backup reads every table: it waits while the test holds this lock.
+			tx, err := db.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx)
+			if _, err := tx.Exec(ctx, "LOCK TABLE hold_t IN ACCESS EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			f := clitest.NewFixture(t, nil)
+			f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n  backups:\n"+
+				"    - {name: pg, source: postgres, schedule: \"@daily\", destination: "+t.TempDir()+", retention: {keepLast: 1}}\n"))
+			f.Env["PG_URL"] = pgURL
+			p := startDbops(t, f, true, tc.args...)
+			if tc.args[0] == "apply" {
+				p.waitFor(t, "Only 'yes' is accepted")
+				p.tty.Write([]byte("yes\n"))
+			}
+			eventually(t, "the live line of the running backup", func() bool {
+				return strings.Contains(p.output(), "\r\x1b[K  shop: backup pg: ") || p.exited()
+			})
+			if err := tx.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.wait(t); code != 0 {
+				t.Fatalf("exit %d:\n%q", code, p.output())
+			}
+			out := stripANSI(p.output())
+			for _, re := range tc.want {
+				if !re.MatchString(out) {
+					t.Errorf("output lacks %s:\n%s", re, out)
+				}
+			}
+		})
 	}
 }
