@@ -54,22 +54,15 @@ func (r MigrationRef) String() string {
 
 // UnmarshalJSON accepts a version number, or a tag or number in a string.
 func (r *MigrationRef) UnmarshalJSON(b []byte) error {
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
+	num, str, err := jsonRef(b)
+	switch {
+	case err != nil:
 		return err
-	}
-	switch v := v.(type) {
-	case float64:
-		// read from its text, as Target is: beyond int64 is an error that
-		// says so, not a rounded float
-		n, err := parseVersionLiteral(strings.TrimSpace(string(b)))
-		if err != nil {
-			return err
-		}
-		*r = MigrationRef{Version: n}
+	case num != nil:
+		*r = MigrationRef{Version: *num}
 		return nil
-	case string:
-		ref, err := parseRef(v)
+	case str != nil:
+		ref, err := parseRef(*str)
 		if err != nil { // a MigrationRef is only ever the baseline
 			return FieldError{Field: "spec.postgres.migrations.baseline", Msg: err.Error()}
 		}
@@ -77,6 +70,27 @@ func (r *MigrationRef) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	return fmt.Errorf("must be a migration version (goose) or tag (drizzle)")
+}
+
+// jsonRef decodes a JSON value naming a migration: a number (read from its
+// text, so a value beyond int64 is an error that says so, not a rounded
+// float) or a string. Both are nil for any other JSON value.
+func jsonRef(b []byte) (num *int64, str *string, err error) {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, nil, err
+	}
+	switch v := v.(type) {
+	case float64:
+		n, err := parseVersionLiteral(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, nil, err
+		}
+		return &n, nil, nil
+	case string:
+		return nil, &v, nil
+	}
+	return nil, nil, nil
 }
 
 // MarshalJSON writes the tag or the version number.

@@ -128,33 +128,24 @@ func (t Target) String() string {
 // number is read from its text, so a value beyond int64 is an error, not a
 // rounded float.
 func (t *Target) UnmarshalJSON(b []byte) error {
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
+	num, str, err := jsonRef(b)
+	switch {
+	case err != nil:
 		return err
-	}
-	switch v := v.(type) {
-	case float64:
-		n, err := parseVersionLiteral(strings.TrimSpace(string(b)))
+	case num != nil:
+		*t = Target{Pinned: true, Version: *num}
+	case str != nil && (*str == "latest" || *str == ""):
+		*t = Target{}
+	case str != nil && numeric.MatchString(*str):
+		// A number is a goose version (parseVersionLiteral names the int64
+		// limit); anything else is a drizzle tag. The caller names the field.
+		n, err := parseVersionLiteral(*str)
 		if err != nil {
 			return err
 		}
 		*t = Target{Pinned: true, Version: n}
-	case string:
-		if v == "latest" || v == "" {
-			*t = Target{}
-			return nil
-		}
-		// A number is a goose version (parseVersionLiteral names the int64
-		// limit); anything else is a drizzle tag. The caller names the field.
-		if numeric.MatchString(v) {
-			n, err := parseVersionLiteral(v)
-			if err != nil {
-				return err
-			}
-			*t = Target{Pinned: true, Version: n}
-			return nil
-		}
-		ref, err := parseRef(v)
+	case str != nil:
+		ref, err := parseRef(*str)
 		if err != nil {
 			return err
 		}
