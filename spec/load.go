@@ -227,28 +227,40 @@ func isBlankYAML(b []byte) bool {
 	return true
 }
 
-// loadDocument decodes, expands and validates one document. It returns the
-// stack only when the document has no errors.
-func loadDocument(file string, doc document, opts Options) (*Stack, ErrorList, []FieldError) {
-	fail := func(msg string) ErrorList {
-		return ErrorList{{File: file, Msg: fmt.Sprintf("document at line %d: %s", doc.line, msg)}}
-	}
+// decode reads the document's YAML strictly (duplicate keys are errors) as
+// JSON, and that JSON as a generic value for the schema.
+func (doc document) decode(file string) ([]byte, any, ErrorList) {
 	js, err := yaml.YAMLToJSONStrict(doc.data)
 	if err != nil {
-		return nil, fail(err.Error()), nil
+		return nil, nil, doc.fail(file, err.Error())
 	}
 	var generic any
 	if err := json.Unmarshal(js, &generic); err != nil {
-		return nil, fail(err.Error()), nil
+		return nil, nil, doc.fail(file, err.Error())
+	}
+	return js, generic, nil
+}
+
+// fail is an error about the whole document.
+func (doc document) fail(file, msg string) ErrorList {
+	return ErrorList{{File: file, Msg: fmt.Sprintf("document at line %d: %s", doc.line, msg)}}
+}
+
+// loadDocument decodes, expands and validates one document. It returns the
+// stack only when the document has no errors.
+func loadDocument(file string, doc document, opts Options) (*Stack, ErrorList, []FieldError) {
+	js, generic, errs := doc.decode(file)
+	if errs != nil {
+		return nil, errs, nil
 	}
 	name := stackName(generic)
 	if name == "" {
 		// name: off is read as false; name the stack as it was written.
 		name = scalarToken(doc.data, "name", "boolean")
 	}
-	errs := schemaErrors(file, name, generic, doc.data)
+	errs = schemaErrors(file, name, generic, doc.data)
 	if name == "" && len(errs) == 0 {
-		errs = fail("metadata.name is missing")
+		errs = doc.fail(file, "metadata.name is missing")
 	}
 
 	var st Stack
@@ -266,7 +278,7 @@ func loadDocument(file string, doc document, opts Options) (*Stack, ErrorList, [
 			fe.File, fe.Stack = file, name
 			errs = ErrorList{fe}
 		default:
-			errs = fail(err.Error())
+			errs = doc.fail(file, err.Error())
 		}
 		return nil, errs, nil
 	}

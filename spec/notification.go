@@ -94,23 +94,16 @@ func documentKind(doc document) string {
 
 // loadNotification decodes, expands and validates one Notification document.
 func loadNotification(file string, doc document, opts Options) (*Notification, ErrorList, []FieldError) {
-	fail := func(msg string) ErrorList {
-		return ErrorList{{File: file, Msg: fmt.Sprintf("document at line %d: %s", doc.line, msg)}}
-	}
-	js, err := yaml.YAMLToJSONStrict(doc.data)
-	if err != nil {
-		return nil, fail(err.Error()), nil
-	}
-	var generic any
-	if err := json.Unmarshal(js, &generic); err != nil {
-		return nil, fail(err.Error()), nil
+	js, generic, errs := doc.decode(file)
+	if errs != nil {
+		return nil, errs, nil
 	}
 	name := stackName(generic)
 	sch, err := notificationSchema()
 	if err != nil {
 		panic(fmt.Sprintf("embedded notification schema: %v", err)) // a build defect, caught by tests
 	}
-	errs := schemaErrorsWith(sch, file, "", generic, doc.data)
+	errs = schemaErrorsWith(sch, file, "", generic, doc.data)
 	for i := range errs {
 		// Errors name the notification where others name the stack, and
 		// never echo what was written in a credential field.
@@ -122,14 +115,14 @@ func loadNotification(file string, doc document, opts Options) (*Notification, E
 		}
 	}
 	if name == "" && len(errs) == 0 {
-		errs = fail("metadata.name is missing")
+		errs = doc.fail(file, "metadata.name is missing")
 	}
 	if len(errs) > 0 {
 		return nil, errs, nil
 	}
 	var n Notification
 	if err := json.Unmarshal(js, &n); err != nil {
-		return nil, fail(err.Error()), nil
+		return nil, doc.fail(file, err.Error()), nil
 	}
 	n.File = file
 	name = n.Metadata.Name
