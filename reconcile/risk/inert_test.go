@@ -130,6 +130,7 @@ func TestInertSoundOnCorpus(t *testing.T) {
 // .sql files (whole and their goose Up sections) and generated migrations,
 // by name.
 func sqlCorpus(t *testing.T) map[string]string {
+	t.Helper()
 	corpus := map[string]string{}
 	for name, sql := range testStrings(t) {
 		corpus[name] = sql
