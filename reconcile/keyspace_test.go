@@ -322,9 +322,24 @@ func TestKeyspaceJobAfter(t *testing.T) {
 	}
 }
 
-// TestKeyspaceJobSameApply: the migration and the job in one apply, the
-// job after it.
-func TestKeyspaceJobSameApply(t *testing.T) {
+// threeMigrations is a stack's postgres part over clitest.ThreeMigrations;
+// usersJobAfter2 its redis part, a job deleting users:* after migration 2.
+const (
+	threeMigrations = "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"
+	usersJobAfter2  = `  redis:
+    url: ${REDIS_URL}
+    keyspaceJobs:
+      - id: users-v2
+        delete: {match: "users:*"}
+        after: 2
+`
+)
+
+// jobAfterFixture is a fresh database, a Redis holding 10 users:* and 30
+// keep:* keys (the job's share under riskyShare), and clitest's three
+// migrations with PG_URL and REDIS_URL pointing at both.
+func jobAfterFixture(t *testing.T) (*clitest.Fixture, *goredis.Client, string) {
+	t.Helper()
 	pgURL := testsrv.PostgresDB(t)
 	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
 	c := r.Client(t)
@@ -332,16 +347,14 @@ func TestKeyspaceJobSameApply(t *testing.T) {
 	fill(t, c, "keep:", 30)
 	f := clitest.NewFixture(t, clitest.ThreeMigrations)
 	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
-	st := load(t, f, clitest.StackYAML("s", `  postgres:
-    url: ${PG_URL}
-    migrations: {dir: ./migrations}
-  redis:
-    url: ${REDIS_URL}
-    keyspaceJobs:
-      - id: users-v2
-        delete: {match: "users:*"}
-        after: 2
-`))
+	return f, c, pgURL
+}
+
+// TestKeyspaceJobSameApply: the migration and the job in one apply, the
+// job after it.
+func TestKeyspaceJobSameApply(t *testing.T) {
+	f, c, _ := jobAfterFixture(t)
+	st := load(t, f, clitest.StackYAML("s", threeMigrations+usersJobAfter2))
 	p := plan(t, st)
 	res := mustApply(t, st, p)
 	var order []string
@@ -404,23 +417,10 @@ func TestKeyspaceJobLeastPrivilege(t *testing.T) {
 // level its job waits for, the job fails saying so (and is tried again);
 // it neither runs nor claims the migration is not applied.
 func TestKeyspaceJobAfterUnreadableLevel(t *testing.T) {
-	pgURL := testsrv.PostgresDB(t)
-	r := testsrv.NewRedis(t, testsrv.RedisOptions{})
-	c := r.Client(t)
-	fill(t, c, "users:", 10)
-	fill(t, c, "keep:", 30) // under riskyShare
-	f := clitest.NewFixture(t, clitest.ThreeMigrations)
-	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
-	const pg = "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"
-	st := load(t, f, clitest.StackYAML("s", pg))
+	f, c, pgURL := jobAfterFixture(t)
+	st := load(t, f, clitest.StackYAML("s", threeMigrations))
 	mustApply(t, st, plan(t, st))
-	st = load(t, f, clitest.StackYAML("s", pg+`  redis:
-    url: ${REDIS_URL}
-    keyspaceJobs:
-      - id: users-v2
-        delete: {match: "users:*"}
-        after: 2
-`))
+	st = load(t, f, clitest.StackYAML("s", threeMigrations+usersJobAfter2))
 	p := plan(t, st)
 	if jobChange(t, p.Stacks[0], "users-v2") == nil {
 		t.Fatalf("job not planned:\n%s", planText(p))
