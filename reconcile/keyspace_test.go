@@ -322,18 +322,15 @@ func TestKeyspaceJobAfter(t *testing.T) {
 	}
 }
 
-// threeMigrations is a stack's postgres part over clitest.ThreeMigrations;
-// usersJobAfter2 its redis part, a job deleting users:* after migration 2.
-const (
-	threeMigrations = "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"
-	usersJobAfter2  = `  redis:
+// usersJobAfter2 is a stack's redis part: a job deleting users:* after
+// migration 2 (of clitest.ThreeMigrations).
+const usersJobAfter2 = `  redis:
     url: ${REDIS_URL}
     keyspaceJobs:
       - id: users-v2
         delete: {match: "users:*"}
         after: 2
 `
-)
 
 // jobAfterFixture is a fresh database, a Redis holding 10 users:* and 30
 // keep:* keys (the job's share under riskyShare), and clitest's three
@@ -354,7 +351,7 @@ func jobAfterFixture(t *testing.T) (*clitest.Fixture, *goredis.Client, string) {
 // job after it.
 func TestKeyspaceJobSameApply(t *testing.T) {
 	f, c, _ := jobAfterFixture(t)
-	st := load(t, f, clitest.StackYAML("s", threeMigrations+usersJobAfter2))
+	st := load(t, f, clitest.StackYAML("s", clitest.PGMigrations+usersJobAfter2))
 	p := plan(t, st)
 	res := mustApply(t, st, p)
 	var order []string
@@ -418,9 +415,9 @@ func TestKeyspaceJobLeastPrivilege(t *testing.T) {
 // it neither runs nor claims the migration is not applied.
 func TestKeyspaceJobAfterUnreadableLevel(t *testing.T) {
 	f, c, pgURL := jobAfterFixture(t)
-	st := load(t, f, clitest.StackYAML("s", threeMigrations))
+	st := load(t, f, clitest.StackYAML("s", clitest.PGMigrations))
 	mustApply(t, st, plan(t, st))
-	st = load(t, f, clitest.StackYAML("s", threeMigrations+usersJobAfter2))
+	st = load(t, f, clitest.StackYAML("s", clitest.PGMigrations+usersJobAfter2))
 	p := plan(t, st)
 	if jobChange(t, p.Stacks[0], "users-v2") == nil {
 		t.Fatalf("job not planned:\n%s", planText(p))

@@ -22,7 +22,7 @@ func TestKeyspaceJobHeldWithItsMigration(t *testing.T) {
 		"00001_t.sql": clitest.Mig("CREATE TABLE t (id int); INSERT INTO t VALUES (1);", "DROP TABLE t;"),
 	})
 	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
-	st := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	st := load(t, f, clitest.StackYAML("s", clitest.PGMigrations))
 	mustApply(t, st, plan(t, st))
 	f.Write(t, "migrations/00002_drop.sql", clitest.Mig("DROP TABLE t;", "CREATE TABLE t (id int);"))
 	st = load(t, f, clitest.StackYAML("s", `  postgres:

@@ -21,7 +21,7 @@ func TestPlanPG18Syntax(t *testing.T) {
 		"00002_temporal.sql": clitest.Mig("CREATE TABLE rooms (id int4range, during tstzrange, PRIMARY KEY (id, during WITHOUT OVERLAPS));", "DROP TABLE rooms;"),
 	})
 	f.Env["PG_URL"] = testsrv.PostgresDB(t)
-	stacks := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	stacks := load(t, f, clitest.StackYAML("s", clitest.PGMigrations))
 	p := plan(t, stacks)
 	for res, construct := range map[string]string{"postgres.migration.1": "VIRTUAL", "postgres.migration.2": "WITHOUT OVERLAPS"} {
 		c, ok := riskOf(p, res)

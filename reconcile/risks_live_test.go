@@ -42,7 +42,7 @@ func TestRiskJudgedAgainstTheLiveDatabase(t *testing.T) {
 	set := marketplace(t)
 	f := clitest.NewFixture(t, set)
 	f.Env["PG_URL"] = pgURL
-	yaml := clitest.StackYAML("market", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
+	yaml := clitest.StackYAML("market", clitest.PGMigrations)
 	stacks := load(t, f, yaml)
 
 	p := plan(t, stacks)
@@ -127,7 +127,7 @@ func TestSavedPlanRiskMoved(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	f := clitest.NewFixture(t, map[string]string{"00001_drafts.sql": clitest.Mig("CREATE TABLE drafts (id int);", "DROP TABLE drafts;")})
 	f.Env["PG_URL"] = pgURL
-	yaml := clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
+	yaml := clitest.StackYAML("s", clitest.PGMigrations)
 	stacks := load(t, f, yaml)
 	mustApply(t, stacks, plan(t, stacks))
 	f.Write(t, "migrations/00002_drop.sql", clitest.Mig("DROP TABLE drafts;", "CREATE TABLE drafts (id int);"))

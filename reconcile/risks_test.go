@@ -31,7 +31,7 @@ func TestRiskyChangesAgainstLiveServers(t *testing.T) {
 		"00001_big.sql": clitest.Mig("CREATE TABLE big (id int, v text);\nINSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 2000) g;", "DROP TABLE big;"),
 	})
 	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
-	base := clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
+	base := clitest.StackYAML("s", clitest.PGMigrations)
 	stacks := load(t, f, base)
 	mustApply(t, stacks, plan(t, stacks))
 
@@ -102,7 +102,7 @@ func TestMaintenanceWindows(t *testing.T) {
 	// t holds a row: dropping an empty table is not risky.
 	f := clitest.NewFixture(t, map[string]string{"00001_t.sql": clitest.Mig("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);", "DROP TABLE t;")})
 	f.Env["PG_URL"] = pgURL
-	stacks := load(t, f, clitest.StackYAML("s", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	stacks := load(t, f, clitest.StackYAML("s", clitest.PGMigrations))
 	mustApply(t, stacks, plan(t, stacks))
 	f.Write(t, "migrations/00002_drop.sql", clitest.Mig("DROP TABLE t;", "CREATE TABLE t (id int);"))
 	f.Write(t, "migrations/00003_after.sql", clitest.Mig("CREATE TABLE after_drop (id int);", "DROP TABLE after_drop;"))

@@ -26,7 +26,7 @@ func TestApplyWaitsForTheStackLock(t *testing.T) {
 	}{
 		{"postgres advisory lock",
 			func(pg, _ string) string {
-				return clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n")
+				return clitest.StackYAML("shop", clitest.PGMigrations)
 			},
 			func(t *testing.T, pgURL string, _ *testsrv.Redis) (lock.Lock, string) {
 				l, err := lock.Postgres(context.Background(), pgURL, "shop", 0)
@@ -80,7 +80,7 @@ func TestApplyWarnsOfAnIdleLoop(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	f := clitest.NewFixture(t, clitest.ThreeMigrations)
 	f.Env["PG_URL"] = pgURL
-	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", clitest.PGMigrations))
 	const warning = "warning: stack shop looks reconciled by a `dbops run` ("
 	// --loop-idle 1ms: any idle dbops session counts, so the test need not wait 30s.
 	apply := []string{"apply", "--auto-approve", "--loop-idle", "1ms", "stack.yaml"}
@@ -112,7 +112,7 @@ func TestApplyRefusesWithoutTheStackLock(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	f := clitest.NewFixture(t, clitest.ThreeMigrations)
 	f.Env["PG_URL"] = pgURL
-	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", clitest.PGMigrations))
 	db := clitest.Monitor(t, pgURL)
 	ctx := context.Background()
 	// A pg_try_advisory_lock(int, int) found before pg_catalog's: only the
@@ -191,7 +191,7 @@ func TestApplyLockEachRefusesMoved(t *testing.T) {
 		"00002_b.sql": clitest.Mig("CREATE TABLE b (id int);", "DROP TABLE b;"),
 	})
 	f.Env["PG_URL"] = pgURL
-	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", clitest.PGMigrations))
 	l, err := lock.Postgres(ctx, pgURL, "shop", 0) // a `dbops run` applying
 	if err != nil {
 		t.Fatal(err)

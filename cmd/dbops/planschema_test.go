@@ -23,7 +23,7 @@ func TestPlanJSONMatchesSchema(t *testing.T) {
 	})
 	f.Env["PG_URL"], f.Env["REDIS_URL"] = pgURL, r.URL()
 	// A table with a row, so that dropping it is risky.
-	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", clitest.PGMigrations))
 	if res := f.Run(t, "apply", "--auto-approve", "stack.yaml"); res.Code != 0 {
 		t.Fatalf("apply: %+v", res)
 	}

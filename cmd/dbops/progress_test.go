@@ -158,7 +158,7 @@ func gatedFixture(t *testing.T) (*clitest.Fixture, *pgx.Conn, string) {
 	pgURL := testsrv.PostgresDB(t)
 	f := clitest.NewFixture(t, gatedMigrations)
 	f.Env["PG_URL"] = pgURL
-	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", clitest.PGMigrations))
 	return f, clitest.Monitor(t, pgURL), pgURL
 }
 

@@ -257,7 +257,7 @@ func TestRunSIGTERMDuringCycle(t *testing.T) {
 			pgURL := testsrv.PostgresDB(t)
 			f := clitest.NewFixture(t, tc.migrations)
 			f.Env["PG_URL"] = pgURL
-			f.Write(t, "stack.yaml", clitest.StackYAML("orders", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+			f.Write(t, "stack.yaml", clitest.StackYAML("orders", clitest.PGMigrations))
 			db := clitest.Monitor(t, pgURL)
 			p := startRun(t, f, freeAddrs(t, 1)[0], tc.args...)
 

@@ -33,7 +33,7 @@ func TestSavedPlan(t *testing.T) {
 			between: func(t *testing.T, f *clitest.Fixture, _ *goredis.Client) {
 				g := clitest.NewFixture(t, map[string]string{"00001_users.sql": clitest.ThreeMigrations["00001_users.sql"]})
 				g.Env = f.Env
-				g.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+				g.Write(t, "stack.yaml", clitest.StackYAML("shop", clitest.PGMigrations))
 				if res := g.Run(t, "apply", "--auto-approve", "stack.yaml"); res.Code != 0 {
 					t.Fatalf("moving the version: %+v", res)
 				}

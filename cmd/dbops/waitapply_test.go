@@ -22,7 +22,7 @@ func TestWaitingApplySaysWhySkipped(t *testing.T) {
 	pgURL := testsrv.PostgresDB(t)
 	f := clitest.NewFixture(t, clitest.ThreeMigrations)
 	f.Env["PG_URL"] = pgURL
-	f.Write(t, "stack.yaml", clitest.StackYAML("shop", "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"))
+	f.Write(t, "stack.yaml", clitest.StackYAML("shop", clitest.PGMigrations))
 
 	holder := clitest.Monitor(t, pgURL)
 	ctx := context.Background()

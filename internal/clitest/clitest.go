@@ -131,6 +131,10 @@ func StackYAML(name, body string) string {
 	return "apiVersion: dbops/v1\nkind: Stack\nmetadata:\n  name: " + name + "\nspec:\n" + body
 }
 
+// PGMigrations is a stack body with only the migrations in ./migrations
+// of the database at ${PG_URL}.
+const PGMigrations = "  postgres:\n    url: ${PG_URL}\n    migrations: {dir: ./migrations}\n"
+
 // CLIStack is a stack with migrations and two Redis parameters.
 const CLIStack = `apiVersion: dbops/v1
 kind: Stack
