@@ -41,8 +41,8 @@ func planChecksums(ctx context.Context, st *spec.Stack, db *sql.DB, live postgre
 	if err != nil {
 		return nil, nil, permanent(fmt.Errorf("spec.postgres.migrations.dir: %w", err))
 	}
-	ledger, err := live.Ledger, error(nil)
-	if !live.LedgerRead {
+	ledger := live.Ledger // read with goose's rows, when it could be
+	if ledger == nil {
 		ledger, err = postgres.ReadLedgerOf(ctx, db, m.Table, live.LedgerExists)
 	}
 	var pe *pgconn.PgError

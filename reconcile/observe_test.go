@@ -42,8 +42,8 @@ func TestObserveLaterRowWins(t *testing.T) {
 		if want := []int64{1, 3}; !slices.Equal(live.Applied, want) {
 			t.Errorf("ledger %v: applied %v, want %v", withLedger, live.Applied, want)
 		}
-		if live.LedgerExists != withLedger || live.LedgerRead != withLedger {
-			t.Errorf("ledger %v: LedgerExists %v, LedgerRead %v", withLedger, live.LedgerExists, live.LedgerRead)
+		if live.LedgerExists != withLedger || (live.Ledger != nil) != withLedger {
+			t.Errorf("ledger %v: LedgerExists %v, ledger read %v", withLedger, live.LedgerExists, live.Ledger != nil)
 		}
 		if c := live.Ledger[1]; withLedger && (c.File != "00001_a.sql" || c.SHA256 != "abc" || c.Source != "applied" || c.RecordedAt.IsZero()) {
 			t.Errorf("ledger row of version 1: %+v", c)

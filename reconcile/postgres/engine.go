@@ -58,10 +58,9 @@ type Live struct {
 	Tables int
 	// LedgerExists says whether dbops' checksum ledger is there (goose).
 	LedgerExists bool
-	// Ledger is the ledger's rows by version, when LedgerRead: read with
-	// goose's rows (see ReadLedgerOf otherwise).
-	Ledger     map[int64]Checksum
-	LedgerRead bool
+	// Ledger is the ledger's rows by version, read with goose's rows; nil
+	// when they were not read that way (ReadLedgerOf reads them).
+	Ledger map[int64]Checksum
 	// Hashes are drizzle's recorded hashes by created_at.
 	Hashes map[int64]string
 }

@@ -149,7 +149,7 @@ func observe(ctx context.Context, db *sql.DB, table string) (Live, error) {
 		}
 		// No SELECT on the ledger (e.g. read-only CI credentials): goose's
 		// rows alone, and ReadLedgerOf says what is missing.
-		live.Applied, live.Ledger, live.LedgerRead = nil, nil, false
+		live.Applied, live.Ledger = nil, nil
 	}
 	rows, err := db.QueryContext(ctx, "SELECT version_id, is_applied FROM "+ident(table)+" ORDER BY id")
 	if err != nil {
@@ -210,7 +210,7 @@ func readBoth(ctx context.Context, db *sql.DB, table string, live *Live) error {
 	for _, r := range goose {
 		applied[r.version] = r.applied // a later row for the same version wins, as in goose
 	}
-	live.Applied, live.Ledger, live.LedgerRead = appliedVersions(applied), ledger, true
+	live.Applied, live.Ledger = appliedVersions(applied), ledger
 	return nil
 }
 
