@@ -42,7 +42,10 @@ func planChecksums(ctx context.Context, st *spec.Stack, db *sql.DB, live postgre
 		return nil, nil, permanent(fmt.Errorf("spec.postgres.migrations.dir: %w", err))
 	}
 	ledger := live.Ledger // read with goose's rows, when it could be
-	if ledger == nil {
+	switch {
+	case live.LedgerErr != nil:
+		err = live.LedgerErr
+	case ledger == nil:
 		ledger, err = postgres.ReadLedgerOf(ctx, db, m.Table, live.LedgerExists)
 	}
 	var pe *pgconn.PgError

@@ -61,6 +61,9 @@ type Live struct {
 	// Ledger is the ledger's rows by version, read with goose's rows; nil
 	// when they were not read that way (ReadLedgerOf reads them).
 	Ledger map[int64]Checksum
+	// LedgerErr is why the ledger could not be read with goose's rows (no
+	// SELECT on it): reading it again would only fail again.
+	LedgerErr error
 	// Hashes are drizzle's recorded hashes by created_at.
 	Hashes map[int64]string
 }

@@ -148,8 +148,8 @@ func observe(ctx context.Context, db *sql.DB, table string) (Live, error) {
 			return live, err
 		}
 		// No SELECT on the ledger (e.g. read-only CI credentials): goose's
-		// rows alone, and ReadLedgerOf says what is missing.
-		live.Applied, live.Ledger = nil, nil
+		// rows alone; the plan says what it could not verify.
+		live.Applied, live.Ledger, live.LedgerErr = nil, nil, err
 	}
 	rows, err := db.QueryContext(ctx, "SELECT version_id, is_applied FROM "+ident(table)+" ORDER BY id")
 	if err != nil {
